@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "StreamVaultCredits",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "CreditsCore", targets: ["CreditsCore"]),
+        .library(name: "CreditsStore", targets: ["CreditsStore"]),
+        .library(name: "CreditsServer", targets: ["CreditsServer"]),
+        .executable(name: "credits", targets: ["credits"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // Pure domain: catalog, pricing, ledger rules. Imports nothing but the stdlib.
+        .target(name: "CreditsCore"),
+        .target(
+            name: "CreditsStore",
+            dependencies: [
+                "CreditsCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CreditsServer",
+            dependencies: [
+                "CreditsCore",
+                "CreditsStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "credits",
+            dependencies: [
+                "CreditsCore",
+                "CreditsStore",
+                "CreditsServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "CreditsCoreTests", dependencies: ["CreditsCore"]),
+        .testTarget(
+            name: "CreditsStoreTests",
+            dependencies: ["CreditsCore", "CreditsStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "CreditsServerTests",
+            dependencies: [
+                "CreditsCore", "CreditsStore", "CreditsServer", "credits",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,105 @@
+/// Platform-side accounts. Every credit a user holds came from one of these, so the sum of all
+/// balances (users and platform) is always zero.
+public enum PlatformAccount: String, Sendable, CaseIterable, Codable {
+    /// Issues the paid credits of a purchase.
+    case sales
+    /// Issues bonus credits: package bonuses, milestones.
+    case promotions
+    /// Receives credits spent on uploads.
+    case uploadFees = "upload_fees"
+    /// Counterparty of operator adjustments.
+    case adjustments
+}
+
+/// A ledger account: a user's, or one of the platform's.
+public enum Account: Hashable, Sendable {
+    case user(String)
+    case platform(PlatformAccount)
+
+    /// The account's id as stored in the journal: `user:<userId>` or `platform:<name>`.
+    public var id: String {
+        switch self {
+        case .user(let u): "user:\(u)"
+        case .platform(let p): "platform:\(p.rawValue)"
+        }
+    }
+}
+
+/// The kind of a journal row.
+public enum JournalKind: String, Sendable, Codable, CaseIterable {
+    case purchase
+    case purchaseBonus = "purchase_bonus"
+    case spend
+    case adjustment
+}
+
+/// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
+public struct Posting: Sendable, Equatable {
+    public var kind: JournalKind
+    public var debit: Account
+    public var credit: Account
+    public var amount: Int64
+
+    public init(kind: JournalKind, debit: Account, credit: Account, amount: Int64) {
+        precondition(amount > 0, "a posting moves a positive amount")
+        precondition(debit != credit, "a posting moves between two accounts")
+        self.kind = kind
+        self.debit = debit
+        self.credit = credit
+        self.amount = amount
+    }
+}
+
+/// What an operation will write if the user's balance allows it.
+public struct LedgerPlan: Sendable, Equatable {
+    /// Change to the user's available balance (negative for a debit).
+    public var balanceDelta: Int64
+    public var purchasedDelta: Int64 = 0
+    public var earnedDelta: Int64 = 0
+    public var spentDelta: Int64 = 0
+    /// Journal rows, in order; exactly one side of each is the user's account.
+    public var postings: [Posting]
+}
+
+/// The ledger's decisions, free of I/O: what an operation posts, and whether a balance allows it.
+public enum LedgerRules {
+    /// The postings of an operation that `validate(catalog:)` accepted.
+    public static func plan(_ op: LedgerOperation, catalog: Catalog) -> LedgerPlan {
+        let user = Account.user(op.userId)
+        switch op {
+        case .purchase(let r):
+            guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
+            var postings = [Posting(kind: .purchase, debit: .platform(.sales), credit: user, amount: pkg.credits)]
+            if pkg.bonusCredits > 0 {
+                postings.append(Posting(kind: .purchaseBonus, debit: .platform(.promotions), credit: user, amount: pkg.bonusCredits))
+            }
+            return LedgerPlan(balanceDelta: pkg.totalCredits, purchasedDelta: pkg.totalCredits, postings: postings)
+        case .spend(let r):
+            return LedgerPlan(
+                balanceDelta: -r.credits, spentDelta: r.credits,
+                postings: [Posting(kind: .spend, debit: user, credit: .platform(.uploadFees), amount: r.credits)])
+        case .adjust(let r):
+            if r.credits > 0 {
+                return LedgerPlan(
+                    balanceDelta: r.credits, earnedDelta: r.credits,
+                    postings: [Posting(kind: .adjustment, debit: .platform(.adjustments), credit: user, amount: r.credits)])
+            }
+            return LedgerPlan(
+                balanceDelta: r.credits,
+                postings: [Posting(kind: .adjustment, debit: user, credit: .platform(.adjustments), amount: -r.credits)])
+        }
+    }
+
+    /// nil when `available` covers the plan; otherwise the 402 the user sees.
+    public static func check(_ plan: LedgerPlan, available: Int64, catalog: Catalog) -> CreditsError? {
+        if plan.balanceDelta >= 0 || available + plan.balanceDelta >= 0 { return nil }
+        return insufficient(required: -plan.balanceDelta, available: available, catalog: catalog)
+    }
+
+    public static func insufficient(required: Int64, available: Int64, catalog: Catalog) -> CreditsError {
+        let suggestion = catalog.suggestedPackage(shortfall: required - max(available, 0))
+        return CreditsError(
+            .insufficientCredits, "\(required) credits required, \(available) available",
+            required: required, available: available, suggestedPackage: suggestion.id)
+    }
+}

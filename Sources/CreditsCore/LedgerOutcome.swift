@@ -1,0 +1,82 @@
+public struct PurchaseReceipt: Sendable, Codable, Equatable {
+    public var purchaseId: String
+    public var userId: String
+    public var package: String
+    public var credits: Int64
+    public var baseCredits: Int64
+    public var bonusCredits: Int64
+    public var priceCents: Int64
+    public var paymentMethod: PaymentMethod
+    public var paymentId: String
+    public var status: String
+    /// The buyer's available balance right after this purchase.
+    public var balance: Int64
+
+    public init(purchaseId: String, userId: String, package: String, credits: Int64, baseCredits: Int64,
+                bonusCredits: Int64, priceCents: Int64, paymentMethod: PaymentMethod, paymentId: String,
+                status: String, balance: Int64) {
+        self.purchaseId = purchaseId
+        self.userId = userId
+        self.package = package
+        self.credits = credits
+        self.baseCredits = baseCredits
+        self.bonusCredits = bonusCredits
+        self.priceCents = priceCents
+        self.paymentMethod = paymentMethod
+        self.paymentId = paymentId
+        self.status = status
+        self.balance = balance
+    }
+}
+
+public struct SpendReceipt: Sendable, Codable, Equatable {
+    public var transactionId: String
+    public var userId: String
+    public var credits: Int64
+    public var fileUploadId: String
+    public var balance: Int64
+
+    public init(transactionId: String, userId: String, credits: Int64, fileUploadId: String, balance: Int64) {
+        self.transactionId = transactionId
+        self.userId = userId
+        self.credits = credits
+        self.fileUploadId = fileUploadId
+        self.balance = balance
+    }
+}
+
+public struct AdjustmentReceipt: Sendable, Codable, Equatable {
+    public var transactionId: String
+    public var adjustmentId: String
+    public var userId: String
+    public var credits: Int64
+    public var balance: Int64
+
+    public init(transactionId: String, adjustmentId: String, userId: String, credits: Int64, balance: Int64) {
+        self.transactionId = transactionId
+        self.adjustmentId = adjustmentId
+        self.userId = userId
+        self.credits = credits
+        self.balance = balance
+    }
+}
+
+/// What an operation did. A rejection (insufficient credits) is an outcome too: it is remembered
+/// under the operation's keys so that a retry can never flip it.
+public enum LedgerOutcome: Sendable, Codable, Equatable {
+    case purchased(PurchaseReceipt)
+    case spent(SpendReceipt)
+    case adjusted(AdjustmentReceipt)
+    case rejected(CreditsError)
+}
+
+/// An outcome and whether it was first produced by an earlier request with the same key.
+public struct OperationResult: Sendable, Equatable {
+    public var outcome: LedgerOutcome
+    public var replayed: Bool
+
+    public init(outcome: LedgerOutcome, replayed: Bool) {
+        self.outcome = outcome
+        self.replayed = replayed
+    }
+}

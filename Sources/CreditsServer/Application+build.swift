@@ -1,0 +1,50 @@
+import CreditsCore
+import CreditsStore
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import Logging
+
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// May call `/api/credits/*`, `/api/uploads/*`, `/api/users/*`.
+    public var serviceKey: String
+    /// May call everything.
+    public var adminKey: String
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, serviceKey: String, adminKey: String) {
+        self.host = host
+        self.port = port
+        self.serviceKey = serviceKey
+        self.adminKey = adminKey
+    }
+}
+
+/// Builds the router: every route, the error format and authentication. Tests call this too.
+public func buildRouter(store: any CreditStore, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: AuthMiddleware(serviceKey: configuration.serviceKey, adminKey: configuration.adminKey))
+    router.get("healthz") { _, _ in
+        try JSONResponse.make(.ok, ["status": "ok"])
+    }
+    let manager = CreditManager(store: store)
+    CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))
+    AdminController(manager: manager).addRoutes(to: router.group("api/admin"))
+    return router
+}
+
+/// The whole HTTP service, ready to run (`try await app.runService()`).
+public func buildApplication(
+    store: any CreditStore, configuration: ServerConfiguration, logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(store: store, configuration: configuration),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "credits"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger
+    )
+}

@@ -1,0 +1,151 @@
+import CreditsCore
+import CreditsStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+
+/// `/api/credits/*`: balance, purchase, estimate, spend, transactions (API.md).
+struct CreditsController {
+    let manager: CreditManager
+
+    struct PurchaseBody: Decodable {
+        var userId: String
+        var package: String
+        var paymentMethod: String
+        var paymentId: String
+    }
+
+    struct SpendBody: Decodable {
+        var userId: String
+        var credits: Int64
+        var fileUploadId: String
+        var description: String?
+    }
+
+    struct EstimateBody: Decodable {
+        var fileType: String
+        var fileCount: Int?
+        var features: [String]?
+        var userId: String?
+    }
+
+    struct EntryBody: Encodable {
+        var id: String
+        var type: String
+        var credits: Int64
+        var balanceAfter: Int64
+        var counterparty: String
+        var reference: String
+        var description: String
+        var createdAt: String
+    }
+
+    struct PageBody: Encodable {
+        var data: [EntryBody]
+        var nextCursor: String?
+    }
+
+    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.get("balance") { request, _ in
+            let userId = try request.uri.requiredQuery("userId")
+            return try JSONResponse.make(.ok, try await manager.getUserCredits(userId))
+        }
+        group.post("purchase") { request, _ in
+            let body = try await JSONResponse.decode(PurchaseBody.self, from: request)
+            guard let method = PaymentMethod(rawValue: body.paymentMethod) else {
+                throw CreditsError.validation("paymentMethod", "must be one of: stripe, paypal")
+            }
+            let result = try await manager.purchaseCredits(
+                body.userId, body.package, paymentMethod: method, paymentId: body.paymentId,
+                idempotencyKey: request.headers[.idempotencyKey])
+            return try LedgerResponse.make(result)
+        }
+        group.post("estimate") { request, _ in
+            let body = try await JSONResponse.decode(EstimateBody.self, from: request)
+            if let userId = body.userId { try Identifier.check(userId, field: "userId") }
+            let estimate = try manager.estimateUploadCost(
+                EstimateRequest(fileType: body.fileType, fileCount: body.fileCount ?? 1, features: body.features ?? []))
+            return try JSONResponse.make(.ok, estimate)
+        }
+        group.post("spend") { request, _ in
+            let body = try await JSONResponse.decode(SpendBody.self, from: request)
+            let result = try await manager.spendCreditsForUpload(
+                body.userId, body.credits, fileUploadId: body.fileUploadId, description: body.description ?? "",
+                idempotencyKey: request.headers[.idempotencyKey])
+            return try LedgerResponse.make(result)
+        }
+        group.get("transactions") { request, _ in
+            let userId = try request.uri.requiredQuery("userId")
+            let limit = try request.uri.intQuery("limit") ?? Limits.pageSizeDefault
+            let page = try await manager.getTransactions(userId, limit: limit, cursor: request.uri.queryParameters.get("cursor"))
+            let body = PageBody(
+                data: page.data.map {
+                    EntryBody(
+                        id: $0.id, type: $0.type, credits: $0.credits, balanceAfter: $0.balanceAfter,
+                        counterparty: $0.counterparty, reference: $0.reference, description: $0.description,
+                        createdAt: Timestamp.iso8601(ms: $0.createdAtMs))
+                },
+                nextCursor: page.nextCursor)
+            return try JSONResponse.make(.ok, body)
+        }
+    }
+}
+
+/// `/api/admin/*` routes of the ledger.
+struct AdminController {
+    let manager: CreditManager
+
+    struct AdjustmentBody: Decodable {
+        var userId: String
+        var credits: Int64
+        var adjustmentId: String
+        var reason: String
+    }
+
+    func addRoutes(to group: RouterGroup<BasicRequestContext>) {
+        group.post("adjustments") { request, _ in
+            let body = try await JSONResponse.decode(AdjustmentBody.self, from: request)
+            let result = try await manager.adjustCredits(
+                body.userId, body.credits, adjustmentId: body.adjustmentId, reason: body.reason,
+                idempotencyKey: request.headers[.idempotencyKey])
+            return try LedgerResponse.make(result)
+        }
+    }
+}
+
+/// The HTTP form of a ledger outcome: 201 with the receipt, or the remembered rejection; a replay
+/// is marked `Idempotent-Replayed: true`.
+enum LedgerResponse {
+    static func make(_ result: OperationResult) throws -> Response {
+        switch result.outcome {
+        case .purchased(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .spent(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .adjusted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
+        }
+    }
+}
+
+enum Timestamp {
+    static func iso8601(ms: Int64) -> String {
+        let date = Date(timeIntervalSince1970: TimeInterval(ms) / 1000)
+        return date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+}
+
+extension URI {
+    func requiredQuery(_ name: String) throws(CreditsError) -> String {
+        guard let value = queryParameters.get(name), !value.isEmpty else {
+            throw .validation(name, "the query parameter '\(name)' is required")
+        }
+        return value
+    }
+
+    func intQuery(_ name: String) throws(CreditsError) -> Int? {
+        guard let raw = queryParameters.get(name) else { return nil }
+        guard let value = Int(raw) else { throw .validation(name, "must be a whole number") }
+        return value
+    }
+}

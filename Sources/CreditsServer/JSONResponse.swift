@@ -1,0 +1,65 @@
+import CreditsCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+
+/// JSON in and out, with API.md's error format for every way a body can be wrong.
+enum JSONResponse {
+    static func make(_ status: HTTPResponse.Status, _ value: some Encodable, replayed: Bool = false) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if replayed { headers[.idempotentReplayed] = "true" }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ error: CreditsError, replayed: Bool = false) -> Response {
+        let status = HTTPResponse.Status(code: error.code.httpStatus)
+        // Encoding a struct of strings and integers cannot fail.
+        return (try? make(status, ErrorBody(error), replayed: replayed)) ?? Response(status: .internalServerError)
+    }
+
+    /// Reads at most `Limits.requestBodyBytesMax` bytes and decodes them; every failure is a
+    /// `CreditsError` naming the field.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
+        } catch is NIOTooManyBytesError {
+            throw CreditsError(.payloadTooLarge, "the request body is larger than \(Limits.requestBodyBytesMax) bytes")
+        }
+        if buffer.readableBytes == 0 { throw CreditsError.validation("body", "a JSON object is required") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw CreditsError(decoding: error)
+        }
+    }
+}
+
+/// `{"error": CODE, "message": ..., "field"?: ..., "required"?: ...}`
+struct ErrorBody: Encodable {
+    var error: String
+    var message: String
+    var field: String?
+    var required: Int64?
+    var available: Int64?
+    var suggestedPackage: String?
+
+    init(_ e: CreditsError) {
+        error = e.code.rawValue
+        message = e.message
+        field = e.field
+        required = e.required
+        available = e.available
+        suggestedPackage = e.suggestedPackage
+    }
+}
+
+extension HTTPField.Name {
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+}

@@ -1,0 +1,83 @@
+import CreditsCore
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+
+/// Turns every failure into API.md's error format. Outermost, so it sees routing errors too.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as CreditsError {
+            return JSONResponse.error(error)
+        } catch is NIOTooManyBytesError {
+            return JSONResponse.error(CreditsError(.payloadTooLarge, "the request body is too large"))
+        } catch let error as HTTPError {
+            switch error.status.code {
+            case 404: return JSONResponse.error(CreditsError(.notFound, "no such route: \(request.method) \(request.uri.path)"))
+            case 405:
+                var response = JSONResponse.error(CreditsError(.notFound, "\(request.method) is not allowed on \(request.uri.path)"))
+                response.status = .methodNotAllowed
+                return response
+            case 413: return JSONResponse.error(CreditsError(.payloadTooLarge, "the request body is too large"))
+            case 400..<500: return JSONResponse.error(CreditsError(.validationError, error.body ?? "bad request", field: "body"))
+            default:
+                context.logger.error("request failed", metadata: ["error": "\(error)"])
+                return JSONResponse.error(CreditsError(.internal, "internal error"))
+            }
+        } catch {
+            // Logged for operators; the client learns nothing of the internals.
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            return JSONResponse.error(CreditsError(.internal, "internal error"))
+        }
+    }
+}
+
+/// Bearer keys (API.md "Authentication"): the service key for `/api/*` but admin routes, the
+/// admin key for everything. `/healthz` and `/metrics` are open; webhooks authenticate by signature.
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let serviceKeyDigest: [UInt8]
+    let adminKeyDigest: [UInt8]
+
+    init(serviceKey: String, adminKey: String) {
+        precondition(!serviceKey.isEmpty && !adminKey.isEmpty, "keys are configured before the router is built")
+        serviceKeyDigest = Array(SHA256.hash(data: Data(serviceKey.utf8)))
+        adminKeyDigest = Array(SHA256.hash(data: Data(adminKey.utf8)))
+    }
+
+    enum Role { case none, service, admin }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        let adminOnly = path == "/admin" || path.hasPrefix("/admin/") || path.hasPrefix("/api/admin/") || path == "/api/admin"
+        let open = !path.hasPrefix("/api/") && !adminOnly || path.hasPrefix("/api/webhooks/")
+        if open { return try await next(request, context) }
+        switch role(of: request) {
+        case .none:
+            throw CreditsError(.unauthorized, "send 'Authorization: Bearer <key>' with a valid key")
+        case .service where adminOnly:
+            throw CreditsError(.forbidden, "this route needs the admin key")
+        case .service, .admin:
+            return try await next(request, context)
+        }
+    }
+
+    /// Compares digests in constant time, so timing tells nothing about a key's prefix.
+    func role(of request: Request) -> Role {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return .none }
+        let digest = Array(SHA256.hash(data: Data(header.dropFirst(7).utf8)))
+        if Self.equal(digest, adminKeyDigest) { return .admin }
+        if Self.equal(digest, serviceKeyDigest) { return .service }
+        return .none
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}

@@ -1,0 +1,55 @@
+import CreditsCore
+
+/// The library's public face, with SEED.md's names. A Swift program can embed the ledger through
+/// this type without the HTTP layer; the HTTP handlers are thin calls into it.
+public struct CreditManager: Sendable {
+    public let store: any CreditStore
+
+    public init(store: any CreditStore) {
+        self.store = store
+    }
+
+    public var catalog: Catalog { store.catalog }
+
+    public func getUserCredits(_ userId: String) async throws -> UserCredits {
+        try await store.balance(userId: userId)
+    }
+
+    public func hasCredits(_ userId: String, _ credits: Int64) async throws -> Bool {
+        try await store.hasCredits(userId: userId, credits: credits)
+    }
+
+    /// Grants the package's credits and bonus at once. Idempotent on (paymentMethod, paymentId).
+    public func purchaseCredits(
+        _ userId: String, _ package: String, paymentMethod: PaymentMethod, paymentId: String,
+        idempotencyKey: String? = nil
+    ) async throws -> OperationResult {
+        let request = PurchaseRequest(userId: userId, package: package, paymentMethod: paymentMethod, paymentId: paymentId)
+        return try await store.execute(.purchase(request), idempotencyKey: idempotencyKey)
+    }
+
+    public func estimateUploadCost(_ request: EstimateRequest) throws(CreditsError) -> Estimate {
+        try Pricing.estimate(request, catalog: catalog)
+    }
+
+    /// Debits `credits` if the balance covers them. Idempotent on fileUploadId.
+    public func spendCreditsForUpload(
+        _ userId: String, _ credits: Int64, fileUploadId: String, description: String = "",
+        idempotencyKey: String? = nil
+    ) async throws -> OperationResult {
+        let request = SpendRequest(userId: userId, credits: credits, fileUploadId: fileUploadId, description: description)
+        return try await store.execute(.spend(request), idempotencyKey: idempotencyKey)
+    }
+
+    /// An operator's grant (positive) or correction (negative). Idempotent on adjustmentId.
+    public func adjustCredits(
+        _ userId: String, _ credits: Int64, adjustmentId: String, reason: String, idempotencyKey: String? = nil
+    ) async throws -> OperationResult {
+        let request = AdjustmentRequest(userId: userId, credits: credits, adjustmentId: adjustmentId, reason: reason)
+        return try await store.execute(.adjust(request), idempotencyKey: idempotencyKey)
+    }
+
+    public func getTransactions(_ userId: String, limit: Int = Limits.pageSizeDefault, cursor: String? = nil) async throws -> TransactionPage {
+        try await store.transactions(userId: userId, limit: limit, cursor: cursor)
+    }
+}

@@ -1,0 +1,56 @@
+import CreditsCore
+
+/// The ledger's storage. Every implementation passes the shared conformance suite
+/// (Tests/CreditsStoreTests/StoreConformance.swift).
+public protocol CreditStore: Sendable {
+    /// The catalog operations are priced against.
+    var catalog: Catalog { get }
+
+    /// Applies one ledger operation atomically, at most once per key.
+    ///
+    /// Keys: the operation's natural key always, and `idempotencyKey` when given. A key seen before
+    /// with the same request returns the first outcome with `replayed == true` (a remembered
+    /// rejection included); with another request it throws `IDEMPOTENCY_CONFLICT`. Returns only
+    /// after the outcome is durable. Throws `VALIDATION_ERROR` for bad input, which changes nothing.
+    func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult
+
+    /// The user's balances; zeros for a user never seen.
+    func balance(userId: String) async throws -> UserCredits
+
+    /// True when the user's available balance covers `credits`. Advisory only: `execute` checks
+    /// again atomically with the debit.
+    func hasCredits(userId: String, credits: Int64) async throws -> Bool
+
+    /// The user's journal rows, newest first. `limit` is 1...Limits.pageSizeMax.
+    func transactions(userId: String, limit: Int, cursor: String?) async throws -> TransactionPage
+
+    /// Checks every invariant of the ledger against the journal.
+    func reconcile() async throws -> ReconcileReport
+
+    /// Finishes queued writes and closes the database.
+    func close() async throws
+}
+
+extension CreditStore {
+    public func hasCredits(userId: String, credits: Int64) async throws -> Bool {
+        try await balance(userId: userId).balance >= credits
+    }
+}
+
+/// Cursor and page-size checks shared by every store.
+public enum Paging {
+    public static func checkLimit(_ limit: Int) throws(CreditsError) {
+        if limit < 1 || limit > Limits.pageSizeMax {
+            throw .validation("limit", "must be between 1 and \(Limits.pageSizeMax)")
+        }
+    }
+
+    /// A cursor is the id of the last row of the previous page (`txn_<n>`); rows older than it follow.
+    public static func parseCursor(_ cursor: String?) throws(CreditsError) -> Int64? {
+        guard let cursor else { return nil }
+        guard cursor.hasPrefix("txn_"), let n = Int64(cursor.dropFirst(4)), n > 0 else {
+            throw .validation("cursor", "is not a cursor this service returned")
+        }
+        return n
+    }
+}

@@ -1,0 +1,44 @@
+import CreditsCore
+import Crypto
+import Foundation
+
+/// An operation validated at the edge and ready for the writer: its keys and request hash.
+struct PreparedOperation: Sendable {
+    var operation: LedgerOperation
+    /// `idem:<Idempotency-Key>` when the caller sent one.
+    var headerKey: String?
+    var naturalKey: String
+    /// SHA-256 of the operation's canonical form.
+    var requestHash: Data
+
+    init(_ operation: LedgerOperation, idempotencyKey: String?, catalog: Catalog) throws(CreditsError) {
+        try operation.validate(catalog: catalog)
+        if let idempotencyKey {
+            try Identifier.check(idempotencyKey, field: "Idempotency-Key")
+        }
+        self.operation = operation
+        self.headerKey = idempotencyKey.map { "idem:\($0)" }
+        self.naturalKey = operation.naturalKey
+        self.requestHash = Data(SHA256.hash(data: Data(operation.canonicalForm.utf8)))
+    }
+
+    /// Keys in the order they are looked up: the caller's explicit key first.
+    var keys: [String] { headerKey.map { [$0, naturalKey] } ?? [naturalKey] }
+}
+
+/// Time in milliseconds since 1970, injected so tests control it.
+public struct WallClock: Sendable {
+    public var nowMs: @Sendable () -> Int64
+
+    public init(nowMs: @escaping @Sendable () -> Int64) {
+        self.nowMs = nowMs
+    }
+
+    public static let system = WallClock { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+}
+
+extension CreditsError {
+    static func conflict(_ key: String) -> CreditsError {
+        CreditsError(.idempotencyConflict, "the key '\(key)' was already used with a different request")
+    }
+}

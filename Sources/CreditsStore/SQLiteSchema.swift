@@ -1,0 +1,81 @@
+import CreditsCore
+import GRDB
+
+/// Versioned migrations of the SQLite store. Append new ones; never edit a shipped one.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-ledger") { db in
+            try db.execute(sql: """
+                CREATE TABLE user_credits (
+                    user_id TEXT PRIMARY KEY NOT NULL,
+                    balance INTEGER NOT NULL DEFAULT 0,
+                    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+                    total_earned INTEGER NOT NULL DEFAULT 0,
+                    total_spent INTEGER NOT NULL DEFAULT 0,
+                    total_purchased INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                ) STRICT;
+
+                CREATE TABLE platform_accounts (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    balance INTEGER NOT NULL DEFAULT 0,
+                    updated_at INTEGER NOT NULL
+                ) STRICT;
+
+                -- The double-entry journal: each row moves amount from debit_account to
+                -- credit_account and carries both accounts' balances after it.
+                CREATE TABLE credit_transactions (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    debit_account TEXT NOT NULL,
+                    credit_account TEXT NOT NULL,
+                    amount INTEGER NOT NULL CHECK (amount > 0),
+                    debit_balance_after INTEGER NOT NULL,
+                    credit_balance_after INTEGER NOT NULL,
+                    reference TEXT NOT NULL,
+                    description TEXT NOT NULL DEFAULT '',
+                    created_at INTEGER NOT NULL,
+                    CHECK (debit_account <> credit_account)
+                ) STRICT;
+                CREATE INDEX credit_transactions_by_user ON credit_transactions (user_id, id);
+                -- An operation posts each kind of row once: nothing is applied twice.
+                CREATE UNIQUE INDEX credit_transactions_once ON credit_transactions (reference, kind);
+
+                CREATE TABLE credit_purchases (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    user_id TEXT NOT NULL,
+                    package TEXT NOT NULL,
+                    payment_method TEXT NOT NULL,
+                    payment_id TEXT NOT NULL,
+                    credits INTEGER NOT NULL,
+                    base_credits INTEGER NOT NULL,
+                    bonus_credits INTEGER NOT NULL,
+                    price_cents INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    UNIQUE (payment_method, payment_id)
+                ) STRICT;
+                CREATE INDEX credit_purchases_by_user ON credit_purchases (user_id, id);
+
+                -- Every key an operation was applied under (natural and Idempotency-Key), with a
+                -- hash of the request and the outcome to replay, rejections included.
+                CREATE TABLE idempotency_keys (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    request_hash BLOB NOT NULL,
+                    outcome TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                ) STRICT, WITHOUT ROWID;
+                """)
+            for account in PlatformAccount.allCases {
+                try db.execute(
+                    sql: "INSERT INTO platform_accounts (name, balance, updated_at) VALUES (?, 0, 0)",
+                    arguments: [account.rawValue])
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,139 @@
+import CreditsCore
+import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file in WAL mode, `synchronous=FULL`, one group-commit writer.
+public final class SQLiteStore: CreditStore {
+    public let catalog: Catalog
+    public let path: String
+    private let pool: DatabasePool
+    private let clock: WallClock
+    private let committer: GroupCommitter<PreparedOperation, OperationResult>
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String, catalog: Catalog = .default, clock: WallClock = .system) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.label = "credits"
+        let pool = try DatabasePool(path: path, configuration: config)
+        // GRDB's DatabasePool sets synchronous=NORMAL on its writer when it enables WAL. NORMAL
+        // may lose the last commits on power loss; an acknowledged credit must not be lost.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        try SQLiteSchema.migrator.migrate(pool)
+        self.pool = pool
+        self.path = path
+        self.catalog = catalog
+        self.clock = clock
+        let catalogCopy = catalog
+        self.committer = GroupCommitter(
+            batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
+        ) { [pool, clock] ops in
+            await Self.commit(ops, pool: pool, catalog: catalogCopy, clock: clock)
+        }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL) and `journal_mode`.
+    public func durabilitySettings() throws -> (synchronous: Int, journalMode: String) {
+        try pool.writeWithoutTransaction { db in
+            (try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1,
+             try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "")
+        }
+    }
+
+    public func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
+        let prepared = try PreparedOperation(operation, idempotencyKey: idempotencyKey, catalog: catalog)
+        return try await committer.submit(prepared)
+    }
+
+    /// One transaction for the whole batch. If it fails unexpectedly (an I/O error, a constraint
+    /// that should not trip), it is rolled back and each operation is retried in a transaction of
+    /// its own, so one bad operation cannot fail the others. Nothing returns before COMMIT.
+    private static func commit(
+        _ ops: [PreparedOperation], pool: DatabasePool, catalog: Catalog, clock: WallClock
+    ) async -> [Result<OperationResult, any Error>] {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                try applyInTransaction(ops, db: db, catalog: catalog, nowMs: clock.nowMs())
+            }
+        } catch {
+            if ops.count == 1 { return [.failure(error)] }
+        }
+        var results: [Result<OperationResult, any Error>] = []
+        for op in ops {
+            do {
+                let one = try await pool.writeWithoutTransaction { db in
+                    try applyInTransaction([op], db: db, catalog: catalog, nowMs: clock.nowMs())
+                }
+                results.append(one[0])
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    private static func applyInTransaction(
+        _ ops: [PreparedOperation], db: Database, catalog: Catalog, nowMs: Int64
+    ) throws -> [Result<OperationResult, any Error>] {
+        var results: [Result<OperationResult, any Error>] = []
+        results.reserveCapacity(ops.count)
+        try db.inTransaction(.immediate) {
+            var writer = SQLiteLedgerWriter(db: db, catalog: catalog, nowMs: nowMs)
+            for op in ops {
+                results.append(try writer.apply(op))
+            }
+            try writer.finish()
+            return .commit
+        }
+        return results
+    }
+
+    public func balance(userId: String) async throws -> UserCredits {
+        try Identifier.check(userId, field: "userId")
+        return try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT balance, reserved, total_earned, total_spent, total_purchased
+                FROM user_credits WHERE user_id = ?
+                """, arguments: [userId])
+            else { return UserCredits(userId: userId) }
+            return UserCredits(
+                userId: userId, balance: row[0], reserved: row[1], totalEarned: row[2],
+                totalSpent: row[3], totalPurchased: row[4])
+        }
+    }
+
+    public func transactions(userId: String, limit: Int, cursor: String?) async throws -> TransactionPage {
+        try Identifier.check(userId, field: "userId")
+        try Paging.checkLimit(limit)
+        let before = try Paging.parseCursor(cursor) ?? Int64.max
+        let account = Account.user(userId).id
+        return try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT id, kind, debit_account, credit_account, amount, debit_balance_after,
+                       credit_balance_after, reference, description, created_at
+                FROM credit_transactions WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?
+                """, arguments: [userId, before, limit + 1])
+            let entries = rows.prefix(limit).map { row -> JournalEntry in
+                let id: Int64 = row[0]
+                let credited = (row[3] as String) == account
+                let amount: Int64 = row[4]
+                return JournalEntry(
+                    id: "txn_\(id)", type: row[1], credits: credited ? amount : -amount,
+                    balanceAfter: credited ? row[6] : row[5], counterparty: credited ? row[2] : row[3],
+                    reference: row[7], description: row[8], createdAtMs: row[9])
+            }
+            return TransactionPage(data: entries, nextCursor: rows.count > limit ? entries.last?.id : nil)
+        }
+    }
+
+    public func reconcile() async throws -> ReconcileReport {
+        try await pool.read { db in try SQLiteReconciler.run(db) }
+    }
+
+    public func close() async throws {
+        await committer.close()
+        try pool.close()
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import CreditsCore
+import CreditsStore
+import Foundation
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or migrate the database, then exit.")
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        let s = try store.openStore()
+        try await s.close()
+        print("migrated \(store.databaseLocation)")
+    }
+}
+
+struct Estimate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Price an upload (no database needed).")
+    @Option(help: "audio, video or album") var fileType: String
+    @Option(help: "Number of files.") var fileCount: Int = 1
+    @Option(name: .customLong("feature"), help: "A feature; repeat for several.") var features: [String] = []
+    @Option(help: "JSON catalog file.") var catalog: String?
+
+    func run() async throws {
+        let cat = try catalog.map(CatalogFile.load(path:)) ?? .default
+        do {
+            try printJSON(try Pricing.estimate(EstimateRequest(fileType: fileType, fileCount: fileCount, features: features), catalog: cat))
+        } catch let error as CreditsError {
+            throw ValidationError("\(error.field ?? ""): \(error.message)")
+        }
+    }
+}
+
+struct Balance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a user's balances.")
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The user id.") var userId: String
+
+    func run() async throws {
+        let s = try store.openStore()
+        let credits = try await s.balance(userId: userId)
+        try await s.close()
+        try printJSON(credits)
+    }
+}
+
+struct Reconcile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every ledger invariant; exit 1 naming the first broken account.")
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        let s = try store.openStore()
+        let report = try await s.reconcile()
+        try await s.close()
+        if report.ok {
+            print("ok: \(report.accountsChecked) accounts, \(report.journalRows) journal rows, every invariant holds")
+            return
+        }
+        for problem in report.problems { print("BROKEN \(problem)") }
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import CreditsCore
+import CreditsStore
+import Foundation
+
+/// `--database` and `--catalog`, shared by every subcommand that opens the ledger.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "SQLite file path (created and migrated on first use). Default: $CREDITS_DATABASE or ./credits.sqlite")
+    var database: String?
+
+    @Option(help: "JSON catalog file replacing the built-in packages and prices.")
+    var catalog: String?
+
+    var databaseLocation: String {
+        database ?? ProcessInfo.processInfo.environment["CREDITS_DATABASE"] ?? "./credits.sqlite"
+    }
+
+    func loadCatalog() throws -> Catalog {
+        guard let catalog else { return .default }
+        return try CatalogFile.load(path: catalog)
+    }
+
+    func openStore() throws -> any CreditStore {
+        let location = databaseLocation
+        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+            throw ValidationError("PostgreSQL URLs are not supported yet; give a SQLite file path")
+        }
+        return try SQLiteStore(path: location, catalog: loadCatalog())
+    }
+}
+
+enum CatalogFile {
+    /// Reads and validates a catalog; the error names the file and the bad field.
+    static func load(path: String) throws -> Catalog {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("catalog file \(path): cannot be read")
+        }
+        let catalog: Catalog
+        do {
+            catalog = try JSONDecoder().decode(Catalog.self, from: data)
+        } catch let error as DecodingError {
+            let e = CreditsError(decoding: error)
+            throw ValidationError("catalog file \(path): \(e.field ?? "body") \(e.message)")
+        }
+        do {
+            try catalog.validate()
+        } catch {
+            throw ValidationError("catalog file \(path): \(error.field ?? "") \(error.message)")
+        }
+        return catalog
+    }
+}
+
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

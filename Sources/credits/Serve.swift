@@ -1,0 +1,64 @@
+import ArgumentParser
+import CreditsCore
+import CreditsServer
+import CreditsStore
+import Foundation
+import Hummingbird
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP API.",
+        discussion: """
+            Keys come from CREDITS_API_KEY (service) and CREDITS_ADMIN_KEY (admin). When either is \
+            missing, random keys are generated and printed once (development only).
+            """)
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        var logger = Logger(label: "credits")
+        logger.logLevel = .info
+        let env = ProcessInfo.processInfo.environment
+        var serviceKey = env["CREDITS_API_KEY"] ?? ""
+        var adminKey = env["CREDITS_ADMIN_KEY"] ?? ""
+        if serviceKey.isEmpty || adminKey.isEmpty {
+            serviceKey = serviceKey.isEmpty ? Self.randomKey(prefix: "svc_") : serviceKey
+            adminKey = adminKey.isEmpty ? Self.randomKey(prefix: "adm_") : adminKey
+            // Printed once, to the terminal that started the server; never logged afterwards.
+            print("""
+                WARNING: CREDITS_API_KEY or CREDITS_ADMIN_KEY is not set; generated keys for this run only:
+                  service key: \(serviceKey)
+                  admin key:   \(adminKey)
+                Set both variables in production.
+                """)
+        }
+        guard serviceKey != adminKey else {
+            throw ValidationError("CREDITS_API_KEY and CREDITS_ADMIN_KEY must differ")
+        }
+        let ledger = try store.openStore()
+        let location = store.databaseLocation
+        let app = buildApplication(
+            store: ledger,
+            configuration: ServerConfiguration(host: host, port: port, serviceKey: serviceKey, adminKey: adminKey),
+            logger: logger,
+            onServerRunning: { [host] port in
+                print("credits listening on http://\(host):\(port) (database \(location))")
+                fflush(nil)
+            })
+        do {
+            try await app.runService()
+        } catch {
+            try? await ledger.close()
+            throw error
+        }
+        try await ledger.close()
+    }
+
+    static func randomKey(prefix: String) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return prefix + (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+}

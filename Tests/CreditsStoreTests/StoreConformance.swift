@@ -1,0 +1,288 @@
+import CreditsCore
+import CreditsStore
+import Testing
+
+/// The behaviour every store must have. Each test runs once per store in `StoreFactory.all`, so
+/// the stores cannot drift apart.
+@Suite struct StoreConformance {
+    /// Runs `body` against a fresh store and closes it afterwards, even when `body` throws.
+    func withStore(_ factory: StoreFactory, _ body: (FreshStore) async throws -> Void) async throws {
+        let fresh = try await factory.make(.default)
+        do {
+            try await body(fresh)
+        } catch {
+            try? await fresh.close()
+            throw error
+        }
+        try await fresh.close()
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func unknownUserHasZeros(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            #expect(try await f.store.balance(userId: "nobody") == UserCredits(userId: "nobody"))
+            #expect(try await f.store.hasCredits(userId: "nobody", credits: 1) == false)
+        }
+    }
+
+    /// SEED.md: "Result: 550 credits (500 + 50 bonus) for $20".
+    @Test(arguments: StoreFactory.all)
+    func creatorPurchaseGrants550For2000Cents(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            let result = try await f.store.execute(purchase("user_123", "creator", "pi_1234567890"), idempotencyKey: nil)
+            guard case .purchased(let r) = result.outcome else { Issue.record("not purchased: \(result)"); return }
+            #expect(!result.replayed)
+            #expect((r.credits, r.baseCredits, r.bonusCredits, r.priceCents, r.balance) == (550, 500, 50, 2000, 550))
+            #expect(r.status == "completed")
+            let b = try await f.store.balance(userId: "user_123")
+            #expect(b == UserCredits(userId: "user_123", balance: 550, totalPurchased: 550))
+            let page = try await f.store.transactions(userId: "user_123", limit: 10, cursor: nil)
+            #expect(page.data.map(\.credits) == [50, 500])
+            #expect(page.data.map(\.type) == ["purchase_bonus", "purchase"])
+            #expect(page.data.map(\.balanceAfter) == [550, 500])
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func replayedPurchaseReturnsTheOriginalAndChangesNothing(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            let first = try await f.store.execute(purchase("u1", "pro", "pi_9"), idempotencyKey: nil)
+            let again = try await f.store.execute(purchase("u1", "pro", "pi_9"), idempotencyKey: nil)
+            #expect(again.replayed)
+            #expect(again.outcome == first.outcome)
+            #expect(try await f.store.balance(userId: "u1").balance == 2300)
+            // The same payment id through the other provider is another payment.
+            let paypal = try await f.store.execute(purchase("u1", "starter", "pi_9", .paypal), idempotencyKey: nil)
+            #expect(!paypal.replayed)
+            #expect(try await f.store.balance(userId: "u1").balance == 2400)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func sameNaturalKeyWithAnotherRequestIsAConflictAndChangesNothing(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(purchase("u1", "creator", "pi_1"), idempotencyKey: nil)
+            _ = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: nil)
+            await #expect(throws: CreditsError.self) {
+                try await f.store.execute(purchase("u1", "pro", "pi_1"), idempotencyKey: nil)
+            }
+            do {
+                _ = try await f.store.execute(spend("u1", 16, "up_1"), idempotencyKey: nil)
+                Issue.record("a different spend under the same fileUploadId was accepted")
+            } catch let error as CreditsError {
+                #expect(error.code == .idempotencyConflict)
+            }
+            #expect(try await f.store.balance(userId: "u1").balance == 535)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func idempotencyKeyReplaysAndConflicts(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(purchase("u1", "creator", "pi_1"), idempotencyKey: nil)
+            let first = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: "key-1")
+            let replay = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: "key-1")
+            #expect(replay.replayed && replay.outcome == first.outcome)
+            // The key names the first request: another request under it is refused, whatever its own keys.
+            do {
+                _ = try await f.store.execute(spend("u1", 15, "up_2"), idempotencyKey: "key-1")
+                Issue.record("key reuse with another body was accepted")
+            } catch let error as CreditsError {
+                #expect(error.code == .idempotencyConflict)
+            }
+            // A new header key on a known natural key replays the natural key's outcome.
+            let viaNatural = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: "key-2")
+            #expect(viaNatural.replayed && viaNatural.outcome == first.outcome)
+            #expect(try await f.store.balance(userId: "u1").balance == 535)
+        }
+    }
+
+    /// SEED.md's error: a spend of 15 with 8 available.
+    @Test(arguments: StoreFactory.all)
+    func insufficientCreditsIsA402WithTheSeedsFieldsAndIsRemembered(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 8, "grant-8"), idempotencyKey: nil)
+            let result = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: "k")
+            let e = try #require(result.outcome.rejection)
+            #expect(e.code == .insufficientCredits)
+            #expect((e.required, e.available, e.suggestedPackage) == (15, 8, "starter"))
+            // Topping up does not flip the remembered outcome of the same request.
+            _ = try await f.store.execute(purchase("u1", "starter", "pi_1"), idempotencyKey: nil)
+            let retry = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: "k")
+            #expect(retry.replayed && retry.outcome == result.outcome)
+            let retryNatural = try await f.store.execute(spend("u1", 15, "up_1"), idempotencyKey: nil)
+            #expect(retryNatural.replayed && retryNatural.outcome == result.outcome)
+            #expect(try await f.store.balance(userId: "u1").balance == 108)
+            // A new upload id is a new request.
+            let fresh = try await f.store.execute(spend("u1", 15, "up_2"), idempotencyKey: nil)
+            #expect(fresh.outcome.balance == 93)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func invalidInputIsRefusedAndChangesNothing(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            let bad: [LedgerOperation] = [
+                spend("u1", 0, "a"), spend("u1", -15, "b"), spend("", 1, "c"), spend("u1", 1, "has space"),
+                purchase("u1", "platinum", "p1"), adjust("u1", 0, "z"),
+            ]
+            for op in bad {
+                await #expect(throws: CreditsError.self) { try await f.store.execute(op, idempotencyKey: nil) }
+            }
+            await #expect(throws: CreditsError.self) {
+                try await f.store.execute(spend("u1", 1, "ok"), idempotencyKey: "bad key with spaces")
+            }
+            #expect(try await f.store.balance(userId: "u1") == UserCredits(userId: "u1"))
+            #expect(try await f.store.reconcile().journalRows == 0)
+        }
+    }
+
+    /// The issue's concurrency case: exactly 20 of 100 concurrent spends of 15 fit in 300.
+    @Test(arguments: StoreFactory.all)
+    func hundredConcurrentSpendsOf15Against300(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 300, "grant-300"), idempotencyKey: nil)
+            let store = f.store
+            let outcomes = try await withThrowingTaskGroup(of: LedgerOutcome.self) { group in
+                for i in 0..<100 {
+                    group.addTask { try await store.execute(spend("u1", 15, "up_\(i)"), idempotencyKey: nil).outcome }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0.rejection == nil }.count == 20)
+            #expect(outcomes.compactMap(\.rejection).allSatisfy { $0.code == .insufficientCredits })
+            let b = try await f.store.balance(userId: "u1")
+            #expect(b.balance == 0)
+            #expect(b.totalSpent == 300)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func concurrentDuplicatesApplyOnce(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "grant"), idempotencyKey: nil)
+            let store = f.store
+            let results = try await withThrowingTaskGroup(of: OperationResult.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { try await store.execute(spend("u1", 15, "same-upload"), idempotencyKey: "same-key") }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter { !$0.replayed }.count == 1)
+            #expect(Set(results.map { $0.outcome.balance }).count == 1)
+            #expect(try await f.store.balance(userId: "u1").balance == 85)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    /// Group commit: operations that share a transaction keep their own outcomes.
+    @Test(arguments: StoreFactory.all)
+    func aFailingOperationDoesNotSpoilTheOthersInItsBatch(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("rich", 1_000, "g1"), idempotencyKey: nil)
+            _ = try await f.store.execute(purchase("taken", "starter", "dup"), idempotencyKey: nil)
+            let store = f.store
+            let ops: [(LedgerOperation, String?)] = (0..<40).map { i in
+                switch i % 4 {
+                case 0: (spend("poor", 10, "p_\(i)"), nil)  // insufficient
+                case 1: (spend("rich", 10, "r_\(i)"), nil)  // fine
+                case 2: (purchase("taken", "pro", "dup"), nil)  // conflict
+                default: (purchase("buyer_\(i)", "starter", "pay_\(i)"), nil)  // fine
+                }
+            }
+            let results = await withTaskGroup(of: (Int, Result<OperationResult, any Error>).self) { group in
+                for (i, (op, key)) in ops.enumerated() {
+                    group.addTask {
+                        do { return (i, .success(try await store.execute(op, idempotencyKey: key))) } catch { return (i, .failure(error)) }
+                    }
+                }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            for (i, result) in results {
+                switch (i % 4, result) {
+                case (0, .success(let r)): #expect(r.outcome.rejection?.code == .insufficientCredits)
+                case (1, .success(let r)): #expect(r.outcome.rejection == nil)
+                case (2, .failure(let e)): #expect((e as? CreditsError)?.code == .idempotencyConflict)
+                case (3, .success(let r)): #expect(r.outcome.balance == 100)
+                default: Issue.record("operation \(i) ended as \(result)")
+                }
+            }
+            #expect(try await f.store.balance(userId: "rich").balance == 900)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func negativeAdjustmentCannotGoBelowZero(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 40, "a1"), idempotencyKey: nil)
+            let r = try await f.store.execute(adjust("u1", -50, "a2"), idempotencyKey: nil)
+            #expect(r.outcome.rejection?.code == .insufficientCredits)
+            let ok = try await f.store.execute(adjust("u1", -40, "a3"), idempotencyKey: nil)
+            #expect(ok.outcome.balance == 0)
+            let b = try await f.store.balance(userId: "u1")
+            #expect(b.balance == 0 && b.totalEarned == 40)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func transactionsPageNewestFirstWithACursor(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 1_000, "g"), idempotencyKey: nil)
+            for i in 1...25 { _ = try await f.store.execute(spend("u1", Int64(i), "up_\(i)"), idempotencyKey: nil) }
+            _ = try await f.store.execute(adjust("other", 5, "g2"), idempotencyKey: nil)
+            var seen: [JournalEntry] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let page = try await f.store.transactions(userId: "u1", limit: 10, cursor: cursor)
+                seen += page.data
+                cursor = page.nextCursor
+                pages += 1
+            } while cursor != nil
+            #expect(pages == 3)
+            #expect(seen.count == 26)
+            #expect(seen.first?.credits == -25)
+            #expect(seen.last?.credits == 1_000)
+            #expect(seen.map(\.credits).dropLast() == (1...25).reversed().map { -Int64($0) })
+            // Balance after each row, newest first, walks back to the grant.
+            #expect(seen.first?.balanceAfter == Int64(1_000 - (1...25).reduce(0, +)))
+            #expect(seen.allSatisfy { $0.reference.hasPrefix("spend:") || $0.reference == "adjust:g" })
+            for bad in [0, Limits.pageSizeMax + 1] {
+                await #expect(throws: CreditsError.self) { try await f.store.transactions(userId: "u1", limit: bad, cursor: nil) }
+            }
+            await #expect(throws: CreditsError.self) { try await f.store.transactions(userId: "u1", limit: 10, cursor: "bogus") }
+            #expect(try await f.store.transactions(userId: "u1", limit: Limits.pageSizeMax, cursor: nil).data.count == 26)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func reconcileNamesAnAccountWhoseBalanceWasEditedByHand(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(purchase("alice", "creator", "pi_a"), idempotencyKey: nil)
+            _ = try await f.store.execute(purchase("bob", "starter", "pi_b"), idempotencyKey: nil)
+            #expect(try await f.store.reconcile().ok)
+            try await f.tamper("UPDATE user_credits SET balance = balance + 1000 WHERE user_id = 'bob'")
+            let report = try await f.store.reconcile()
+            #expect(!report.ok)
+            #expect(report.problems.first?.contains("user:bob") == true)
+            #expect(!report.problems.contains { $0.contains("user:alice") })
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func reconcileNoticesAJournalRowEditedByHand(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(purchase("alice", "creator", "pi_a"), idempotencyKey: nil)
+            _ = try await f.store.execute(spend("alice", 15, "up"), idempotencyKey: nil)
+            try await f.tamper("UPDATE credit_transactions SET amount = 1 WHERE kind = 'spend'")
+            let report = try await f.store.reconcile()
+            #expect(!report.ok)
+            #expect(report.problems.contains { $0.contains("user:alice") })
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import CreditsCore
+import CreditsStore
+import Foundation
+import GRDB
+import Testing
+
+/// How the conformance suite gets a fresh, empty store of each kind, and how it corrupts one
+/// behind the store's back (to prove `reconcile` notices).
+struct StoreFactory: Sendable, CustomTestStringConvertible {
+    var name: String
+    var make: @Sendable (Catalog) async throws -> FreshStore
+    var testDescription: String { name }
+
+    static let all: [StoreFactory] = [.sqlite]
+
+    static let sqlite = StoreFactory(name: "SQLite") { catalog in
+        let dir = try TempDir()
+        let path = dir.path + "/ledger.sqlite"
+        let store = try SQLiteStore(path: path, catalog: catalog)
+        return FreshStore(store: store, dir: dir) { sql in
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { try $0.execute(sql: sql) }
+            try queue.close()
+        }
+    }
+}
+
+struct FreshStore: Sendable {
+    var store: any CreditStore
+    var dir: TempDir
+    /// Runs raw SQL against the store's database, bypassing the ledger.
+    var tamper: @Sendable (String) async throws -> Void
+
+    func close() async throws {
+        try await store.close()
+        dir.remove()
+    }
+}
+
+/// A temporary directory removed by `remove()`.
+struct TempDir: Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "credits-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// Deterministic random numbers for property tests (SplitMix64), so a failure replays from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func spend(_ user: String, _ credits: Int64, _ upload: String, _ description: String = "") -> LedgerOperation {
+    .spend(SpendRequest(userId: user, credits: credits, fileUploadId: upload, description: description))
+}
+
+func purchase(_ user: String, _ package: String, _ paymentId: String, _ method: PaymentMethod = .stripe) -> LedgerOperation {
+    .purchase(PurchaseRequest(userId: user, package: package, paymentMethod: method, paymentId: paymentId))
+}
+
+func adjust(_ user: String, _ credits: Int64, _ id: String) -> LedgerOperation {
+    .adjust(AdjustmentRequest(userId: user, credits: credits, adjustmentId: id, reason: "test"))
+}
+
+extension LedgerOutcome {
+    var balance: Int64? {
+        switch self {
+        case .purchased(let r): r.balance
+        case .spent(let r): r.balance
+        case .adjusted(let r): r.balance
+        case .rejected: nil
+        }
+    }
+
+    var rejection: CreditsError? {
+        if case .rejected(let e) = self { return e }
+        return nil
+    }
+}
