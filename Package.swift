@@ -61,8 +61,9 @@ let package = Package(
         .testTarget(
             name: "CreditsServerTests",
             dependencies: [
-                "CreditsCore", "CreditsStore", "CreditsServer", "credits",
+                "CreditsCore", "CreditsStore", "CreditsServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ]

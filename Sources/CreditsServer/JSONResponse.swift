@@ -32,11 +32,36 @@ enum JSONResponse {
             throw CreditsError(.payloadTooLarge, "the request body is larger than \(Limits.requestBodyBytesMax) bytes")
         }
         if buffer.readableBytes == 0 { throw CreditsError.validation("body", "a JSON object is required") }
+        let data = Data(buffer.readableBytesView)
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty, let field = culprit(T.self, in: data) {
+                throw CreditsError.validation(field, "has a value of the wrong type or out of range")
+            }
             throw CreditsError(decoding: error)
         }
+    }
+
+    /// Foundation's decoder reports a number it cannot hold (1.5 or 1e30 for an Int64) as "not
+    /// valid JSON" with no path. When the body is valid JSON, find the field by removing one key at
+    /// a time until the error changes.
+    private static func culprit<T: Decodable>(_ type: T.Type, in data: Data) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        for key in object.keys.sorted() {
+            var without = object
+            without.removeValue(forKey: key)
+            guard let trimmed = try? JSONSerialization.data(withJSONObject: without) else { continue }
+            do {
+                _ = try JSONDecoder().decode(T.self, from: trimmed)
+                return key
+            } catch DecodingError.dataCorrupted(let ctx) where ctx.codingPath.isEmpty {
+                continue
+            } catch {
+                return key
+            }
+        }
+        return nil
     }
 }
 

@@ -18,10 +18,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             switch error.status.code {
             case 404: return JSONResponse.error(CreditsError(.notFound, "no such route: \(request.method) \(request.uri.path)"))
-            case 405:
-                var response = JSONResponse.error(CreditsError(.notFound, "\(request.method) is not allowed on \(request.uri.path)"))
-                response.status = .methodNotAllowed
-                return response
             case 413: return JSONResponse.error(CreditsError(.payloadTooLarge, "the request body is too large"))
             case 400..<500: return JSONResponse.error(CreditsError(.validationError, error.body ?? "bad request", field: "body"))
             default:

@@ -1,0 +1,200 @@
+import CreditsCore
+import CreditsStore
+import Foundation
+import HummingbirdTesting
+import Testing
+
+/// The HTTP contract of API.md, through the real router: SEED.md's examples, idempotency, errors, auth.
+@Suite struct APITests {
+    @Test func seedExamplesOverHTTP() async throws {
+        try await withApp { client, _ in
+            let bought = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"user_123","package":"creator","paymentMethod":"stripe","paymentId":"pi_1234567890"}"#)
+            #expect(bought.status == 201)
+            #expect(bought.int("credits") == 550)
+            #expect(bought.int("baseCredits") == 500)
+            #expect(bought.int("bonusCredits") == 50)
+            #expect(bought.int("priceCents") == 2000)
+            #expect(bought.int("balance") == 550)
+            #expect(bought.string("status") == "completed")
+            #expect(bought.string("purchaseId") != nil)
+
+            let estimate = try await client.call(.post, "/api/credits/estimate",
+                body: #"{"fileType":"audio","fileCount":3,"features":["premium_encryption","quality_variants"]}"#)
+            #expect(estimate.status == 200)
+            #expect(estimate.int("credits") == 60)
+            #expect(estimate.int("baseCredits") == 45)
+            #expect(estimate.int("featureCredits") == 15)
+
+            let five = try await client.call(.post, "/api/credits/estimate", body: #"{"fileType":"audio","fileCount":5}"#)
+            #expect(five.int("credits") == 64)
+            #expect(five.int("discountCredits") == 11)
+
+            let grant = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"user_8","credits":8,"adjustmentId":"grant-8","reason":"support"}"#)
+            #expect(grant.status == 201)
+            let short = try await client.call(.post, "/api/credits/spend",
+                body: #"{"userId":"user_8","credits":15,"fileUploadId":"upload_1","description":"Audio track upload"}"#)
+            #expect(short.status == 402)
+            #expect(short.string("error") == "INSUFFICIENT_CREDITS")
+            #expect(short.int("required") == 15)
+            #expect(short.int("available") == 8)
+            #expect(short.string("suggestedPackage") == "starter")
+            #expect(short.string("message") != nil)
+
+            let balance = try await client.call(.get, "/api/credits/balance?userId=user_123")
+            #expect(balance.status == 200)
+            #expect(balance.int("balance") == 550)
+            #expect(balance.int("totalPurchased") == 550)
+            #expect(balance.int("reserved") == 0)
+            #expect(balance.int("totalEarned") == 0)
+            #expect(balance.int("totalSpent") == 0)
+        }
+    }
+
+    @Test func replaysReturnTheOriginalResponseAndConflictsAre409() async throws {
+        try await withApp { client, store in
+            let body = #"{"userId":"u1","package":"creator","paymentMethod":"paypal","paymentId":"PAY-1"}"#
+            let first = try await client.call(.post, "/api/credits/purchase", body: body)
+            let second = try await client.call(.post, "/api/credits/purchase", body: body)
+            #expect(first.status == 201 && second.status == 201)
+            #expect(!first.replayed && second.replayed)
+            #expect(first.text == second.text)
+
+            let spend = #"{"userId":"u1","credits":15,"fileUploadId":"up_1","description":"track"}"#
+            let s1 = try await client.call(.post, "/api/credits/spend", body: spend, idempotencyKey: "idem-1")
+            let s2 = try await client.call(.post, "/api/credits/spend", body: spend, idempotencyKey: "idem-1")
+            #expect(s1.status == 201 && s2.status == 201 && s2.replayed && s1.text == s2.text)
+            #expect(s1.int("balance") == 535)
+            #expect(s1.string("transactionId")?.hasPrefix("txn_") == true)
+
+            let otherBody = #"{"userId":"u1","credits":20,"fileUploadId":"up_2","description":"track"}"#
+            let conflict = try await client.call(.post, "/api/credits/spend", body: otherBody, idempotencyKey: "idem-1")
+            #expect(conflict.status == 409)
+            #expect(conflict.string("error") == "IDEMPOTENCY_CONFLICT")
+            let naturalConflict = try await client.call(.post, "/api/credits/spend",
+                body: #"{"userId":"u1","credits":16,"fileUploadId":"up_1"}"#)
+            #expect(naturalConflict.status == 409)
+            let purchaseConflict = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"u1","package":"pro","paymentMethod":"paypal","paymentId":"PAY-1"}"#)
+            #expect(purchaseConflict.status == 409)
+
+            #expect(try await store.balance(userId: "u1").balance == 535)
+            #expect(try await store.reconcile().ok)
+        }
+    }
+
+    @Test func aRememberedFailureReplaysAsTheSameFailure() async throws {
+        try await withApp { client, _ in
+            let body = #"{"userId":"u2","credits":15,"fileUploadId":"up_9"}"#
+            let first = try await client.call(.post, "/api/credits/spend", body: body, idempotencyKey: "k9")
+            #expect(first.status == 402)
+            _ = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"u2","package":"starter","paymentMethod":"stripe","paymentId":"pi_2"}"#)
+            let again = try await client.call(.post, "/api/credits/spend", body: body, idempotencyKey: "k9")
+            #expect(again.status == 402 && again.replayed && again.text == first.text)
+        }
+    }
+
+    @Test func badInputGetsA4xxNamingTheFieldAndChangesNothing() async throws {
+        try await withApp { client, store in
+            let cases: [(String, String, Int, String?)] = [
+                ("/api/credits/spend", #"{"userId":"u","credits":15,"#, 400, "body"),
+                ("/api/credits/spend", "", 400, "body"),
+                ("/api/credits/spend", #"[1,2]"#, 400, "body"),
+                ("/api/credits/spend", #"{"userId":"u","credits":"15","fileUploadId":"f"}"#, 400, "credits"),
+                ("/api/credits/spend", #"{"userId":"u","credits":1.5,"fileUploadId":"f"}"#, 400, "credits"),
+                ("/api/credits/spend", #"{"userId":"u","credits":-15,"fileUploadId":"f"}"#, 400, "credits"),
+                ("/api/credits/spend", #"{"userId":"u","credits":0,"fileUploadId":"f"}"#, 400, "credits"),
+                ("/api/credits/spend", #"{"userId":"u","credits":99999999999999999999,"fileUploadId":"f"}"#, 400, "credits"),
+                ("/api/credits/spend", #"{"userId":"u","credits":5}"#, 400, "fileUploadId"),
+                ("/api/credits/spend", #"{"userId":null,"credits":5,"fileUploadId":"f"}"#, 400, "userId"),
+                ("/api/credits/spend", #"{"userId":"a b","credits":5,"fileUploadId":"f"}"#, 400, "userId"),
+                ("/api/credits/purchase", #"{"userId":"u","package":"platinum","paymentMethod":"stripe","paymentId":"p"}"#, 400, "package"),
+                ("/api/credits/purchase", #"{"userId":"u","package":"starter","paymentMethod":"cash","paymentId":"p"}"#, 400, "paymentMethod"),
+                ("/api/credits/estimate", #"{"fileType":"audio","features":["gold"]}"#, 400, "features[0]"),
+                ("/api/credits/estimate", #"{"fileType":"hologram"}"#, 400, "fileType"),
+                ("/api/credits/estimate", #"{"fileType":"audio","fileCount":0}"#, 400, "fileCount"),
+                ("/api/credits/estimate", #"{"fileType":"audio","features":"premium_encryption"}"#, 400, "features"),
+            ]
+            for (path, body, status, field) in cases {
+                let r = try await client.call(.post, path, body: body)
+                #expect(r.status == status, "\(body)")
+                #expect(r.string("error") == "VALIDATION_ERROR", "\(body)")
+                #expect(r.string("field") == field, "\(body) → \(r.text)")
+                #expect(r.string("message")?.isEmpty == false)
+            }
+            let huge = #"{"userId":"u","credits":1,"fileUploadId":"f","description":""# + String(repeating: "x", count: Limits.requestBodyBytesMax) + #""}"#
+            let tooLarge = try await client.call(.post, "/api/credits/spend", body: huge)
+            #expect(tooLarge.status == 413)
+            #expect(tooLarge.string("error") == "PAYLOAD_TOO_LARGE")
+            let badKey = try await client.call(.post, "/api/credits/spend",
+                body: #"{"userId":"u","credits":1,"fileUploadId":"f"}"#, idempotencyKey: "has spaces")
+            #expect(badKey.status == 400 && badKey.string("field") == "Idempotency-Key")
+
+            #expect(try await client.call(.get, "/api/credits/balance").string("field") == "userId")
+            #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=101").string("field") == "limit")
+            #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=ten").string("field") == "limit")
+            #expect(try await client.call(.get, "/api/credits/transactions?userId=u&cursor=zzz").string("field") == "cursor")
+            #expect(try await store.reconcile().journalRows == 0)
+        }
+    }
+
+    @Test func authenticationAndRouting() async throws {
+        try await withApp { client, _ in
+            #expect(try await client.call(.get, "/healthz", key: nil).status == 200)
+            let none = try await client.call(.get, "/api/credits/balance?userId=u", key: nil)
+            #expect(none.status == 401 && none.string("error") == "UNAUTHORIZED")
+            let wrong = try await client.call(.get, "/api/credits/balance?userId=u", key: "nope")
+            #expect(wrong.status == 401)
+            let forbidden = try await client.call(.post, "/api/admin/adjustments", key: serviceKey, body: "{}")
+            #expect(forbidden.status == 403 && forbidden.string("error") == "FORBIDDEN")
+            #expect(try await client.call(.get, "/api/credits/balance?userId=u", key: adminKey).status == 200)
+            let missing = try await client.call(.get, "/api/credits/nothing-here")
+            #expect(missing.status == 404 && missing.string("error") == "NOT_FOUND")
+            let wrongMethod = try await client.call(.get, "/api/credits/spend")
+            #expect(wrongMethod.status == 404 && wrongMethod.string("error") == "NOT_FOUND")
+        }
+    }
+
+    @Test func transactionsPageOverHTTP() async throws {
+        try await withApp { client, _ in
+            _ = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"u3","package":"pro","paymentMethod":"stripe","paymentId":"pi_3"}"#)
+            for i in 0..<5 {
+                _ = try await client.call(.post, "/api/credits/spend", body: #"{"userId":"u3","credits":10,"fileUploadId":"t\#(i)"}"#)
+            }
+            let page1 = try await client.call(.get, "/api/credits/transactions?userId=u3&limit=4")
+            let data1 = page1["data"] as? [[String: Any]] ?? []
+            #expect(data1.count == 4)
+            #expect((data1.first?["credits"] as? NSNumber)?.int64Value == -10)
+            #expect((data1.first?["balanceAfter"] as? NSNumber)?.int64Value == 2250)
+            let cursor = try #require(page1.string("nextCursor"))
+            let page2 = try await client.call(.get, "/api/credits/transactions?userId=u3&limit=4&cursor=\(cursor)")
+            let data2 = page2["data"] as? [[String: Any]] ?? []
+            #expect(data2.count == 3)
+            #expect(page2["nextCursor"] == nil || page2["nextCursor"] is NSNull)
+            #expect(data2.last?["type"] as? String == "purchase")
+        }
+    }
+
+    /// The issue's concurrency case, through HTTP.
+    @Test func hundredConcurrentSpendsOverHTTP() async throws {
+        try await withApp { client, store in
+            _ = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"u4","credits":300,"adjustmentId":"g4","reason":"test"}"#)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<100 {
+                    group.addTask {
+                        try await client.call(.post, "/api/credits/spend", body: #"{"userId":"u4","credits":15,"fileUploadId":"c\#(i)"}"#).status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 201 }.count == 20)
+            #expect(statuses.filter { $0 == 402 }.count == 80)
+            #expect(try await store.balance(userId: "u4").balance == 0)
+            #expect(try await store.reconcile().ok)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+/// A value shared between tasks behind a lock.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// Crash safety and the CLI, against a real `credits serve` process.
+@Suite(.serialized) struct CrashTests {
+    /// Proves: an operation acknowledged with 201 survives SIGKILL, none is applied twice, and the
+    /// ledger reconciles. How: 16 clients send spends (each with its own connection) until the
+    /// server is killed mid-load; after a restart every acknowledged spend replays with the same
+    /// transaction id, the journal holds each upload at most once, and the balances add up.
+    @Test func sigkillDuringSpendLoadLosesNoAcknowledgedSpend() async throws {
+        let dir = NSTemporaryDirectory() + "credits-crash-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/ledger.sqlite"
+        let users = (0..<8).map { "crash_u\($0)" }
+        let funding: Int64 = 1_000_000
+
+        let first = try ServerProcess(database: db, logFile: dir + "/serve1.log")
+        defer { first.stop() }
+        try await first.waitUntilReady()
+        for user in users {
+            let r = try await HTTP.call(port: first.port, .post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"\#(user)","credits":\#(funding),"adjustmentId":"fund-\#(user)","reason":"crash test"}"#)
+            #expect(r.status == 201)
+        }
+
+        struct Ack: Sendable { var user: String; var upload: String; var credits: Int64; var transactionId: String }
+        let acked = Locked<[Ack]>([])
+        let port = first.port
+        await withTaskGroup(of: Void.self) { group in
+            for c in 0..<16 {
+                group.addTask {
+                    let client = TestClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(10)))
+                    client.connect()
+                    defer { Task { try? await client.shutdown() } }
+                    var n = 0
+                    while n < 100_000 {
+                        let user = users[(c + n) % users.count]
+                        let upload = "crash_c\(c)_\(n)"
+                        let credits = Int64(1 + n % 7)
+                        guard let r = try? await HTTP.send(client, .post, "/api/credits/spend",
+                            body: #"{"userId":"\#(user)","credits":\#(credits),"fileUploadId":"\#(upload)"}"#)
+                        else { return }  // the server is gone
+                        if r.status == 201, let txn = r.string("transactionId") {
+                            acked.withLock { $0.append(Ack(user: user, upload: upload, credits: credits, transactionId: txn)) }
+                        }
+                        n += 1
+                    }
+                }
+            }
+            group.addTask {
+                // Kill once the load is well under way.
+                for _ in 0..<200 {
+                    if acked.withLock({ $0.count }) >= 1_500 { break }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                first.kill9()
+            }
+        }
+        let acknowledged = acked.withLock { $0 }
+        print("crash test: \(acknowledged.count) spends acknowledged before SIGKILL")
+        #expect(acknowledged.count >= 100, "too few spends were acknowledged before the kill to prove anything")
+
+        let second = try ServerProcess(database: db, logFile: dir + "/serve2.log")
+        defer { second.stop() }
+        try await second.waitUntilReady()
+        try await TestClient.withClient(host: "127.0.0.1", port: second.port) { client in
+            for ack in acknowledged {
+                let r = try await HTTP.send(client, .post, "/api/credits/spend",
+                    body: #"{"userId":"\#(ack.user)","credits":\#(ack.credits),"fileUploadId":"\#(ack.upload)"}"#)
+                #expect(r.status == 201 && r.replayed, "acknowledged spend \(ack.upload) was lost: \(r.text)")
+                #expect(r.string("transactionId") == ack.transactionId)
+            }
+        }
+        second.stop()
+
+        // The journal holds each upload at most once, and balances are funding minus the spends in it.
+        let queue = try DatabaseQueue(path: db)
+        let (duplicates, spentByUser, balances) = try await queue.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (SELECT reference FROM credit_transactions WHERE kind = 'spend' GROUP BY reference HAVING COUNT(*) > 1)") ?? -1,
+             try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT user_id, SUM(amount) FROM credit_transactions WHERE kind = 'spend' GROUP BY user_id").map { ($0[0] as String, $0[1] as Int64) }),
+             try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT user_id, balance FROM user_credits").map { ($0[0] as String, $0[1] as Int64) }))
+        }
+        try queue.close()
+        #expect(duplicates == 0)
+        for user in users {
+            #expect(balances[user] == funding - (spentByUser[user] ?? 0))
+        }
+        let ackedByUser = Dictionary(grouping: acknowledged, by: \.user).mapValues { $0.reduce(0) { $0 + $1.credits } }
+        for user in users {
+            #expect((spentByUser[user] ?? 0) >= (ackedByUser[user] ?? 0))
+        }
+        let reconcile = try runCredits(["reconcile", "--database", db])
+        #expect(reconcile.status == 0, "\(reconcile.output)")
+    }
+
+    /// `credits reconcile` exits 0 on a consistent database and 1, naming the account, after a
+    /// balance row is edited by hand.
+    @Test func reconcileCommandCatchesAHandEditedBalance() async throws {
+        let dir = NSTemporaryDirectory() + "credits-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/ledger.sqlite"
+        let server = try ServerProcess(database: db, logFile: dir + "/serve.log")
+        defer { server.stop() }
+        try await server.waitUntilReady()
+        let bought = try await HTTP.call(port: server.port, .post, "/api/credits/purchase",
+            body: #"{"userId":"carol","package":"creator","paymentMethod":"stripe","paymentId":"pi_carol"}"#)
+        #expect(bought.status == 201)
+        server.stop()
+
+        let clean = try runCredits(["reconcile", "--database", db])
+        #expect(clean.status == 0, "\(clean.output)")
+        #expect(clean.output.contains("ok"))
+
+        let queue = try DatabaseQueue(path: db)
+        try await queue.write { try $0.execute(sql: "UPDATE user_credits SET balance = 9999 WHERE user_id = 'carol'") }
+        try queue.close()
+        let broken = try runCredits(["reconcile", "--database", db])
+        #expect(broken.status == 1)
+        #expect(broken.output.contains("user:carol"))
+    }
+
+    @Test func cliEstimateAndHelp() throws {
+        let estimate = try runCredits(["estimate", "--file-type", "audio", "--file-count", "3",
+                                       "--feature", "premium_encryption", "--feature", "quality_variants"])
+        #expect(estimate.status == 0)
+        #expect(estimate.output.contains("\"credits\" : 60"))
+        let bad = try runCredits(["estimate", "--file-type", "hologram"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("fileType"))
+        for sub in ["serve", "migrate", "estimate", "balance", "reconcile", "bench"] {
+            let help = try runCredits([sub, "--help"])
+            #expect(help.status == 0, "\(sub) --help")
+            #expect(help.output.contains("USAGE"))
+        }
+    }
+}

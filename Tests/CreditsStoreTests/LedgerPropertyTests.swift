@@ -1,0 +1,138 @@
+import CreditsCore
+import CreditsStore
+import Testing
+
+/// Property: for any sequence of purchases, spends, adjustments, replays and key conflicts, the
+/// store agrees with a simple model after every round, and every invariant holds at the end.
+///
+/// How: a seeded generator makes rounds of operations on distinct users, run concurrently (so they
+/// share commits); with one operation per user per round, each outcome is predictable from the
+/// model regardless of the order the writer picks. Replays and conflicts reuse keys of earlier
+/// rounds. A failure names its seed and replays exactly.
+@Suite struct LedgerPropertyTests {
+    struct ModelUser {
+        var balance: Int64 = 0
+        var purchased: Int64 = 0
+        var spent: Int64 = 0
+        var earned: Int64 = 0
+    }
+
+    struct Done {
+        var op: LedgerOperation
+        var key: String?
+        var outcome: LedgerOutcome
+    }
+
+    enum Planned {
+        case new(LedgerOperation, key: String?)
+        case replay(Done)
+        case conflict(LedgerOperation, key: String?)
+    }
+
+    @Test(arguments: StoreFactory.all, [UInt64(1), 2, 3])
+    func randomOperationsKeepEveryInvariant(factory: StoreFactory, seed: UInt64) async throws {
+        let fresh = try await factory.make(.default)
+        defer { fresh.dir.remove() }
+        let store = fresh.store
+        let catalog = Catalog.default
+        var rng = SplitMix64(seed: seed)
+        var model: [String: ModelUser] = [:]
+        var done: [Done] = []
+        var counter = 0
+        var operations = 0
+        let users = (0..<24).map { "user_\($0)" }
+
+        for _ in 0..<300 {
+            let roundUsers = users.shuffled(using: &rng).prefix(Int.random(in: 1...12, using: &rng))
+            var planned: [Planned] = []
+            for user in roundUsers {
+                counter += 1
+                let key: String? = Bool.random(using: &rng) ? "k\(counter)" : nil
+                let dice = Int.random(in: 0..<100, using: &rng)
+                if dice < 15, let earlier = done.randomElement(using: &rng) {
+                    planned.append(.replay(earlier))
+                } else if dice < 22, let earlier = done.filter({ $0.key != nil }).randomElement(using: &rng) {
+                    // An earlier key with a new body: refused, nothing changes.
+                    planned.append(.conflict(spend(user, 1, "conflict_\(counter)"), key: earlier.key))
+                } else if dice < 45 {
+                    let pkg = catalog.packages.randomElement(using: &rng)!.id
+                    planned.append(.new(purchase(user, pkg, "pay_\(counter)", Bool.random(using: &rng) ? .stripe : .paypal), key: key))
+                } else if dice < 90 {
+                    planned.append(.new(spend(user, Int64.random(in: 1...400, using: &rng), "up_\(counter)"), key: key))
+                } else {
+                    let amount = Int64.random(in: 1...300, using: &rng) * (Bool.random(using: &rng) ? 1 : -1)
+                    planned.append(.new(adjust(user, amount, "adj_\(counter)"), key: key))
+                }
+            }
+            operations += planned.count
+
+            let results = await withTaskGroup(of: (Int, Result<OperationResult, any Error>).self) { group in
+                for (i, p) in planned.enumerated() {
+                    group.addTask {
+                        let (op, key): (LedgerOperation, String?) = switch p {
+                        case .new(let op, let key), .conflict(let op, let key): (op, key)
+                        case .replay(let d): (d.op, d.key)
+                        }
+                        do { return (i, .success(try await store.execute(op, idempotencyKey: key))) } catch { return (i, .failure(error)) }
+                    }
+                }
+                return await group.reduce(into: [Int: Result<OperationResult, any Error>]()) { $0[$1.0] = $1.1 }
+            }
+
+            for (i, p) in planned.enumerated() {
+                let result = results[i]!
+                switch p {
+                case .replay(let d):
+                    let r = try result.get()
+                    #expect(r.replayed, "seed \(seed): replay of \(d.op) not marked")
+                    #expect(r.outcome == d.outcome, "seed \(seed): replay of \(d.op) changed its outcome")
+                case .conflict:
+                    guard case .failure(let e) = result, (e as? CreditsError)?.code == .idempotencyConflict else {
+                        Issue.record("seed \(seed): key reuse was not a conflict: \(result)")
+                        continue
+                    }
+                case .new(let op, let key):
+                    let r = try result.get()
+                    #expect(!r.replayed)
+                    let expected = Self.apply(op, to: &model[op.userId, default: ModelUser()], catalog: catalog)
+                    switch (expected, r.outcome) {
+                    case (.some(let balance), let outcome):
+                        #expect(outcome.balance == balance, "seed \(seed): \(op) gave \(outcome), model says balance \(balance)")
+                    case (.none, let outcome):
+                        #expect(outcome.rejection?.code == .insufficientCredits, "seed \(seed): \(op) gave \(outcome), model says rejected")
+                    }
+                    done.append(Done(op: op, key: key, outcome: r.outcome))
+                }
+            }
+        }
+
+        #expect(operations >= 1_500)
+        for (user, m) in model {
+            let b = try await store.balance(userId: user)
+            #expect(b == UserCredits(userId: user, balance: m.balance, totalEarned: m.earned, totalSpent: m.spent, totalPurchased: m.purchased),
+                    "seed \(seed): \(user)")
+        }
+        let report = try await store.reconcile()
+        #expect(report.ok, "seed \(seed): \(report.problems)")
+        try await store.close()
+    }
+
+    /// The model: the balance after `op`, or nil when it must be refused for insufficient credits.
+    static func apply(_ op: LedgerOperation, to user: inout ModelUser, catalog: Catalog) -> Int64? {
+        switch op {
+        case .purchase(let r):
+            let credits = catalog.package(r.package)!.totalCredits
+            user.balance += credits
+            user.purchased += credits
+        case .spend(let r):
+            guard user.balance >= r.credits else { return nil }
+            user.balance -= r.credits
+            user.spent += r.credits
+        case .adjust(let r):
+            guard user.balance + r.credits >= 0 else { return nil }
+            user.balance += r.credits
+            if r.credits > 0 { user.earned += r.credits }
+        }
+        return user.balance
+    }
+}
