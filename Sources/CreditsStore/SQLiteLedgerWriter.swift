@@ -12,8 +12,6 @@ struct SQLiteLedgerWriter {
     let db: Database
     let catalog: Catalog
     let nowMs: Int64
-    private let encoder = JSONEncoder()
-    private let decoder = JSONDecoder()
     /// Platform balances at the start of the batch and as the batch has moved them.
     private var platformStart: [PlatformAccount: Int64] = [:]
     private var platformNow: [PlatformAccount: Int64] = [:]
@@ -35,12 +33,12 @@ struct SQLiteLedgerWriter {
                 return .failure(CreditsError.conflict(String(key.drop(while: { $0 != ":" }).dropFirst())))
             }
             let outcomeJSON: String = row[1]
-            let outcome = try decoder.decode(LedgerOutcome.self, from: Data(outcomeJSON.utf8))
+            let outcome = try OutcomeCoding.decode(outcomeJSON)
             try remember(p, outcomeJSON: outcomeJSON, ignoreExisting: true)
             return .success(OperationResult(outcome: outcome, replayed: true))
         }
         let outcome = try post(p.operation, reference: p.naturalKey)
-        let json = String(decoding: try encoder.encode(outcome), as: UTF8.self)
+        let json = OutcomeCoding.encode(outcome)
         try remember(p, outcomeJSON: json, ignoreExisting: false)
         return .success(OperationResult(outcome: outcome, replayed: false))
     }

@@ -10,6 +10,7 @@ import GRDB
 /// 5. Each user's totals equal the journal rows of their kinds.
 /// 6. Each purchase's credits equal the journal rows it posted.
 /// 7. Every account in the journal exists.
+/// 8. No operation posted the same kind of row twice.
 enum SQLiteReconciler {
     static func run(_ db: Database) throws -> ReconcileReport {
         var problems: [String] = []
@@ -87,11 +88,13 @@ enum SQLiteReconciler {
         }
 
         for row in try Row.fetchAll(db, sql: """
-            SELECT p.id, p.credits, p.base_credits + p.bonus_credits,
-                   (SELECT COALESCE(SUM(t.amount), 0) FROM credit_transactions t
-                    WHERE t.reference = 'purchase:' || p.payment_method || ':' || p.payment_id
-                      AND t.kind IN ('purchase', 'purchase_bonus'))
-            FROM credit_purchases p ORDER BY p.id
+            WITH posted AS (
+                SELECT reference, SUM(amount) AS total FROM credit_transactions
+                WHERE kind IN ('purchase', 'purchase_bonus') GROUP BY reference)
+            SELECT p.id, p.credits, p.base_credits + p.bonus_credits, COALESCE(posted.total, 0)
+            FROM credit_purchases p
+            LEFT JOIN posted ON posted.reference = 'purchase:' || p.payment_method || ':' || p.payment_id
+            ORDER BY p.id
             """) {
             let id: Int64 = row[0]
             let credits: Int64 = row[1]
@@ -100,6 +103,16 @@ enum SQLiteReconciler {
             if credits != parts || credits != posted {
                 problems.append("purchase pur_\(id): credits \(credits), base+bonus \(parts), journal \(posted)")
             }
+        }
+
+        for row in try Row.fetchAll(db, sql: """
+            SELECT reference, kind, COUNT(*) FROM credit_transactions
+            GROUP BY reference, kind HAVING COUNT(*) > 1 ORDER BY reference LIMIT 20
+            """) {
+            let reference: String = row[0]
+            let kind: String = row[1]
+            let count: Int = row[2]
+            problems.append("operation \(reference): \(count) journal rows of kind \(kind), expected one")
         }
         return ReconcileReport(accountsChecked: cached.count, journalRows: journalRows, problems: problems)
     }

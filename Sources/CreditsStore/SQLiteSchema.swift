@@ -41,8 +41,9 @@ enum SQLiteSchema {
                     CHECK (debit_account <> credit_account)
                 ) STRICT;
                 CREATE INDEX credit_transactions_by_user ON credit_transactions (user_id, id);
-                -- An operation posts each kind of row once: nothing is applied twice.
-                CREATE UNIQUE INDEX credit_transactions_once ON credit_transactions (reference, kind);
+                -- No unique index on reference: idempotency_keys' primary key, written in the
+                -- same transaction, already makes each operation apply once, and every extra
+                -- random-order index costs page writes on each commit.
 
                 CREATE TABLE credit_purchases (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -20,6 +20,8 @@ public final class SQLiteStore: CreditStore {
         // may lose the last commits on power loss; an acknowledged credit must not be lost.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Index pages the writer touches stay in memory (64 MiB instead of SQLite's 2 MiB).
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         try SQLiteSchema.migrator.migrate(pool)
         self.pool = pool

@@ -21,6 +21,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "credits")
         logger.logLevel = .info
+        // The catalog and the database first: a bad configuration fails before anything is printed.
+        let ledger = try store.openStore()
         let env = ProcessInfo.processInfo.environment
         var serviceKey = env["CREDITS_API_KEY"] ?? ""
         var adminKey = env["CREDITS_ADMIN_KEY"] ?? ""
@@ -36,9 +38,9 @@ struct Serve: AsyncParsableCommand {
                 """)
         }
         guard serviceKey != adminKey else {
+            try? await ledger.close()
             throw ValidationError("CREDITS_API_KEY and CREDITS_ADMIN_KEY must differ")
         }
-        let ledger = try store.openStore()
         let location = store.databaseLocation
         let app = buildApplication(
             store: ledger,

@@ -286,3 +286,25 @@ import Testing
         }
     }
 }
+
+extension StoreConformance {
+    @Test(arguments: StoreFactory.all)
+    func reconcileNoticesAnOperationPostedTwice(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("dave", 100, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(spend("dave", 15, "twice"), idempotencyKey: nil)
+            // A second copy of the spend row, with balances made consistent, as a buggy writer might leave.
+            try await f.tamper("""
+                INSERT INTO credit_transactions (kind, user_id, debit_account, credit_account, amount,
+                    debit_balance_after, credit_balance_after, reference, description, created_at)
+                SELECT kind, user_id, debit_account, credit_account, amount, debit_balance_after - amount,
+                    credit_balance_after + amount, reference, description, created_at
+                FROM credit_transactions WHERE reference = 'spend:twice';
+                UPDATE user_credits SET balance = balance - 15, total_spent = total_spent + 15 WHERE user_id = 'dave';
+                UPDATE platform_accounts SET balance = balance + 15 WHERE name = 'upload_fees';
+                """)
+            let report = try await f.store.reconcile()
+            #expect(report.problems == ["operation spend:twice: 2 journal rows of kind spend, expected one"])
+        }
+    }
+}

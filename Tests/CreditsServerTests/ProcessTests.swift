@@ -11,8 +11,8 @@ final class Locked<Value: Sendable>: Sendable {
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
 
-/// Crash safety and the CLI, against a real `credits serve` process.
-@Suite(.serialized) struct CrashTests {
+/// Crash safety and the CLI, against the real `credits` executable.
+@Suite(.serialized) struct ProcessTests {
     /// Proves: an operation acknowledged with 201 survives SIGKILL, none is applied twice, and the
     /// ledger reconciles. How: 16 clients send spends (each with its own connection) until the
     /// server is killed mid-load; after a restart every acknowledged spend replays with the same
@@ -144,5 +144,34 @@ final class Locked<Value: Sendable>: Sendable {
             #expect(help.status == 0, "\(sub) --help")
             #expect(help.output.contains("USAGE"))
         }
+    }
+
+    /// A catalog file replaces the built-in prices; a bad one is refused at start-up naming the field.
+    @Test func catalogFileIsValidatedAndUsed() throws {
+        let dir = NSTemporaryDirectory() + "credits-catalog-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = """
+            {"packages": [{"id": "solo", "credits": 10, "bonusCredits": 0, "priceCents": 100}],
+             "uploadTypes": [{"id": "audio", "credits": 20}],
+             "features": [], "milestones": [],
+             "batchDiscount": {"minFiles": 2, "percent": 50}}
+            """
+        try good.write(toFile: dir + "/good.json", atomically: true, encoding: .utf8)
+        let priced = try runCredits(["estimate", "--catalog", dir + "/good.json", "--file-type", "audio", "--file-count", "3"])
+        #expect(priced.status == 0, "\(priced.output)")
+        #expect(priced.output.contains("\"credits\" : 30"))
+
+        let bad = good.replacingOccurrences(of: "\"priceCents\": 100", with: "\"priceCents\": -1")
+        try bad.write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        let refused = try runCredits(["serve", "--catalog", dir + "/bad.json", "--database", dir + "/x.sqlite", "--port", "0"])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("packages[0].priceCents"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.sqlite"))
+
+        try #"{"packages": "#.write(toFile: dir + "/broken.json", atomically: true, encoding: .utf8)
+        let broken = try runCredits(["estimate", "--catalog", dir + "/broken.json", "--file-type", "audio"])
+        #expect(broken.status != 0)
+        #expect(broken.output.contains("broken.json"))
     }
 }

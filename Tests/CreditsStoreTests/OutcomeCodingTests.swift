@@ -1,0 +1,29 @@
+import CreditsCore
+import Foundation
+import Testing
+@testable import CreditsStore
+
+/// The hand-written outcome encoding must read back, through the synthesized Codable, as exactly
+/// the outcome written, including text that needs escaping.
+@Suite struct OutcomeCodingTests {
+    static let outcomes: [LedgerOutcome] = [
+        .purchased(PurchaseReceipt(purchaseId: "pur_1", userId: "user_123", package: "creator", credits: 550, baseCredits: 500,
+                                   bonusCredits: 50, priceCents: 2000, paymentMethod: .paypal, paymentId: "PAY-1",
+                                   status: "completed", balance: 550)),
+        .spent(SpendReceipt(transactionId: "txn_9", userId: "u", credits: 15, fileUploadId: "up.1", balance: Int64.max)),
+        .adjusted(AdjustmentReceipt(transactionId: "txn_3", adjustmentId: "a:1", userId: "u@x", credits: -40, balance: 0)),
+        .rejected(CreditsError(.insufficientCredits, "15 credits required, 8 available", required: 15, available: 8, suggestedPackage: "starter")),
+        .rejected(CreditsError(.validationError, "quote \" backslash \\ newline \n tab \t bell \u{7} é 🎵", field: "description")),
+        .rejected(CreditsError(.idempotencyConflict, "")),
+    ]
+
+    @Test(arguments: outcomes)
+    func roundTripsThroughTheSynthesizedDecoder(outcome: LedgerOutcome) throws {
+        let text = OutcomeCoding.encode(outcome)
+        #expect(try OutcomeCoding.decode(text) == outcome)
+        // Same members as Foundation's encoder would write.
+        let ours = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary
+        let theirs = try JSONSerialization.jsonObject(with: JSONEncoder().encode(outcome)) as? NSDictionary
+        #expect(ours == theirs)
+    }
+}
