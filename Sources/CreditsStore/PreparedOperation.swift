@@ -9,7 +9,7 @@ struct PreparedOperation: Sendable {
     var headerKey: String?
     var naturalKey: String
     /// SHA-256 of the operation's canonical form.
-    var requestHash: Data
+    var requestHash: [UInt8]
 
     init(_ operation: LedgerOperation, idempotencyKey: String?, catalog: Catalog) throws(CreditsError) {
         try operation.validate(catalog: catalog)
@@ -19,11 +19,15 @@ struct PreparedOperation: Sendable {
         self.operation = operation
         self.headerKey = idempotencyKey.map { "idem:\($0)" }
         self.naturalKey = operation.naturalKey
-        self.requestHash = Data(SHA256.hash(data: Data(operation.canonicalForm.utf8)))
+        self.requestHash = Array(SHA256.hash(data: Array(operation.canonicalForm.utf8)))
     }
 
     /// Keys in the order they are looked up: the caller's explicit key first.
     var keys: [String] { headerKey.map { [$0, naturalKey] } ?? [naturalKey] }
+
+    var keyed: KeyedOperation {
+        KeyedOperation(operation: operation, keys: keys, requestHash: requestHash)
+    }
 }
 
 /// Time in milliseconds since 1970, injected so tests control it.
@@ -37,8 +41,3 @@ public struct WallClock: Sendable {
     public static let system = WallClock { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 }
 
-extension CreditsError {
-    static func conflict(_ key: String) -> CreditsError {
-        CreditsError(.idempotencyConflict, "the key '\(key)' was already used with a different request")
-    }
-}

@@ -80,13 +80,8 @@ public final class SQLiteStore: CreditStore {
         _ ops: [PreparedOperation], db: Database, catalog: Catalog, nowMs: Int64
     ) throws -> [Result<OperationResult, any Error>] {
         var results: [Result<OperationResult, any Error>] = []
-        results.reserveCapacity(ops.count)
         try db.inTransaction(.immediate) {
-            var writer = SQLiteLedgerWriter(db: db, catalog: catalog, nowMs: nowMs)
-            for op in ops {
-                results.append(try writer.apply(op))
-            }
-            try writer.finish()
+            results = try SQLiteLedgerWriter.apply(ops, db: db, catalog: catalog, nowMs: nowMs)
             return .commit
         }
         return results

@@ -1,0 +1,224 @@
+/// An operation ready for the planner: its keys (the caller's `Idempotency-Key` first) and the
+/// hash of its canonical form.
+public struct KeyedOperation: Sendable {
+    public var operation: LedgerOperation
+    public var keys: [String]
+    public var requestHash: [UInt8]
+
+    public init(operation: LedgerOperation, keys: [String], requestHash: [UInt8]) {
+        precondition(!keys.isEmpty, "every operation has at least its natural key")
+        self.operation = operation
+        self.keys = keys
+        self.requestHash = requestHash
+    }
+}
+
+/// A key already applied: the hash of its request and the outcome to replay.
+public struct KeyRecord: Sendable, Equatable {
+    public var requestHash: [UInt8]
+    public var outcome: LedgerOutcome
+
+    public init(requestHash: [UInt8], outcome: LedgerOutcome) {
+        self.requestHash = requestHash
+        self.outcome = outcome
+    }
+}
+
+/// A journal row to insert, ids already assigned.
+public struct JournalRow: Sendable, Equatable {
+    public var id: Int64
+    public var kind: JournalKind
+    public var userId: String
+    public var debit: Account
+    public var credit: Account
+    public var amount: Int64
+    public var debitBalanceAfter: Int64
+    public var creditBalanceAfter: Int64
+    /// The operation's natural key.
+    public var reference: String
+    public var description: String
+}
+
+public struct PurchaseRow: Sendable, Equatable {
+    public var id: Int64
+    public var userId: String
+    public var package: CreditPackage
+    public var paymentMethod: PaymentMethod
+    public var paymentId: String
+}
+
+/// The sum of one user's accepted changes in a batch.
+public struct UserDelta: Sendable, Equatable {
+    public var userId: String
+    public var balance: Int64 = 0
+    public var earned: Int64 = 0
+    public var spent: Int64 = 0
+    public var purchased: Int64 = 0
+    /// The balance the planner read before the batch; the store's conditional update checks it.
+    public var balanceBefore: Int64
+}
+
+public struct NewKey: Sendable, Equatable {
+    public var key: String
+    public var requestHash: [UInt8]
+    public var outcome: LedgerOutcome
+}
+
+/// Everything one transaction must write, and every operation's result.
+public struct BatchPlan: Sendable {
+    public var results: [Result<OperationResult, CreditsError>]
+    /// One entry per user whose balance changes, ordered by user id (the lock order).
+    public var users: [UserDelta]
+    public var journal: [JournalRow]
+    public var purchases: [PurchaseRow]
+    public var newKeys: [NewKey]
+    /// Final balances of the platform accounts the batch moved.
+    public var platformBalances: [PlatformAccount: Int64]
+}
+
+/// Decides a whole batch of operations against balances and keys read inside the transaction.
+/// Pure: the stores read, call `plan`, and write what it returns, so every store behaves alike.
+///
+/// Per operation, in order: its keys are looked up (in the database's keys and those this batch
+/// has already written), a match with the same hash replays, with another hash is a conflict;
+/// otherwise the ledger rules decide, and the outcome (a refusal included) is recorded under
+/// every key of the operation.
+public struct BatchPlanner {
+    public let catalog: Catalog
+
+    public init(catalog: Catalog) {
+        self.catalog = catalog
+    }
+
+    /// - Parameters:
+    ///   - existingKeys: the records of every key of the batch already in the database.
+    ///   - balances: each user's available balance (absent: a user never seen, 0).
+    ///   - platformBalances: every platform account's balance.
+    ///   - nextTransactionId, nextPurchaseId: id allocators, called once per row in order.
+    public func plan(
+        _ operations: [KeyedOperation],
+        existingKeys: [String: KeyRecord],
+        balances: [String: Int64],
+        platformBalances: [PlatformAccount: Int64],
+        nextTransactionId: () -> Int64,
+        nextPurchaseId: () -> Int64
+    ) -> BatchPlan {
+        var keys = existingKeys
+        var current = balances
+        var deltas: [String: UserDelta] = [:]
+        var platform = platformBalances
+        var out = BatchPlan(results: [], users: [], journal: [], purchases: [], newKeys: [], platformBalances: [:])
+        out.results.reserveCapacity(operations.count)
+
+        for keyed in operations {
+            if let resolved = resolveKeys(keyed, keys: &keys, newKeys: &out.newKeys) {
+                out.results.append(resolved)
+                continue
+            }
+            let op = keyed.operation
+            let plan = LedgerRules.plan(op, catalog: catalog)
+            let available = current[op.userId] ?? 0
+            let outcome: LedgerOutcome
+            if let refusal = LedgerRules.check(plan, available: available, catalog: catalog) {
+                outcome = .rejected(refusal)
+            } else {
+                var delta = deltas[op.userId] ?? UserDelta(userId: op.userId, balanceBefore: balances[op.userId] ?? 0)
+                delta.balance += plan.balanceDelta
+                delta.earned += plan.earnedDelta
+                delta.spent += plan.spentDelta
+                delta.purchased += plan.purchasedDelta
+                deltas[op.userId] = delta
+                var userBalance = available
+                var lastId: Int64 = 0
+                for posting in plan.postings {
+                    let debitAfter = Self.move(posting.debit, -posting.amount, user: &userBalance, platform: &platform)
+                    let creditAfter = Self.move(posting.credit, posting.amount, user: &userBalance, platform: &platform)
+                    lastId = nextTransactionId()
+                    out.journal.append(JournalRow(
+                        id: lastId, kind: posting.kind, userId: op.userId, debit: posting.debit, credit: posting.credit,
+                        amount: posting.amount, debitBalanceAfter: debitAfter, creditBalanceAfter: creditAfter,
+                        reference: op.naturalKey, description: Self.description(op)))
+                }
+                precondition(userBalance == available + plan.balanceDelta, "postings add up to the plan")
+                precondition(userBalance >= 0, "an accepted plan leaves no user below zero")
+                current[op.userId] = userBalance
+                outcome = receipt(op, transactionId: lastId, balance: userBalance, purchases: &out.purchases, nextPurchaseId: nextPurchaseId)
+            }
+            for key in keyed.keys {
+                let record = KeyRecord(requestHash: keyed.requestHash, outcome: outcome)
+                keys[key] = record
+                out.newKeys.append(NewKey(key: key, requestHash: keyed.requestHash, outcome: outcome))
+            }
+            out.results.append(.success(OperationResult(outcome: outcome, replayed: false)))
+        }
+        out.users = deltas.values.sorted { $0.userId < $1.userId }
+        for (account, balance) in platform where balance != platformBalances[account] {
+            out.platformBalances[account] = balance
+        }
+        return out
+    }
+
+    /// nil when none of the operation's keys is known; otherwise its replay or conflict.
+    private func resolveKeys(
+        _ keyed: KeyedOperation, keys: inout [String: KeyRecord], newKeys: inout [NewKey]
+    ) -> Result<OperationResult, CreditsError>? {
+        for key in keyed.keys {
+            guard let record = keys[key] else { continue }
+            if record.requestHash != keyed.requestHash {
+                let shown = key.split(separator: ":", maxSplits: 1).last.map(String.init) ?? key
+                return .failure(CreditsError(.idempotencyConflict, "the key '\(shown)' was already used with a different request"))
+            }
+            // Remember the outcome under the operation's other keys too.
+            for other in keyed.keys where keys[other] == nil {
+                keys[other] = record
+                newKeys.append(NewKey(key: other, requestHash: keyed.requestHash, outcome: record.outcome))
+            }
+            return .success(OperationResult(outcome: record.outcome, replayed: true))
+        }
+        return nil
+    }
+
+    private func receipt(
+        _ op: LedgerOperation, transactionId: Int64, balance: Int64, purchases: inout [PurchaseRow],
+        nextPurchaseId: () -> Int64
+    ) -> LedgerOutcome {
+        switch op {
+        case .purchase(let r):
+            guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
+            let id = nextPurchaseId()
+            purchases.append(PurchaseRow(id: id, userId: r.userId, package: pkg, paymentMethod: r.paymentMethod, paymentId: r.paymentId))
+            return .purchased(PurchaseReceipt(
+                purchaseId: "pur_\(id)", userId: r.userId, package: pkg.id, credits: pkg.totalCredits,
+                baseCredits: pkg.credits, bonusCredits: pkg.bonusCredits, priceCents: pkg.priceCents,
+                paymentMethod: r.paymentMethod, paymentId: r.paymentId, status: "completed", balance: balance))
+        case .spend(let r):
+            return .spent(SpendReceipt(
+                transactionId: "txn_\(transactionId)", userId: r.userId, credits: r.credits,
+                fileUploadId: r.fileUploadId, balance: balance))
+        case .adjust(let r):
+            return .adjusted(AdjustmentReceipt(
+                transactionId: "txn_\(transactionId)", adjustmentId: r.adjustmentId, userId: r.userId,
+                credits: r.credits, balance: balance))
+        }
+    }
+
+    private static func move(_ account: Account, _ delta: Int64, user: inout Int64, platform: inout [PlatformAccount: Int64]) -> Int64 {
+        switch account {
+        case .user:
+            user += delta
+            return user
+        case .platform(let p):
+            let after = (platform[p] ?? 0) + delta
+            platform[p] = after
+            return after
+        }
+    }
+
+    static func description(_ op: LedgerOperation) -> String {
+        switch op {
+        case .spend(let r): r.description
+        case .adjust(let r): r.reason
+        case .purchase(let r): "\(r.package) package via \(r.paymentMethod.rawValue)"
+        }
+    }
+}
