@@ -126,7 +126,7 @@ public final class SQLiteStore: CreditStore {
     }
 
     public func reconcile() async throws -> ReconcileReport {
-        try await pool.read { db in try SQLiteReconciler.run(db) }
+        try await pool.read { db in try Reconciler.run(sqlite: db) }
     }
 
     public func close() async throws {
