@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure domain: catalog, pricing, ledger rules. Imports nothing but the stdlib.
@@ -27,6 +28,7 @@ let package = Package(
             dependencies: [
                 "CreditsCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -56,7 +58,11 @@ let package = Package(
         .testTarget(name: "CreditsCoreTests", dependencies: ["CreditsCore"]),
         .testTarget(
             name: "CreditsStoreTests",
-            dependencies: ["CreditsCore", "CreditsStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "CreditsCore", "CreditsStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(
             name: "CreditsServerTests",
@@ -64,6 +70,7 @@ let package = Package(
                 "CreditsCore", "CreditsStore", "CreditsServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
     ]

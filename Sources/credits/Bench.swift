@@ -16,7 +16,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Spends in all.") var spends = 100_000
     @Option(help: "Users the spends are spread over.") var users = 1_000
     @Option(help: "Estimates to time.") var estimates = 1_000_000
-    @Option(help: "SQLite file (default: a new temporary file, removed afterwards).") var database: String?
+    @Option(help: "SQLite file or postgres:// URL (default: a new temporary SQLite file, removed afterwards). Use an empty database: the bench adds users and spends.") var database: String?
 
     func validate() throws {
         guard (1...4096).contains(clients) else { throw ValidationError("--clients must be 1...4096") }
@@ -31,22 +31,27 @@ struct Bench: AsyncParsableCommand {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             }
         }
-        let store = try SQLiteStore(path: path)
-        let durability = try store.durabilitySettings()
-        print("store: SQLite \(path) (journal_mode=\(durability.journalMode), synchronous=\(durability.synchronous == 2 ? "FULL" : String(durability.synchronous)))")
+        let store = try await StoreOptions.open(path)
+        if let sqlite = store as? SQLiteStore {
+            let durability = try sqlite.durabilitySettings()
+            print("store: SQLite \(path) (journal_mode=\(durability.journalMode), synchronous=\(durability.synchronous == 2 ? "FULL" : String(durability.synchronous)))")
+        } else {
+            print("store: PostgreSQL \(PostgresStore.redacted(path))")
+        }
+        let run = UUID().uuidString.prefix(8)
 
         // Fund every user with enough for their share of spends, in concurrent adjustments.
         let perUser = Int64(spends / users + 2)
         try await runConcurrently(count: users, clients: clients) { i in
             _ = try await store.execute(
-                .adjust(AdjustmentRequest(userId: "bench_u\(i)", credits: perUser, adjustmentId: "bench_fund_\(i)", reason: "bench")),
+                .adjust(AdjustmentRequest(userId: "bench_\(run)_u\(i)", credits: perUser, adjustmentId: "bench_\(run)_fund_\(i)", reason: "bench")),
                 idempotencyKey: nil)
         }
 
         let start = ContinuousClock.now
         let latencies = try await runConcurrently(count: spends, clients: clients) { i in
             let result = try await store.execute(
-                .spend(SpendRequest(userId: "bench_u\(i % users)", credits: 1, fileUploadId: "bench_s\(i)")),
+                .spend(SpendRequest(userId: "bench_\(run)_u\(i % users)", credits: 1, fileUploadId: "bench_\(run)_s\(i)")),
                 idempotencyKey: nil)
             guard case .spent = result.outcome else { throw ValidationError("spend \(i) was not applied: \(result.outcome)") }
         }

@@ -8,7 +8,7 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let s = try store.openStore()
+        let s = try await store.openStore()
         try await s.close()
         print("migrated \(store.databaseLocation)")
     }
@@ -37,7 +37,7 @@ struct Balance: AsyncParsableCommand {
     @Option(help: "The user id.") var userId: String
 
     func run() async throws {
-        let s = try store.openStore()
+        let s = try await store.openStore()
         let credits = try await s.balance(userId: userId)
         try await s.close()
         try printJSON(credits)
@@ -50,7 +50,7 @@ struct Reconcile: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let s = try store.openStore()
+        let s = try await store.openStore()
         let report = try await s.reconcile()
         try await s.close()
         if report.ok {

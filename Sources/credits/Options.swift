@@ -2,10 +2,11 @@ import ArgumentParser
 import CreditsCore
 import CreditsStore
 import Foundation
+import Logging
 
 /// `--database` and `--catalog`, shared by every subcommand that opens the ledger.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "SQLite file path (created and migrated on first use). Default: $CREDITS_DATABASE or ./credits.sqlite")
+    @Option(help: "SQLite file path (created and migrated on first use) or postgres://user:pass@host:port/db. Default: $CREDITS_DATABASE or ./credits.sqlite")
     var database: String?
 
     @Option(help: "JSON catalog file replacing the built-in packages and prices.")
@@ -20,12 +21,18 @@ struct StoreOptions: ParsableArguments {
         return try CatalogFile.load(path: catalog)
     }
 
-    func openStore() throws -> any CreditStore {
-        let location = databaseLocation
+    func openStore() async throws -> any CreditStore {
+        try await StoreOptions.open(databaseLocation, catalog: loadCatalog())
+    }
+
+    /// A SQLite file path or a PostgreSQL URL.
+    static func open(_ location: String, catalog: Catalog = .default) async throws -> any CreditStore {
         if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-            throw ValidationError("PostgreSQL URLs are not supported yet; give a SQLite file path")
+            var logger = Logger(label: "credits.postgres")
+            logger.logLevel = .warning
+            return try await PostgresStore(url: location, catalog: catalog, logger: logger)
         }
-        return try SQLiteStore(path: location, catalog: loadCatalog())
+        return try SQLiteStore(path: location, catalog: catalog)
     }
 }
 

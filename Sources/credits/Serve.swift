@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "credits")
         logger.logLevel = .info
         // The catalog and the database first: a bad configuration fails before anything is printed.
-        let ledger = try store.openStore()
+        let ledger = try await store.openStore()
         let env = ProcessInfo.processInfo.environment
         var serviceKey = env["CREDITS_API_KEY"] ?? ""
         var adminKey = env["CREDITS_ADMIN_KEY"] ?? ""
@@ -41,7 +41,7 @@ struct Serve: AsyncParsableCommand {
             try? await ledger.close()
             throw ValidationError("CREDITS_API_KEY and CREDITS_ADMIN_KEY must differ")
         }
-        let location = store.databaseLocation
+        let location = PostgresStore.redacted(store.databaseLocation)
         let app = buildApplication(
             store: ledger,
             configuration: ServerConfiguration(host: host, port: port, serviceKey: serviceKey, adminKey: adminKey),

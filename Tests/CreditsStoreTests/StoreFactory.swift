@@ -11,7 +11,8 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     var make: @Sendable (Catalog) async throws -> FreshStore
     var testDescription: String { name }
 
-    static let all: [StoreFactory] = [.sqlite]
+    /// SQLite always; PostgreSQL when the test command started a cluster.
+    static let all: [StoreFactory] = PostgresTestDatabase.url == nil ? [.sqlite] : [.sqlite, .postgres]
 
     static let sqlite = StoreFactory(name: "SQLite") { catalog in
         let dir = try TempDir()
@@ -21,6 +22,20 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
             let queue = try DatabaseQueue(path: path)
             try await queue.write { try $0.execute(sql: sql) }
             try queue.close()
+        }
+    }
+}
+
+extension StoreFactory {
+    /// Each store gets a schema of its own in the test database, so tests run in parallel.
+    static let postgres = StoreFactory(name: "PostgreSQL") { catalog in
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        let store = try await PostgresStore(url: url, catalog: catalog)
+        return FreshStore(store: store, dir: try TempDir()) { sql in
+            // One statement per query in PostgreSQL's extended protocol.
+            for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                try await store.unsafeExecute(String(statement))
+            }
         }
     }
 }

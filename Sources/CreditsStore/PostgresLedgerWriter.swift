@@ -1,0 +1,187 @@
+import CreditsCore
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Applies a batch of operations in one PostgreSQL transaction, with a fixed number of round
+/// trips whatever the batch size (arrays and `unnest`), so that several server instances can share
+/// one database and the database stays the judge:
+///
+/// 1. Claim every key of the batch (`INSERT ... ON CONFLICT DO NOTHING`, sorted): a key another
+///    instance is writing makes this one wait for its commit, so concurrent duplicates apply once.
+/// 2. Read the records of keys that already existed.
+/// 3. Lock the batch's users (`SELECT ... ORDER BY user_id FOR UPDATE`), then the platform rows.
+///    Locks are always taken in this order, so instances cannot deadlock on them.
+/// 4. Allocate journal and purchase ids, let `BatchPlanner` decide, write its plan: one
+///    conditional `UPDATE ... WHERE balance + delta >= 0` per user, journal and purchase rows,
+///    key outcomes, platform balances once per batch.
+enum PostgresLedgerWriter {
+    static func apply(
+        _ ops: [PreparedOperation], conn: PostgresConnection, catalog: Catalog, nowMs: Int64, logger: Logger
+    ) async throws -> [Result<OperationResult, any Error>] {
+        // 1. Claim keys, each with the hash of the first operation that names it.
+        var firstHash: [String: [UInt8]] = [:]
+        for op in ops { for key in op.keys where firstHash[key] == nil { firstHash[key] = op.requestHash } }
+        let keys = firstHash.keys.sorted()
+        let hashes = keys.map { ByteBuffer(bytes: firstHash[$0]!) }
+        var claimed = Set<String>()
+        for try await key in try await conn.query("""
+            INSERT INTO idempotency_keys (key, request_hash, outcome, created_at)
+            SELECT k, h, '', \(nowMs) FROM unnest(\(keys)::text[], \(hashes)::bytea[]) AS t(k, h) ORDER BY k
+            ON CONFLICT (key) DO NOTHING RETURNING key
+            """, logger: logger).decode(String.self) {
+            claimed.insert(key)
+        }
+
+        // 2. Records of keys that existed.
+        var existing: [String: KeyRecord] = [:]
+        let known = keys.filter { !claimed.contains($0) }
+        if !known.isEmpty {
+            for try await (key, hash, outcome) in try await conn.query("""
+                SELECT key, request_hash, outcome FROM idempotency_keys WHERE key = ANY(\(known)::text[])
+                """, logger: logger).decode((String, ByteBuffer, String).self) {
+                existing[key] = KeyRecord(requestHash: Array(hash.readableBytesView), outcome: try OutcomeCoding.decode(outcome))
+            }
+            guard existing.count == known.count else {
+                throw StoreInvariantError(description: "an idempotency key vanished between claim and read")
+            }
+        }
+
+        // 3. Lock users whose operations may apply, then the platform rows.
+        let users = Set(ops.filter { $0.keys.allSatisfy { existing[$0] == nil } }.map(\.operation.userId)).sorted()
+        var balances: [String: Int64] = [:]
+        if !users.isEmpty {
+            for try await (user, balance) in try await conn.query("""
+                SELECT user_id, balance FROM user_credits WHERE user_id = ANY(\(users)::text[]) ORDER BY user_id FOR UPDATE
+                """, logger: logger).decode((String, Int64).self) {
+                balances[user] = balance
+            }
+        }
+        var platform: [PlatformAccount: Int64] = [:]
+        for try await (name, balance) in try await conn.query(
+            "SELECT name, balance FROM platform_accounts ORDER BY name FOR UPDATE", logger: logger
+        ).decode((String, Int64).self) {
+            if let account = PlatformAccount(rawValue: name) { platform[account] = balance }
+        }
+
+        // 4. Ids (at most two journal rows and one purchase per operation; unused ones are gaps).
+        var txnIds: [Int64] = []
+        var purchaseIds: [Int64] = []
+        let purchaseCount = ops.filter { if case .purchase = $0.operation { true } else { false } }.count
+        for try await id in try await conn.query("""
+            SELECT nextval('credit_transactions_id_seq') FROM generate_series(1, \(2 * ops.count))
+            """, logger: logger).decode(Int64.self) {
+            txnIds.append(id)
+        }
+        if purchaseCount > 0 {
+            for try await id in try await conn.query("""
+                SELECT nextval('credit_purchases_id_seq') FROM generate_series(1, \(purchaseCount))
+                """, logger: logger).decode(Int64.self) {
+                purchaseIds.append(id)
+            }
+        }
+        var txnIterator = txnIds.makeIterator()
+        var purchaseIterator = purchaseIds.makeIterator()
+        let plan = BatchPlanner(catalog: catalog).plan(
+            ops.map(\.keyed), existingKeys: existing, balances: balances, platformBalances: platform,
+            nextTransactionId: { txnIterator.next()! }, nextPurchaseId: { purchaseIterator.next()! })
+
+        try await write(plan, existingUsers: balances, claimed: claimed, conn: conn, nowMs: nowMs, logger: logger)
+        return plan.results.map { $0.mapError { $0 as any Error } }
+    }
+
+    private static func write(
+        _ plan: BatchPlan, existingUsers: [String: Int64], claimed: Set<String>, conn: PostgresConnection,
+        nowMs: Int64, logger: Logger
+    ) async throws {
+        let updates = plan.users.filter { existingUsers[$0.userId] != nil }
+        let inserts = plan.users.filter { existingUsers[$0.userId] == nil }
+        if !updates.isEmpty {
+            var after: [String: Int64] = [:]
+            for try await (user, balance) in try await conn.query("""
+                UPDATE user_credits AS u SET balance = u.balance + d.delta, total_earned = u.total_earned + d.earned,
+                    total_spent = u.total_spent + d.spent, total_purchased = u.total_purchased + d.purchased,
+                    updated_at = \(nowMs)
+                FROM unnest(\(updates.map(\.userId))::text[], \(updates.map(\.balance))::bigint[],
+                            \(updates.map(\.earned))::bigint[], \(updates.map(\.spent))::bigint[],
+                            \(updates.map(\.purchased))::bigint[]) AS d(user_id, delta, earned, spent, purchased)
+                WHERE u.user_id = d.user_id AND u.balance + d.delta >= 0
+                RETURNING u.user_id, u.balance
+                """, logger: logger).decode((String, Int64).self) {
+                after[user] = balance
+            }
+            for u in updates where after[u.userId] != u.balanceBefore + u.balance {
+                throw StoreInvariantError(description: "user \(u.userId): balance moved under the writer")
+            }
+        }
+        if !inserts.isEmpty {
+            // A user created by another instance meanwhile makes this fail (unique violation);
+            // the batch is retried and then sees the row.
+            var count = 0
+            for try await _ in try await conn.query("""
+                INSERT INTO user_credits (user_id, balance, total_earned, total_spent, total_purchased, created_at, updated_at)
+                SELECT d.user_id, d.delta, d.earned, d.spent, d.purchased, \(nowMs), \(nowMs)
+                FROM unnest(\(inserts.map(\.userId))::text[], \(inserts.map(\.balance))::bigint[],
+                            \(inserts.map(\.earned))::bigint[], \(inserts.map(\.spent))::bigint[],
+                            \(inserts.map(\.purchased))::bigint[]) AS d(user_id, delta, earned, spent, purchased)
+                WHERE d.delta >= 0
+                RETURNING user_id
+                """, logger: logger) {
+                count += 1
+            }
+            guard count == inserts.count else { throw StoreInvariantError(description: "a new user row was refused") }
+        }
+        if !plan.journal.isEmpty {
+            let j = plan.journal
+            try await conn.query("""
+                INSERT INTO credit_transactions (id, kind, user_id, debit_account, credit_account, amount,
+                    debit_balance_after, credit_balance_after, reference, description, created_at)
+                SELECT *, \(nowMs)::bigint FROM unnest(\(j.map(\.id))::bigint[], \(j.map(\.kind.rawValue))::text[],
+                    \(j.map(\.userId))::text[], \(j.map(\.debit.id))::text[], \(j.map(\.credit.id))::text[],
+                    \(j.map(\.amount))::bigint[], \(j.map(\.debitBalanceAfter))::bigint[],
+                    \(j.map(\.creditBalanceAfter))::bigint[], \(j.map(\.reference))::text[], \(j.map(\.description))::text[])
+                """, logger: logger)
+        }
+        if !plan.purchases.isEmpty {
+            let p = plan.purchases
+            try await conn.query("""
+                INSERT INTO credit_purchases (id, user_id, package, payment_method, payment_id, credits, base_credits,
+                    bonus_credits, price_cents, status, created_at, updated_at)
+                SELECT *, 'completed', \(nowMs)::bigint, \(nowMs)::bigint FROM unnest(\(p.map(\.id))::bigint[],
+                    \(p.map(\.userId))::text[], \(p.map(\.package.id))::text[], \(p.map(\.paymentMethod.rawValue))::text[],
+                    \(p.map(\.paymentId))::text[], \(p.map(\.package.totalCredits))::bigint[],
+                    \(p.map(\.package.credits))::bigint[], \(p.map(\.package.bonusCredits))::bigint[],
+                    \(p.map(\.package.priceCents))::bigint[])
+                """, logger: logger)
+        }
+        // Fill the placeholders this batch claimed; a key held by someone else's finished record
+        // is not overwritten, and the count check rolls the batch back.
+        if !plan.newKeys.isEmpty {
+            let k = plan.newKeys
+            var written = 0
+            for try await _ in try await conn.query("""
+                INSERT INTO idempotency_keys (key, request_hash, outcome, created_at)
+                SELECT k, h, o, \(nowMs) FROM unnest(\(k.map(\.key))::text[], \(k.map { ByteBuffer(bytes: $0.requestHash) })::bytea[],
+                    \(k.map { OutcomeCoding.encode($0.outcome) })::text[]) AS t(k, h, o)
+                ON CONFLICT (key) DO UPDATE SET request_hash = EXCLUDED.request_hash, outcome = EXCLUDED.outcome
+                WHERE idempotency_keys.outcome = ''
+                RETURNING key
+                """, logger: logger) {
+                written += 1
+            }
+            guard written == k.count else { throw StoreInvariantError(description: "an idempotency key was taken meanwhile") }
+        }
+        let unused = claimed.subtracting(plan.newKeys.map(\.key)).sorted()
+        if !unused.isEmpty {
+            try await conn.query("DELETE FROM idempotency_keys WHERE key = ANY(\(unused)::text[]) AND outcome = ''", logger: logger)
+        }
+        if !plan.platformBalances.isEmpty {
+            let names = plan.platformBalances.keys.map(\.rawValue)
+            let values = plan.platformBalances.keys.map { plan.platformBalances[$0]! }
+            try await conn.query("""
+                UPDATE platform_accounts AS p SET balance = d.balance, updated_at = \(nowMs)
+                FROM unnest(\(names)::text[], \(values)::bigint[]) AS d(name, balance) WHERE p.name = d.name
+                """, logger: logger)
+        }
+    }
+}

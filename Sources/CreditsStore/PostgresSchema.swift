@@ -1,0 +1,96 @@
+import CreditsCore
+import Logging
+import PostgresNIO
+
+/// Versioned migrations of the PostgreSQL store, applied in order under an advisory lock so that
+/// several instances starting at once migrate once. Append new ones; never edit a shipped one.
+enum PostgresSchema {
+    static let migrations: [(version: String, sql: [String])] = [
+        ("v1-ledger", [
+            """
+            CREATE TABLE user_credits (
+                user_id TEXT PRIMARY KEY,
+                balance BIGINT NOT NULL DEFAULT 0,
+                reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+                total_earned BIGINT NOT NULL DEFAULT 0,
+                total_spent BIGINT NOT NULL DEFAULT 0,
+                total_purchased BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE platform_accounts (
+                name TEXT PRIMARY KEY,
+                balance BIGINT NOT NULL DEFAULT 0,
+                updated_at BIGINT NOT NULL)
+            """,
+            """
+            INSERT INTO platform_accounts (name, balance, updated_at)
+            VALUES \(PlatformAccount.allCases.map { "('\($0.rawValue)', 0, 0)" }.joined(separator: ", "))
+            """,
+            """
+            CREATE TABLE credit_transactions (
+                id BIGSERIAL PRIMARY KEY,
+                kind TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                debit_account TEXT NOT NULL,
+                credit_account TEXT NOT NULL,
+                amount BIGINT NOT NULL CHECK (amount > 0),
+                debit_balance_after BIGINT NOT NULL,
+                credit_balance_after BIGINT NOT NULL,
+                reference TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                CHECK (debit_account <> credit_account))
+            """,
+            "CREATE INDEX credit_transactions_by_user ON credit_transactions (user_id, id)",
+            """
+            CREATE TABLE credit_purchases (
+                id BIGSERIAL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                package TEXT NOT NULL,
+                payment_method TEXT NOT NULL,
+                payment_id TEXT NOT NULL,
+                credits BIGINT NOT NULL,
+                base_credits BIGINT NOT NULL,
+                bonus_credits BIGINT NOT NULL,
+                price_cents BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE (payment_method, payment_id))
+            """,
+            "CREATE INDEX credit_purchases_by_user ON credit_purchases (user_id, id)",
+            """
+            CREATE TABLE idempotency_keys (
+                key TEXT PRIMARY KEY,
+                request_hash BYTEA NOT NULL,
+                outcome TEXT NOT NULL,
+                created_at BIGINT NOT NULL)
+            """,
+        ]),
+    ]
+
+    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
+        try await client.withTransaction(logger: logger) { conn in
+            // One migrator at a time across instances; the lock ends with the transaction.
+            try await conn.query("SELECT pg_advisory_xact_lock(7261536)", logger: logger)
+            try await conn.query("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)
+                """, logger: logger)
+            var applied = Set<String>()
+            for try await version in try await conn.query("SELECT version FROM schema_migrations", logger: logger).decode(String.self) {
+                applied.insert(version)
+            }
+            for migration in migrations where !applied.contains(migration.version) {
+                for statement in migration.sql {
+                    try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await conn.query("""
+                    INSERT INTO schema_migrations (version, applied_at)
+                    VALUES (\(migration.version), (extract(epoch from now()) * 1000)::bigint)
+                    """, logger: logger)
+            }
+        }
+    }
+}

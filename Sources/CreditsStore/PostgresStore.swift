@@ -1,0 +1,239 @@
+import CreditsCore
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The shared store: several `credits serve` instances on one PostgreSQL database. Each instance
+/// group-commits its own operations; the database judges between instances (row locks,
+/// conditional updates, unique keys), so no correctness rests on process memory.
+public final class PostgresStore: CreditStore {
+    public let catalog: Catalog
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    private let committer: GroupCommitter<PreparedOperation, OperationResult>
+    /// Whole-batch retries on a deadlock, serialization failure or a key/user created meanwhile.
+    static let batchAttemptsMax = 5
+
+    /// Connects, migrates, and starts the client's connection pool.
+    ///
+    /// - Parameter url: `postgres://user:password@host:port/database`; an optional
+    ///   `?search_path=schema` puts the tables in that schema (which must exist).
+    public init(url: String, catalog: Catalog = .default, clock: WallClock = .system, logger: Logger? = nil) async throws {
+        let config = try Self.configuration(from: url)
+        let client = PostgresClient(configuration: config)
+        let logger = logger ?? Logger(label: "credits.postgres")
+        self.client = client
+        self.runner = Task { await client.run() }
+        self.catalog = catalog
+        self.logger = logger
+        let catalogCopy = catalog
+        self.committer = GroupCommitter(
+            batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
+        ) { [client, logger] ops in
+            await Self.commit(ops, client: client, catalog: catalogCopy, clock: clock, logger: logger)
+        }
+        do {
+            try await withTimeout(seconds: 15) {
+                try await PostgresSchema.migrate(client, logger: logger)
+            }
+        } catch {
+            runner.cancel()
+            throw PostgresStoreError("cannot use the PostgreSQL database at \(Self.redacted(url)): \(Self.describe(error))")
+        }
+    }
+
+    public func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
+        let prepared = try PreparedOperation(operation, idempotencyKey: idempotencyKey, catalog: catalog)
+        return try await committer.submit(prepared)
+    }
+
+    private static func commit(
+        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, clock: WallClock, logger: Logger
+    ) async -> [Result<OperationResult, any Error>] {
+        do {
+            return try await applyWithRetries(ops, client: client, catalog: catalog, clock: clock, logger: logger)
+        } catch {
+            if ops.count == 1 { return [.failure(error)] }
+            logger.warning("batch failed; applying its operations one by one", metadata: ["error": "\(describe(error))"])
+        }
+        var results: [Result<OperationResult, any Error>] = []
+        for op in ops {
+            do {
+                results.append(try await applyWithRetries([op], client: client, catalog: catalog, clock: clock, logger: logger)[0])
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    private static func applyWithRetries(
+        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, clock: WallClock, logger: Logger
+    ) async throws -> [Result<OperationResult, any Error>] {
+        var attempt = 1
+        while true {
+            do {
+                return try await client.withTransaction(logger: logger) { conn in
+                    try await PostgresLedgerWriter.apply(ops, conn: conn, catalog: catalog, nowMs: clock.nowMs(), logger: logger)
+                }
+            } catch let error as PSQLError where attempt < batchAttemptsMax && isRetryable(error) {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
+            }
+        }
+    }
+
+    /// Deadlock, serialization failure, or a unique key taken by a concurrent instance.
+    static func isRetryable(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001" || state == "23505"
+    }
+
+    public func balance(userId: String) async throws -> UserCredits {
+        try Identifier.check(userId, field: "userId")
+        let rows = try await client.query("""
+            SELECT balance, reserved, total_earned, total_spent, total_purchased FROM user_credits WHERE user_id = \(userId)
+            """, logger: logger)
+        for try await (balance, reserved, earned, spent, purchased) in rows.decode((Int64, Int64, Int64, Int64, Int64).self) {
+            return UserCredits(userId: userId, balance: balance, reserved: reserved, totalEarned: earned,
+                               totalSpent: spent, totalPurchased: purchased)
+        }
+        return UserCredits(userId: userId)
+    }
+
+    public func transactions(userId: String, limit: Int, cursor: String?) async throws -> TransactionPage {
+        try Identifier.check(userId, field: "userId")
+        try Paging.checkLimit(limit)
+        let before = try Paging.parseCursor(cursor) ?? Int64.max
+        let account = Account.user(userId).id
+        let rows = try await client.query("""
+            SELECT id, kind, debit_account, credit_account, amount, debit_balance_after, credit_balance_after,
+                   reference, description, created_at
+            FROM credit_transactions WHERE user_id = \(userId) AND id < \(before) ORDER BY id DESC LIMIT \(limit + 1)
+            """, logger: logger)
+        var entries: [JournalEntry] = []
+        for try await row in rows {
+            let (id, kind, debit, credit, amount, debitAfter, creditAfter, reference, description, createdAt) =
+                try row.decode((Int64, String, String, String, Int64, Int64, Int64, String, String, Int64).self)
+            let credited = credit == account
+            entries.append(JournalEntry(
+                id: "txn_\(id)", type: kind, credits: credited ? amount : -amount,
+                balanceAfter: credited ? creditAfter : debitAfter, counterparty: credited ? debit : credit,
+                reference: reference, description: description, createdAtMs: createdAt))
+        }
+        let more = entries.count > limit
+        let page = Array(entries.prefix(limit))
+        return TransactionPage(data: page, nextCursor: more ? page.last?.id : nil)
+    }
+
+    /// All checks in one REPEATABLE READ transaction, so they see one snapshot.
+    public func reconcile() async throws -> ReconcileReport {
+        try await client.withConnection { conn in
+            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
+            do {
+                var results: [[[SQLValue]]] = []
+                for sql in Reconciler.queries {
+                    var rows: [[SQLValue]] = []
+                    for try await row in try await conn.query(PostgresQuery(unsafeSQL: sql), logger: self.logger) {
+                        rows.append(try row.map(Self.value))
+                    }
+                    results.append(rows)
+                }
+                try await conn.query("COMMIT", logger: self.logger)
+                return Reconciler.evaluate(results)
+            } catch {
+                _ = try? await conn.query("ROLLBACK", logger: self.logger)
+                throw error
+            }
+        }
+    }
+
+    private static func value(_ cell: PostgresCell) throws -> SQLValue {
+        if cell.bytes == nil { return .null }
+        switch cell.dataType {
+        case .int8: return .int(try cell.decode(Int64.self))
+        case .int4: return .int(Int64(try cell.decode(Int32.self)))
+        case .int2: return .int(Int64(try cell.decode(Int16.self)))
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+
+    /// Runs raw SQL (tests and tools use it to look behind the ledger's back).
+    public func unsafeExecute(_ sql: String) async throws {
+        try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+    }
+
+    public func close() async throws {
+        await committer.close()
+        runner.cancel()
+        _ = await runner.value
+    }
+
+    static func configuration(from url: String) throws -> PostgresClient.Configuration {
+        guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
+              let host = parts.host, !host.isEmpty
+        else {
+            throw PostgresStoreError("the database URL must look like postgres://user:password@host:port/database")
+        }
+        let database = String(parts.path.drop(while: { $0 == "/" }))
+        var config = PostgresClient.Configuration(
+            host: host, port: parts.port ?? 5432, username: parts.user ?? "postgres", password: parts.password,
+            database: database.isEmpty ? nil : database, tls: .disable)
+        config.options.connectTimeout = .seconds(5)
+        config.options.maximumConnections = 32
+        for item in parts.queryItems ?? [] {
+            switch item.name {
+            case "search_path":
+                guard let schema = item.value, Identifier.isValid(schema) else {
+                    throw PostgresStoreError("search_path must be a plain schema name")
+                }
+                config.options.additionalStartupParameters.append(("search_path", schema))
+            case "sslmode" where item.value == "disable":
+                break
+            default:
+                throw PostgresStoreError("unsupported database URL parameter '\(item.name)' (TLS is not supported yet)")
+            }
+        }
+        return config
+    }
+
+    /// The URL with its password replaced, for messages; a file path unchanged.
+    public static func redacted(_ url: String) -> String {
+        guard url.hasPrefix("postgres") else { return url }
+        guard var parts = URLComponents(string: url) else { return "<unparsable URL>" }
+        if parts.password != nil { parts.password = "***" }
+        return parts.string ?? "<unparsable URL>"
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let psql = error as? PSQLError {
+            if let message = psql.serverInfo?[.message] { return message }
+            return "\(psql.code)"
+        }
+        return "\(error)"
+    }
+}
+
+public struct PostgresStoreError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct TimeoutError: Error, CustomStringConvertible {
+    var description: String { "timed out" }
+}
+
+/// Runs `body`, throwing `TimeoutError` if it takes longer than `seconds`.
+func withTimeout<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw TimeoutError()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
