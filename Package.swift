@@ -55,11 +55,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Helpers shared by the test targets: temp folders, seeded randomness, the test PostgreSQL.
+        .target(
+            name: "CreditsTestSupport",
+            dependencies: ["CreditsStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tests/CreditsTestSupport"
+        ),
         .testTarget(name: "CreditsCoreTests", dependencies: ["CreditsCore"]),
         .testTarget(
             name: "CreditsStoreTests",
             dependencies: [
-                "CreditsCore", "CreditsStore",
+                "CreditsCore", "CreditsStore", "CreditsTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
@@ -67,7 +73,7 @@ let package = Package(
         .testTarget(
             name: "CreditsServerTests",
             dependencies: [
-                "CreditsCore", "CreditsStore", "CreditsServer",
+                "CreditsCore", "CreditsStore", "CreditsServer", "CreditsTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -4,13 +4,6 @@ import HummingbirdTesting
 import Synchronization
 import Testing
 
-/// A value shared between tasks behind a lock.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
-}
-
 /// Crash safety and the CLI, against the real `credits` executable.
 @Suite(.serialized) struct ProcessTests {
     /// Proves: an operation acknowledged with 201 survives SIGKILL, none is applied twice, and the
@@ -34,40 +27,9 @@ final class Locked<Value: Sendable>: Sendable {
             #expect(r.status == 201)
         }
 
-        struct Ack: Sendable { var user: String; var upload: String; var credits: Int64; var transactionId: String }
-        let acked = Locked<[Ack]>([])
-        let port = first.port
-        await withTaskGroup(of: Void.self) { group in
-            for c in 0..<16 {
-                group.addTask {
-                    let client = TestClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(10)))
-                    client.connect()
-                    defer { Task { try? await client.shutdown() } }
-                    var n = 0
-                    while n < 100_000 {
-                        let user = users[(c + n) % users.count]
-                        let upload = "crash_c\(c)_\(n)"
-                        let credits = Int64(1 + n % 7)
-                        guard let r = try? await HTTP.send(client, .post, "/api/credits/spend",
-                            body: #"{"userId":"\#(user)","credits":\#(credits),"fileUploadId":"\#(upload)"}"#)
-                        else { return }  // the server is gone
-                        if r.status == 201, let txn = r.string("transactionId") {
-                            acked.withLock { $0.append(Ack(user: user, upload: upload, credits: credits, transactionId: txn)) }
-                        }
-                        n += 1
-                    }
-                }
-            }
-            group.addTask {
-                // Kill once the load is well under way.
-                for _ in 0..<200 {
-                    if acked.withLock({ $0.count }) >= 1_500 { break }
-                    try? await Task.sleep(for: .milliseconds(10))
-                }
-                first.kill9()
-            }
+        let acknowledged = try await spendLoad(ports: [first.port], users: users, clients: 16, ackedBeforeKill: 1_500) {
+            first.kill9()
         }
-        let acknowledged = acked.withLock { $0 }
         print("crash test: \(acknowledged.count) spends acknowledged before SIGKILL")
         #expect(acknowledged.count >= 100, "too few spends were acknowledged before the kill to prove anything")
 

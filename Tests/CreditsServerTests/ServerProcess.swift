@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,19 +101,82 @@ final class ServerProcess: @unchecked Sendable {
 /// One-off and persistent HTTP calls to a live server.
 enum HTTP {
     static func call(
-        port: Int, _ method: HTTPRequest.Method, _ uri: String, key: String? = serviceKey, body: String? = nil
+        port: Int, _ method: HTTPRequest.Method, _ uri: String, key: String? = serviceKey, body: String? = nil,
+        idempotencyKey: String? = nil
     ) async throws -> Reply {
         try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(10))) { client in
-            try await send(client, method, uri, key: key, body: body)
+            try await send(client, method, uri, key: key, body: body, idempotencyKey: idempotencyKey)
         }
     }
 
     static func send(
-        _ client: TestClient, _ method: HTTPRequest.Method, _ uri: String, key: String? = serviceKey, body: String? = nil
+        _ client: TestClient, _ method: HTTPRequest.Method, _ uri: String, key: String? = serviceKey, body: String? = nil,
+        idempotencyKey: String? = nil
     ) async throws -> Reply {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let key { headers[.authorization] = "Bearer \(key)" }
+        if let idempotencyKey { headers[HTTPField.Name("Idempotency-Key")!] = idempotencyKey }
         let response = try await client.execute(.init(uri, method: method, authority: "127.0.0.1", headers: headers, body: body.map { ByteBuffer(string: $0) }))
         return Reply(status: Int(response.status.code), headers: response.headers, text: response.body.map { String(buffer: $0) } ?? "")
     }
 }
+
+/// A spend a server answered with 201.
+struct Ack: Sendable {
+    var user: String
+    var upload: String
+    var credits: Int64
+    var transactionId: String
+}
+
+/// `clients` connections send spends (round-robin over `ports` and `users`) until `kill` has
+/// been called after `ackedBeforeKill` acknowledgements (or 2 s) and every client has seen its
+/// server go away or finished. Returns every acknowledged spend.
+func spendLoad(
+    ports: [Int], users: [String], clients: Int, ackedBeforeKill: Int, kill: @escaping @Sendable () -> Void
+) async throws -> [Ack] {
+    let acked = Locked<[Ack]>([])
+    let killed = Locked(false)
+    await withTaskGroup(of: Void.self) { group in
+        for c in 0..<clients {
+            group.addTask {
+                let client = TestClient(host: "127.0.0.1", port: ports[c % ports.count], configuration: .init(timeout: .seconds(10)))
+                client.connect()
+                defer { Task { try? await client.shutdown() } }
+                var n = 0
+                // After the kill, survivors' clients send a little more, then stop.
+                var afterKill = 0
+                while n < 100_000, afterKill < 50 {
+                    let user = users[(c + n) % users.count]
+                    let upload = "load_c\(c)_\(n)"
+                    let credits = Int64(1 + n % 7)
+                    guard let r = try? await HTTP.send(client, .post, "/api/credits/spend",
+                        body: #"{"userId":"\#(user)","credits":\#(credits),"fileUploadId":"\#(upload)"}"#)
+                    else { return }  // this client's server is gone
+                    if r.status == 201, let txn = r.string("transactionId") {
+                        acked.withLock { $0.append(Ack(user: user, upload: upload, credits: credits, transactionId: txn)) }
+                    }
+                    if killed.withLock({ $0 }) { afterKill += 1 }
+                    n += 1
+                }
+            }
+        }
+        group.addTask {
+            for _ in 0..<200 {
+                if acked.withLock({ $0.count }) >= ackedBeforeKill { break }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            kill()
+            killed.withLock { $0 = true }
+        }
+    }
+    return acked.withLock { $0 }
+}
+
+/// A value shared between tasks behind a lock.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+

@@ -1,3 +1,4 @@
+import CreditsTestSupport
 import CreditsCore
 import CreditsStore
 import Testing

@@ -2,6 +2,7 @@ import CreditsCore
 import CreditsStore
 import Foundation
 import GRDB
+import CreditsTestSupport
 import Testing
 
 /// How the conformance suite gets a fresh, empty store of each kind, and how it corrupts one
@@ -49,33 +50,6 @@ struct FreshStore: Sendable {
     func close() async throws {
         try await store.close()
         dir.remove()
-    }
-}
-
-/// A temporary directory removed by `remove()`.
-struct TempDir: Sendable {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "credits-test-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
-
-/// Deterministic random numbers for property tests (SplitMix64), so a failure replays from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

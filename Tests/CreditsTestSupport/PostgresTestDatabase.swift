@@ -2,17 +2,16 @@ import CreditsStore
 import Foundation
 import Logging
 import PostgresNIO
-import Testing
 
 /// The throwaway cluster `scripts/test` starts: its URL comes in CREDITS_TEST_POSTGRES_URL.
-enum PostgresTestDatabase {
-    static var url: String? {
+public enum PostgresTestDatabase {
+    public static var url: String? {
         ProcessInfo.processInfo.environment["CREDITS_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Creates an empty schema and returns a URL that puts the store's tables in it. Notes the run
     /// in CREDITS_PG_MARKER, which `scripts/test` checks.
-    static func freshSchemaURL() async throws -> String {
+    public static func freshSchemaURL() async throws -> String {
         guard let url else { throw CancellationError() }
         let schema = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let parts = URLComponents(string: url)!
@@ -39,12 +38,3 @@ enum PostgresTestDatabase {
     }
 }
 
-/// The PostgreSQL suite is part of every run of the test command, not an optional extra.
-@Suite struct PostgresRequirementTests {
-    @Test func postgresIsAvailableWhenRequired() {
-        if ProcessInfo.processInfo.environment["CREDITS_REQUIRE_POSTGRES"] == "1" {
-            #expect(PostgresTestDatabase.url != nil, "CREDITS_REQUIRE_POSTGRES=1 but no CREDITS_TEST_POSTGRES_URL: the PostgreSQL suite cannot run")
-            #expect(StoreFactory.all.contains { $0.name == "PostgreSQL" })
-        }
-    }
-}

@@ -1,0 +1,96 @@
+import CreditsTestSupport
+import Foundation
+import HummingbirdTesting
+import Testing
+
+/// Several `credits serve` processes on one PostgreSQL database, as behind a load balancer.
+/// Runs when the test command started a PostgreSQL cluster (it always does; see scripts/test).
+@Suite(.serialized, .enabled(if: PostgresTestDatabase.url != nil, "needs the test PostgreSQL cluster"))
+struct MultiInstanceTests {
+    /// Proves: the database, not process memory, judges between instances. 100 spends of 15
+    /// against 300, spread over two instances, let exactly 20 through; the balance never goes
+    /// below zero; the same request sent to both instances at the same moment applies once.
+    @Test func twoInstancesShareOneLedgerWithoutOverspendOrDoubleApply() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        let a = try ServerProcess(database: url, logFile: dir.path + "/a.log")
+        defer { a.stop() }
+        let b = try ServerProcess(database: url, logFile: dir.path + "/b.log")
+        defer { b.stop() }
+        try await a.waitUntilReady()
+        try await b.waitUntilReady()
+        let ports = [a.port, b.port]
+
+        let funded = try await HTTP.call(port: a.port, .post, "/api/admin/adjustments", key: adminKey,
+            body: #"{"userId":"shared_u","credits":300,"adjustmentId":"fund-shared","reason":"test"}"#)
+        #expect(funded.status == 201)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<100 {
+                group.addTask {
+                    try await HTTP.call(port: ports[i % 2], .post, "/api/credits/spend",
+                        body: #"{"userId":"shared_u","credits":15,"fileUploadId":"shared_\#(i)"}"#).status
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 201 }.count == 20)
+        #expect(statuses.filter { $0 == 402 }.count == 80)
+        let balance = try await HTTP.call(port: b.port, .get, "/api/credits/balance?userId=shared_u")
+        #expect(balance.int("balance") == 0)
+
+        // The same request (same body, same Idempotency-Key) to both instances at once.
+        _ = try await HTTP.call(port: a.port, .post, "/api/admin/adjustments", key: adminKey,
+            body: #"{"userId":"dup_u","credits":10000,"adjustmentId":"fund-dup","reason":"test"}"#)
+        for i in 0..<40 {
+            let body = #"{"userId":"dup_u","credits":7,"fileUploadId":"dup_\#(i)"}"#
+            async let first = HTTP.call(port: a.port, .post, "/api/credits/spend", body: body, idempotencyKey: "dup-key-\(i)")
+            async let second = HTTP.call(port: b.port, .post, "/api/credits/spend", body: body, idempotencyKey: "dup-key-\(i)")
+            let (r1, r2) = try await (first, second)
+            #expect(r1.status == 201 && r2.status == 201, "\(r1.text) / \(r2.text)")
+            #expect([r1.replayed, r2.replayed].filter { !$0 }.count == 1, "request \(i) applied \([r1.replayed, r2.replayed])")
+            #expect(r1.string("transactionId") == r2.string("transactionId"))
+        }
+        let dup = try await HTTP.call(port: a.port, .get, "/api/credits/balance?userId=dup_u")
+        #expect(dup.int("balance") == Int64(10000 - 40 * 7))
+
+        let reconcile = try runCredits(["reconcile", "--database", url])
+        #expect(reconcile.status == 0, "\(reconcile.output)")
+    }
+
+    /// Proves: killing one instance with SIGKILL mid-load loses no acknowledged operation. Both
+    /// instances take spends; one is killed; every spend either instance acknowledged replays
+    /// from the survivor with its transaction id, and the ledger reconciles.
+    @Test func sigkillOfOneInstanceLosesNoAcknowledgedSpend() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        let victim = try ServerProcess(database: url, logFile: dir.path + "/victim.log")
+        defer { victim.stop() }
+        let survivor = try ServerProcess(database: url, logFile: dir.path + "/survivor.log")
+        defer { survivor.stop() }
+        try await victim.waitUntilReady()
+        try await survivor.waitUntilReady()
+        let users = (0..<4).map { "mi_u\($0)" }
+        for user in users {
+            _ = try await HTTP.call(port: survivor.port, .post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"\#(user)","credits":1000000,"adjustmentId":"fund-\#(user)","reason":"test"}"#)
+        }
+
+        let acked = try await spendLoad(ports: [victim.port, survivor.port], users: users, clients: 16, ackedBeforeKill: 600) {
+            victim.kill9()
+        }
+        print("multi-instance crash test: \(acked.count) spends acknowledged")
+        #expect(acked.count >= 100)
+        try await TestClient.withClient(host: "127.0.0.1", port: survivor.port) { client in
+            for ack in acked {
+                let r = try await HTTP.send(client, .post, "/api/credits/spend",
+                    body: #"{"userId":"\#(ack.user)","credits":\#(ack.credits),"fileUploadId":"\#(ack.upload)"}"#)
+                #expect(r.status == 201 && r.replayed, "acknowledged spend \(ack.upload) was lost: \(r.text)")
+                #expect(r.string("transactionId") == ack.transactionId)
+            }
+        }
+        let reconcile = try runCredits(["reconcile", "--database", url])
+        #expect(reconcile.status == 0, "\(reconcile.output)")
+    }
+}
