@@ -21,9 +21,14 @@ public final class PostgresStore: CreditStore {
     /// - Parameter url: `postgres://user:password@host:port/database`; an optional
     ///   `?search_path=schema` puts the tables in that schema (which must exist).
     public init(url: String, catalog: Catalog = .default, clock: WallClock = .system, logger: Logger? = nil) async throws {
-        let config = try Self.configuration(from: url)
-        let client = PostgresClient(configuration: config)
+        let location = try Location(url)
         let logger = logger ?? Logger(label: "credits.postgres")
+        do {
+            try await Self.probe(location, logger: logger)
+        } catch {
+            throw PostgresStoreError("cannot connect to the PostgreSQL database at \(Self.redacted(url)): \(Self.describe(error))")
+        }
+        let client = PostgresClient(configuration: location.clientConfiguration)
         self.client = client
         self.runner = Task { await client.run() }
         self.catalog = catalog
@@ -171,32 +176,65 @@ public final class PostgresStore: CreditStore {
         _ = await runner.value
     }
 
-    static func configuration(from url: String) throws -> PostgresClient.Configuration {
-        guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
-              let host = parts.host, !host.isEmpty
-        else {
-            throw PostgresStoreError("the database URL must look like postgres://user:password@host:port/database")
-        }
-        let database = String(parts.path.drop(while: { $0 == "/" }))
-        var config = PostgresClient.Configuration(
-            host: host, port: parts.port ?? 5432, username: parts.user ?? "postgres", password: parts.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
-        config.options.connectTimeout = .seconds(5)
-        config.options.maximumConnections = 32
-        for item in parts.queryItems ?? [] {
-            switch item.name {
-            case "search_path":
-                guard let schema = item.value, Identifier.isValid(schema) else {
-                    throw PostgresStoreError("search_path must be a plain schema name")
+    /// The parts of a `postgres://user:password@host:port/database?search_path=schema` URL.
+    struct Location {
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+        var searchPath: String?
+
+        init(_ url: String) throws {
+            guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
+                  let host = parts.host, !host.isEmpty
+            else {
+                throw PostgresStoreError("the database URL must look like postgres://user:password@host:port/database")
+            }
+            self.host = host
+            port = parts.port ?? 5432
+            user = parts.user ?? "postgres"
+            password = parts.password
+            let db = String(parts.path.drop(while: { $0 == "/" }))
+            database = db.isEmpty ? nil : db
+            for item in parts.queryItems ?? [] {
+                switch item.name {
+                case "search_path":
+                    guard let schema = item.value, Identifier.isValid(schema) else {
+                        throw PostgresStoreError("search_path must be a plain schema name")
+                    }
+                    searchPath = schema
+                case "sslmode" where item.value == "disable":
+                    break
+                default:
+                    throw PostgresStoreError("unsupported database URL parameter '\(item.name)' (TLS is not supported yet)")
                 }
-                config.options.additionalStartupParameters.append(("search_path", schema))
-            case "sslmode" where item.value == "disable":
-                break
-            default:
-                throw PostgresStoreError("unsupported database URL parameter '\(item.name)' (TLS is not supported yet)")
             }
         }
-        return config
+
+        var clientConfiguration: PostgresClient.Configuration {
+            var config = PostgresClient.Configuration(
+                host: host, port: port, username: user, password: password, database: database, tls: .disable)
+            config.options.connectTimeout = .seconds(5)
+            config.options.maximumConnections = 32
+            if let searchPath { config.options.additionalStartupParameters.append(("search_path", searchPath)) }
+            return config
+        }
+
+        var connectionConfiguration: PostgresConnection.Configuration {
+            var config = PostgresConnection.Configuration(
+                host: host, port: port, username: user, password: password, database: database, tls: .disable)
+            config.options.connectTimeout = .seconds(5)
+            if let searchPath { config.options.additionalStartupParameters.append(("search_path", searchPath)) }
+            return config
+        }
+    }
+
+    /// One direct connection first: the pool retries quietly, this one says what is wrong
+    /// (refused, unknown host, bad password, no such database).
+    static func probe(_ location: Location, logger: Logger) async throws {
+        let conn = try await PostgresConnection.connect(configuration: location.connectionConfiguration, id: 0, logger: logger)
+        try await conn.close()
     }
 
     /// The URL with its password replaced, for messages; a file path unchanged.
@@ -210,6 +248,7 @@ public final class PostgresStore: CreditStore {
     static func describe(_ error: any Error) -> String {
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
+            if let underlying = psql.underlying { return "\(underlying)" }
             return "\(psql.code)"
         }
         return "\(error)"
