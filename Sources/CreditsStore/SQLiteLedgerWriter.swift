@@ -34,8 +34,9 @@ enum SQLiteLedgerWriter {
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT name, balance FROM platform_accounts")) {
             if let account = PlatformAccount(rawValue: row[0]) { platform[account] = row[1] }
         }
-        var nextTxn = try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) FROM credit_transactions")) ?? 0
-        var nextPurchase = try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) FROM credit_purchases")) ?? 0
+        // Plain MAX(id) on the rowid is one b-tree step; wrapped in COALESCE it becomes a scan.
+        var nextTxn = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM credit_transactions")) ?? 0
+        var nextPurchase = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM credit_purchases")) ?? 0
 
         let plan = BatchPlanner(catalog: catalog).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, platformBalances: platform,

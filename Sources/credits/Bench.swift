@@ -16,7 +16,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Spends in all.") var spends = 100_000
     @Option(help: "Users the spends are spread over.") var users = 1_000
     @Option(help: "Estimates to time.") var estimates = 1_000_000
-    @Option(help: "SQLite file or postgres:// URL (default: a new temporary SQLite file, removed afterwards). Use an empty database: the bench adds users and spends.") var database: String?
+    @Option(help: "SQLite file or postgres:// URL (default: a new temporary SQLite file, removed afterwards). The bench adds its own users and spends, under ids unique to the run.") var database: String?
 
     func validate() throws {
         guard (1...4096).contains(clients) else { throw ValidationError("--clients must be 1...4096") }
