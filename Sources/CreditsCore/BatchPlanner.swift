@@ -47,10 +47,31 @@ public struct PurchaseRow: Sendable, Equatable {
     public var paymentId: String
 }
 
+/// What the ledger knows of an upload: whose it is, what it holds, whether it is settled.
+public struct UploadHold: Sendable, Equatable {
+    public var userId: String
+    public var credits: Int64
+    public var settled: Bool
+
+    public init(userId: String, credits: Int64, settled: Bool) {
+        self.userId = userId
+        self.credits = credits
+        self.settled = settled
+    }
+}
+
+/// An upload row to create or settle.
+public enum UploadChange: Sendable, Equatable {
+    case created(UploadRequest, credits: Int64)
+    case captured(uploadId: String, credits: Int64)
+    case released(uploadId: String, reason: String)
+}
+
 /// The sum of one user's accepted changes in a batch.
 public struct UserDelta: Sendable, Equatable {
     public var userId: String
     public var balance: Int64 = 0
+    public var reserved: Int64 = 0
     public var earned: Int64 = 0
     public var spent: Int64 = 0
     public var purchased: Int64 = 0
@@ -72,6 +93,7 @@ public struct BatchPlan: Sendable {
     public var journal: [JournalRow]
     public var purchases: [PurchaseRow]
     public var newKeys: [NewKey]
+    public var uploads: [UploadChange]
     /// Final balances of the platform accounts the batch moved.
     public var platformBalances: [PlatformAccount: Int64]
 }
@@ -93,21 +115,27 @@ public struct BatchPlanner {
     /// - Parameters:
     ///   - existingKeys: the records of every key of the batch already in the database.
     ///   - balances: each user's available balance (absent: a user never seen, 0).
+    ///   - reserved: each user's held credits (absent: 0).
+    ///   - uploads: the holds of the uploads the batch's captures and releases name.
     ///   - platformBalances: every platform account's balance.
     ///   - nextTransactionId, nextPurchaseId: id allocators, called once per row in order.
     public func plan(
         _ operations: [KeyedOperation],
         existingKeys: [String: KeyRecord],
         balances: [String: Int64],
+        reserved: [String: Int64] = [:],
+        uploads: [String: UploadHold] = [:],
         platformBalances: [PlatformAccount: Int64],
         nextTransactionId: () -> Int64,
         nextPurchaseId: () -> Int64
     ) -> BatchPlan {
         var keys = existingKeys
         var current = balances
+        var currentHeld = reserved
+        var holds = uploads
         var deltas: [String: UserDelta] = [:]
         var platform = platformBalances
-        var out = BatchPlan(results: [], users: [], journal: [], purchases: [], newKeys: [], platformBalances: [:])
+        var out = BatchPlan(results: [], users: [], journal: [], purchases: [], newKeys: [], uploads: [], platformBalances: [:])
         out.results.reserveCapacity(operations.count)
 
         for keyed in operations {
@@ -116,7 +144,22 @@ public struct BatchPlanner {
                 continue
             }
             let op = keyed.operation
-            let plan = LedgerRules.plan(op, catalog: catalog)
+            var heldCredits: Int64 = 0
+            if let uploadId = op.settledUploadId {
+                // A settlement of an unknown or settled upload is refused and not remembered:
+                // the worker may settle it properly later.
+                guard let hold = holds[uploadId], hold.userId == op.userId else {
+                    out.results.append(.failure(CreditsError(.notFound, "no upload '\(uploadId)' for user '\(op.userId)'")))
+                    continue
+                }
+                if hold.settled {
+                    out.results.append(.failure(CreditsError(.invalidState, "upload '\(uploadId)' is already settled")))
+                    continue
+                }
+                heldCredits = hold.credits
+                holds[uploadId]?.settled = true
+            }
+            let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits)
             let available = current[op.userId] ?? 0
             let outcome: LedgerOutcome
             if let refusal = LedgerRules.check(plan, available: available, catalog: catalog) {
@@ -124,15 +167,17 @@ public struct BatchPlanner {
             } else {
                 var delta = deltas[op.userId] ?? UserDelta(userId: op.userId, balanceBefore: balances[op.userId] ?? 0)
                 delta.balance += plan.balanceDelta
+                delta.reserved += plan.reservedDelta
                 delta.earned += plan.earnedDelta
                 delta.spent += plan.spentDelta
                 delta.purchased += plan.purchasedDelta
                 deltas[op.userId] = delta
                 var userBalance = available
+                var held = currentHeld[op.userId] ?? 0
                 var lastId: Int64 = 0
                 for posting in plan.postings {
-                    let debitAfter = Self.move(posting.debit, -posting.amount, user: &userBalance, platform: &platform)
-                    let creditAfter = Self.move(posting.credit, posting.amount, user: &userBalance, platform: &platform)
+                    let debitAfter = Self.move(posting.debit, -posting.amount, user: &userBalance, held: &held, platform: &platform)
+                    let creditAfter = Self.move(posting.credit, posting.amount, user: &userBalance, held: &held, platform: &platform)
                     lastId = nextTransactionId()
                     out.journal.append(JournalRow(
                         id: lastId, kind: posting.kind, userId: op.userId, debit: posting.debit, credit: posting.credit,
@@ -140,9 +185,11 @@ public struct BatchPlanner {
                         reference: op.naturalKey, description: Self.description(op)))
                 }
                 precondition(userBalance == available + plan.balanceDelta, "postings add up to the plan")
-                precondition(userBalance >= 0, "an accepted plan leaves no user below zero")
+                precondition(userBalance >= 0 && held >= 0, "an accepted plan leaves no user below zero")
                 current[op.userId] = userBalance
-                outcome = receipt(op, transactionId: lastId, balance: userBalance, purchases: &out.purchases, nextPurchaseId: nextPurchaseId)
+                currentHeld[op.userId] = held
+                outcome = receipt(op, transactionId: lastId, balance: userBalance, plan: plan, purchases: &out.purchases,
+                                  uploads: &out.uploads, holds: &holds, nextPurchaseId: nextPurchaseId)
             }
             for key in keyed.keys {
                 let record = KeyRecord(requestHash: keyed.requestHash, outcome: outcome)
@@ -179,10 +226,27 @@ public struct BatchPlanner {
     }
 
     private func receipt(
-        _ op: LedgerOperation, transactionId: Int64, balance: Int64, purchases: inout [PurchaseRow],
-        nextPurchaseId: () -> Int64
+        _ op: LedgerOperation, transactionId: Int64, balance: Int64, plan: LedgerPlan, purchases: inout [PurchaseRow],
+        uploads: inout [UploadChange], holds: inout [String: UploadHold], nextPurchaseId: () -> Int64
     ) -> LedgerOutcome {
         switch op {
+        case .upload(let r):
+            let credits = plan.reservedDelta
+            uploads.append(.created(r, credits: credits))
+            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, settled: false)
+            return .queued(UploadReceipt(
+                uploadId: r.uploadId, userId: r.userId, status: "queued", creditsReserved: credits, sponsored: false,
+                balance: balance))
+        case .capture(let r):
+            uploads.append(.captured(uploadId: r.uploadId, credits: -plan.reservedDelta))
+            return .settled(SettleReceipt(
+                transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
+                credits: -plan.reservedDelta, status: "confirmed", balance: balance))
+        case .release(let r):
+            uploads.append(.released(uploadId: r.uploadId, reason: r.reason))
+            return .settled(SettleReceipt(
+                transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
+                credits: -plan.reservedDelta, status: "refunded", balance: balance))
         case .purchase(let r):
             guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
             let id = nextPurchaseId()
@@ -202,11 +266,16 @@ public struct BatchPlanner {
         }
     }
 
-    private static func move(_ account: Account, _ delta: Int64, user: inout Int64, platform: inout [PlatformAccount: Int64]) -> Int64 {
+    private static func move(
+        _ account: Account, _ delta: Int64, user: inout Int64, held: inout Int64, platform: inout [PlatformAccount: Int64]
+    ) -> Int64 {
         switch account {
         case .user:
             user += delta
             return user
+        case .hold:
+            held += delta
+            return held
         case .platform(let p):
             let after = (platform[p] ?? 0) + delta
             platform[p] = after
@@ -219,6 +288,9 @@ public struct BatchPlanner {
         case .spend(let r): r.description
         case .adjust(let r): r.reason
         case .purchase(let r): "\(r.package) package via \(r.paymentMethod.rawValue)"
+        case .upload(let r): "hold for upload \(r.uploadId)"
+        case .capture(let r): "upload \(r.uploadId) confirmed"
+        case .release(let r): r.reason.isEmpty ? "upload \(r.uploadId) refunded" : "upload \(r.uploadId) refunded: \(r.reason)"
         }
     }
 }

@@ -6,6 +6,8 @@ public enum ErrorCode: String, Sendable, Codable, Equatable {
     case insufficientCredits = "INSUFFICIENT_CREDITS"
     case notFound = "NOT_FOUND"
     case idempotencyConflict = "IDEMPOTENCY_CONFLICT"
+    /// The thing exists but is not in a state that allows the request (an upload already settled).
+    case invalidState = "INVALID_STATE"
     case payloadTooLarge = "PAYLOAD_TOO_LARGE"
     case unavailable = "UNAVAILABLE"
     case `internal` = "INTERNAL"
@@ -18,7 +20,7 @@ public enum ErrorCode: String, Sendable, Codable, Equatable {
         case .insufficientCredits: 402
         case .forbidden: 403
         case .notFound: 404
-        case .idempotencyConflict: 409
+        case .idempotencyConflict, .invalidState: 409
         case .payloadTooLarge: 413
         case .internal: 500
         case .unavailable: 503

@@ -13,13 +13,17 @@ public enum PlatformAccount: String, Sendable, CaseIterable, Codable {
 
 /// A ledger account: a user's, or one of the platform's.
 public enum Account: Hashable, Sendable {
+    /// A user's available credits.
     case user(String)
+    /// A user's credits held by pending uploads (`reserved` in `user_credits`).
+    case hold(String)
     case platform(PlatformAccount)
 
-    /// The account's id as stored in the journal: `user:<userId>` or `platform:<name>`.
+    /// The account's id as stored in the journal: `user:<userId>`, `hold:<userId>` or `platform:<name>`.
     public var id: String {
         switch self {
         case .user(let u): "user:\(u)"
+        case .hold(let u): "hold:\(u)"
         case .platform(let p): "platform:\(p.rawValue)"
         }
     }
@@ -31,6 +35,12 @@ public enum JournalKind: String, Sendable, Codable, CaseIterable {
     case purchaseBonus = "purchase_bonus"
     case spend
     case adjustment
+    /// Queueing an upload moves its estimate from available to held.
+    case uploadHold = "upload_hold"
+    /// A confirmed upload's held credits go to the platform.
+    case uploadCapture = "upload_capture"
+    /// A failed upload's held credits go back to available.
+    case uploadRelease = "upload_release"
 }
 
 /// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
@@ -54,6 +64,8 @@ public struct Posting: Sendable, Equatable {
 public struct LedgerPlan: Sendable, Equatable {
     /// Change to the user's available balance (negative for a debit).
     public var balanceDelta: Int64
+    /// Change to the user's held credits.
+    public var reservedDelta: Int64 = 0
     public var purchasedDelta: Int64 = 0
     public var earnedDelta: Int64 = 0
     public var spentDelta: Int64 = 0
@@ -63,10 +75,26 @@ public struct LedgerPlan: Sendable, Equatable {
 
 /// The ledger's decisions, free of I/O: what an operation posts, and whether a balance allows it.
 public enum LedgerRules {
-    /// The postings of an operation that `validate(catalog:)` accepted.
-    public static func plan(_ op: LedgerOperation, catalog: Catalog) -> LedgerPlan {
+    /// The postings of an operation that `validate(catalog:)` accepted. `heldCredits` is what
+    /// the upload a capture or release settles holds.
+    public static func plan(_ op: LedgerOperation, catalog: Catalog, heldCredits: Int64 = 0) -> LedgerPlan {
         let user = Account.user(op.userId)
         switch op {
+        case .upload(let r):
+            let credits = r.estimate(catalog: catalog).credits
+            return LedgerPlan(
+                balanceDelta: -credits, reservedDelta: credits,
+                postings: [Posting(kind: .uploadHold, debit: user, credit: .hold(op.userId), amount: credits)])
+        case .capture:
+            precondition(heldCredits > 0, "only a held upload is captured")
+            return LedgerPlan(
+                balanceDelta: 0, reservedDelta: -heldCredits, spentDelta: heldCredits,
+                postings: [Posting(kind: .uploadCapture, debit: .hold(op.userId), credit: .platform(.uploadFees), amount: heldCredits)])
+        case .release:
+            precondition(heldCredits > 0, "only a held upload is released")
+            return LedgerPlan(
+                balanceDelta: heldCredits, reservedDelta: -heldCredits,
+                postings: [Posting(kind: .uploadRelease, debit: .hold(op.userId), credit: user, amount: heldCredits)])
         case .purchase(let r):
             guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
             var postings = [Posting(kind: .purchase, debit: .platform(.sales), credit: user, amount: pkg.credits)]

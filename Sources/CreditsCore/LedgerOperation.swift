@@ -49,17 +49,76 @@ public struct AdjustmentRequest: Sendable, Codable, Equatable {
     }
 }
 
+public enum UploadPriority: String, Sendable, Codable, Equatable, CaseIterable {
+    case low
+    case medium
+    case high
+}
+
+/// Queue an upload: its estimated credits move from available to held. Natural key: uploadId.
+public struct UploadRequest: Sendable, Codable, Equatable {
+    public var uploadId: String
+    public var userId: String
+    public var fileType: String
+    public var fileCount: Int
+    public var features: [String]
+    public var sizeBytes: Int64
+    public var priority: UploadPriority
+
+    public init(uploadId: String, userId: String, fileType: String, fileCount: Int = 1, features: [String] = [],
+                sizeBytes: Int64, priority: UploadPriority = .medium) {
+        self.uploadId = uploadId
+        self.userId = userId
+        self.fileType = fileType
+        self.fileCount = fileCount
+        self.features = features
+        self.sizeBytes = sizeBytes
+        self.priority = priority
+    }
+
+    public var estimateRequest: EstimateRequest {
+        EstimateRequest(fileType: fileType, fileCount: fileCount, features: features)
+    }
+
+    /// The price of a validated request.
+    public func estimate(catalog: Catalog) -> Estimate {
+        guard let e = try? Pricing.estimate(estimateRequest, catalog: catalog) else {
+            preconditionFailure("validated before planning")
+        }
+        return e
+    }
+}
+
+/// Settle a held upload: capture its credits (confirmed on chain) or release them (failed for
+/// good, with the reason). Natural keys: `capture:<uploadId>`, `release:<uploadId>`.
+public struct SettleRequest: Sendable, Codable, Equatable {
+    public var uploadId: String
+    public var userId: String
+    public var reason: String
+
+    public init(uploadId: String, userId: String, reason: String = "") {
+        self.uploadId = uploadId
+        self.userId = userId
+        self.reason = reason
+    }
+}
+
 /// One change to balances. Each is applied atomically, once per key.
 public enum LedgerOperation: Sendable, Codable, Equatable {
     case purchase(PurchaseRequest)
     case spend(SpendRequest)
     case adjust(AdjustmentRequest)
+    case upload(UploadRequest)
+    case capture(SettleRequest)
+    case release(SettleRequest)
 
     public var userId: String {
         switch self {
         case .purchase(let r): r.userId
         case .spend(let r): r.userId
         case .adjust(let r): r.userId
+        case .upload(let r): r.userId
+        case .capture(let r), .release(let r): r.userId
         }
     }
 
@@ -69,6 +128,17 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .purchase(let r): "purchase:\(r.paymentMethod.rawValue):\(r.paymentId)"
         case .spend(let r): "spend:\(r.fileUploadId)"
         case .adjust(let r): "adjust:\(r.adjustmentId)"
+        case .upload(let r): "upload:\(r.uploadId)"
+        case .capture(let r): "capture:\(r.uploadId)"
+        case .release(let r): "release:\(r.uploadId)"
+        }
+    }
+
+    /// The upload a capture or release settles.
+    public var settledUploadId: String? {
+        switch self {
+        case .capture(let r), .release(let r): r.uploadId
+        default: nil
         }
     }
 
@@ -86,6 +156,14 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .adjust(let r):
             return ["adjust", r.userId, String(r.credits), r.adjustmentId, String(r.reason.utf8.count), r.reason]
                 .joined(separator: sep)
+        case .upload(let r):
+            return ["upload", r.uploadId, r.userId, r.fileType, String(r.fileCount), r.features.joined(separator: ","),
+                    String(r.sizeBytes), r.priority.rawValue].joined(separator: sep)
+        case .capture(let r):
+            return ["capture", r.uploadId, r.userId].joined(separator: sep)
+        case .release(let r):
+            // The reason is free text that may differ between retries; the upload id decides.
+            return ["release", r.uploadId, r.userId].joined(separator: sep)
         }
     }
 
@@ -111,6 +189,15 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             }
             try Identifier.check(r.adjustmentId, field: "adjustmentId")
             if r.reason.isEmpty { throw .validation("reason", "an adjustment needs a reason") }
+            try Self.checkText(r.reason, field: "reason")
+        case .upload(let r):
+            try Identifier.check(r.uploadId, field: "uploadId")
+            _ = try Pricing.estimate(r.estimateRequest, catalog: catalog)
+            if r.sizeBytes <= 0 || r.sizeBytes > Limits.uploadSizeBytesMax {
+                throw .validation("sizeBytes", "must be between 1 and \(Limits.uploadSizeBytesMax)")
+            }
+        case .capture(let r), .release(let r):
+            try Identifier.check(r.uploadId, field: "uploadId")
             try Self.checkText(r.reason, field: "reason")
         }
     }

@@ -61,12 +61,53 @@ public struct AdjustmentReceipt: Sendable, Codable, Equatable {
     }
 }
 
+/// A queued upload and its hold.
+public struct UploadReceipt: Sendable, Codable, Equatable {
+    public var uploadId: String
+    public var userId: String
+    public var status: String
+    public var creditsReserved: Int64
+    public var sponsored: Bool
+    /// The user's available balance right after the hold.
+    public var balance: Int64
+
+    public init(uploadId: String, userId: String, status: String, creditsReserved: Int64, sponsored: Bool, balance: Int64) {
+        self.uploadId = uploadId
+        self.userId = userId
+        self.status = status
+        self.creditsReserved = creditsReserved
+        self.sponsored = sponsored
+        self.balance = balance
+    }
+}
+
+/// A settled upload: its hold captured (`confirmed`) or released (`refunded`).
+public struct SettleReceipt: Sendable, Codable, Equatable {
+    public var transactionId: String
+    public var uploadId: String
+    public var userId: String
+    public var credits: Int64
+    public var status: String
+    public var balance: Int64
+
+    public init(transactionId: String, uploadId: String, userId: String, credits: Int64, status: String, balance: Int64) {
+        self.transactionId = transactionId
+        self.uploadId = uploadId
+        self.userId = userId
+        self.credits = credits
+        self.status = status
+        self.balance = balance
+    }
+}
+
 /// What an operation did. A rejection (insufficient credits) is an outcome too: it is remembered
 /// under the operation's keys so that a retry can never flip it.
 public enum LedgerOutcome: Sendable, Codable, Equatable {
     case purchased(PurchaseReceipt)
     case spent(SpendReceipt)
     case adjusted(AdjustmentReceipt)
+    case queued(UploadReceipt)
+    case settled(SettleReceipt)
     case rejected(CreditsError)
 }
 

@@ -7,6 +7,8 @@ public enum Limits {
     public static let pageSizeDefault = 20
     /// Files in one estimate or upload request.
     public static let fileCountMax = 1_000
+    /// Bytes of one upload request (64 GiB).
+    public static let uploadSizeBytesMax: Int64 = 64 << 30
     /// Credits moved by a single spend or adjustment.
     public static let creditsPerOperationMax: Int64 = 1_000_000_000
     /// Credits of one catalog item (package, upload type, feature). With `fileCountMax` this keeps

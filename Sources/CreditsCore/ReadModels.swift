@@ -79,3 +79,49 @@ public struct ReconcileReport: Sendable, Codable, Equatable {
         self.problems = problems
     }
 }
+
+/// An upload as the ledger and the worker see it (`file_uploads`).
+public struct UploadRecord: Sendable, Codable, Equatable {
+    public enum Status: String, Sendable, Codable, CaseIterable {
+        case queued, batched, submitted, confirmed, failed, refunded
+
+        /// Confirmed and refunded uploads have settled their hold.
+        public var isSettled: Bool { self == .confirmed || self == .refunded }
+    }
+
+    public var uploadId: String
+    public var userId: String
+    public var fileType: String
+    public var fileCount: Int
+    public var features: [String]
+    public var sizeBytes: Int64
+    public var priority: UploadPriority
+    public var status: Status
+    public var creditsReserved: Int64
+    public var creditsCharged: Int64
+    public var batchId: String?
+    public var failureReason: String?
+    public var attempts: Int
+    public var createdAtMs: Int64
+    public var updatedAtMs: Int64
+
+    public init(uploadId: String, userId: String, fileType: String, fileCount: Int, features: [String], sizeBytes: Int64,
+                priority: UploadPriority, status: Status, creditsReserved: Int64, creditsCharged: Int64, batchId: String?,
+                failureReason: String?, attempts: Int, createdAtMs: Int64, updatedAtMs: Int64) {
+        self.uploadId = uploadId
+        self.userId = userId
+        self.fileType = fileType
+        self.fileCount = fileCount
+        self.features = features
+        self.sizeBytes = sizeBytes
+        self.priority = priority
+        self.status = status
+        self.creditsReserved = creditsReserved
+        self.creditsCharged = creditsCharged
+        self.batchId = batchId
+        self.failureReason = failureReason
+        self.attempts = attempts
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+    }
+}

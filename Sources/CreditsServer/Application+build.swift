@@ -32,6 +32,7 @@ public func buildRouter(store: any CreditStore, configuration: ServerConfigurati
     }
     let manager = CreditManager(store: store)
     CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))
+    UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
     AdminController(manager: manager).addRoutes(to: router.group("api/admin"))
     return router
 }

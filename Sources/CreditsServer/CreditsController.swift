@@ -123,6 +123,8 @@ enum LedgerResponse {
         case .purchased(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .spent(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .adjusted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .queued(let receipt): try JSONResponse.make(.accepted, receipt, replayed: result.replayed)
+        case .settled(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
         }
     }

@@ -24,6 +24,17 @@ public protocol CreditStore: Sendable {
     /// The user's journal rows, newest first. `limit` is 1...Limits.pageSizeMax.
     func transactions(userId: String, limit: Int, cursor: String?) async throws -> TransactionPage
 
+    /// An upload, or nil when none has that id.
+    func upload(uploadId: String) async throws -> UploadRecord?
+
+    /// Uploads in one status, oldest first (the worker's queue).
+    func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord]
+
+    /// Moves held uploads along the chain lifecycle (queued → batched → submitted, or failed)
+    /// without touching balances; settled uploads are left alone. Returns how many changed.
+    @discardableResult
+    func markUploads(_ uploadIds: [String], status: UploadRecord.Status, batchId: String?, reason: String?) async throws -> Int
+
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport
 

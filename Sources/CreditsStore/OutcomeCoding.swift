@@ -36,6 +36,22 @@ enum OutcomeCoding {
             o.int("credits", r.credits)
             o.int("balance", r.balance)
             return wrap("adjusted", o)
+        case .queued(let r):
+            o.string("uploadId", r.uploadId)
+            o.string("userId", r.userId)
+            o.string("status", r.status)
+            o.int("creditsReserved", r.creditsReserved)
+            o.bool("sponsored", r.sponsored)
+            o.int("balance", r.balance)
+            return wrap("queued", o)
+        case .settled(let r):
+            o.string("transactionId", r.transactionId)
+            o.string("uploadId", r.uploadId)
+            o.string("userId", r.userId)
+            o.int("credits", r.credits)
+            o.string("status", r.status)
+            o.int("balance", r.balance)
+            return wrap("settled", o)
         case .rejected(let e):
             o.string("code", e.code.rawValue)
             o.string("message", e.message)
@@ -68,6 +84,11 @@ struct JSONObjectWriter {
     mutating func int(_ key: String, _ value: Int64) {
         member(key)
         text += String(value)
+    }
+
+    mutating func bool(_ key: String, _ value: Bool) {
+        member(key)
+        text += value ? "true" : "false"
     }
 
     func finish() -> String { text + "}" }

@@ -50,11 +50,25 @@ enum PostgresLedgerWriter {
         // 3. Lock users whose operations may apply, then the platform rows.
         let users = Set(ops.filter { $0.keys.allSatisfy { existing[$0] == nil } }.map(\.operation.userId)).sorted()
         var balances: [String: Int64] = [:]
+        var reserved: [String: Int64] = [:]
         if !users.isEmpty {
-            for try await (user, balance) in try await conn.query("""
-                SELECT user_id, balance FROM user_credits WHERE user_id = ANY(\(users)::text[]) ORDER BY user_id FOR UPDATE
-                """, logger: logger).decode((String, Int64).self) {
+            for try await (user, balance, held) in try await conn.query("""
+                SELECT user_id, balance, reserved FROM user_credits WHERE user_id = ANY(\(users)::text[])
+                ORDER BY user_id FOR UPDATE
+                """, logger: logger).decode((String, Int64, Int64).self) {
                 balances[user] = balance
+                reserved[user] = held
+            }
+        }
+        // Uploads that captures and releases settle, locked after their users.
+        var uploads: [String: UploadHold] = [:]
+        let settled = Set(ops.compactMap(\.operation.settledUploadId)).sorted()
+        if !settled.isEmpty {
+            for try await (id, user, credits, status) in try await conn.query("""
+                SELECT upload_id, user_id, credits_reserved, status FROM file_uploads
+                WHERE upload_id = ANY(\(settled)::text[]) ORDER BY upload_id FOR UPDATE
+                """, logger: logger).decode((String, String, Int64, String).self) {
+                uploads[id] = UploadHold(userId: user, credits: credits, settled: UploadRecord.Status(rawValue: status)?.isSettled ?? true)
             }
         }
         var platform: [PlatformAccount: Int64] = [:]
@@ -83,7 +97,8 @@ enum PostgresLedgerWriter {
         var txnIterator = txnIds.makeIterator()
         var purchaseIterator = purchaseIds.makeIterator()
         let plan = BatchPlanner(catalog: catalog).plan(
-            ops.map(\.keyed), existingKeys: existing, balances: balances, platformBalances: platform,
+            ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
+            platformBalances: platform,
             nextTransactionId: { txnIterator.next()! }, nextPurchaseId: { purchaseIterator.next()! })
 
         try await write(plan, existingUsers: balances, claimed: claimed, conn: conn, nowMs: nowMs, logger: logger)
@@ -99,13 +114,15 @@ enum PostgresLedgerWriter {
         if !updates.isEmpty {
             var after: [String: Int64] = [:]
             for try await (user, balance) in try await conn.query("""
-                UPDATE user_credits AS u SET balance = u.balance + d.delta, total_earned = u.total_earned + d.earned,
+                UPDATE user_credits AS u SET balance = u.balance + d.delta, reserved = u.reserved + d.held,
+                    total_earned = u.total_earned + d.earned,
                     total_spent = u.total_spent + d.spent, total_purchased = u.total_purchased + d.purchased,
                     updated_at = \(nowMs)
                 FROM unnest(\(updates.map(\.userId))::text[], \(updates.map(\.balance))::bigint[],
+                            \(updates.map(\.reserved))::bigint[],
                             \(updates.map(\.earned))::bigint[], \(updates.map(\.spent))::bigint[],
-                            \(updates.map(\.purchased))::bigint[]) AS d(user_id, delta, earned, spent, purchased)
-                WHERE u.user_id = d.user_id AND u.balance + d.delta >= 0
+                            \(updates.map(\.purchased))::bigint[]) AS d(user_id, delta, held, earned, spent, purchased)
+                WHERE u.user_id = d.user_id AND u.balance + d.delta >= 0 AND u.reserved + d.held >= 0
                 RETURNING u.user_id, u.balance
                 """, logger: logger).decode((String, Int64).self) {
                 after[user] = balance
@@ -119,12 +136,13 @@ enum PostgresLedgerWriter {
             // the batch is retried and then sees the row.
             var count = 0
             for try await _ in try await conn.query("""
-                INSERT INTO user_credits (user_id, balance, total_earned, total_spent, total_purchased, created_at, updated_at)
-                SELECT d.user_id, d.delta, d.earned, d.spent, d.purchased, \(nowMs), \(nowMs)
+                INSERT INTO user_credits (user_id, balance, reserved, total_earned, total_spent, total_purchased, created_at, updated_at)
+                SELECT d.user_id, d.delta, d.held, d.earned, d.spent, d.purchased, \(nowMs), \(nowMs)
                 FROM unnest(\(inserts.map(\.userId))::text[], \(inserts.map(\.balance))::bigint[],
+                            \(inserts.map(\.reserved))::bigint[],
                             \(inserts.map(\.earned))::bigint[], \(inserts.map(\.spent))::bigint[],
-                            \(inserts.map(\.purchased))::bigint[]) AS d(user_id, delta, earned, spent, purchased)
-                WHERE d.delta >= 0
+                            \(inserts.map(\.purchased))::bigint[]) AS d(user_id, delta, held, earned, spent, purchased)
+                WHERE d.delta >= 0 AND d.held >= 0
                 RETURNING user_id
                 """, logger: logger) {
                 count += 1
@@ -154,6 +172,7 @@ enum PostgresLedgerWriter {
                     \(p.map(\.package.priceCents))::bigint[])
                 """, logger: logger)
         }
+        try await writeUploads(plan.uploads, conn: conn, nowMs: nowMs, logger: logger)
         // Fill the placeholders this batch claimed; a key held by someone else's finished record
         // is not overwritten, and the count check rolls the batch back.
         if !plan.newKeys.isEmpty {
@@ -182,6 +201,32 @@ enum PostgresLedgerWriter {
                 UPDATE platform_accounts AS p SET balance = d.balance, updated_at = \(nowMs)
                 FROM unnest(\(names)::text[], \(values)::bigint[]) AS d(name, balance) WHERE p.name = d.name
                 """, logger: logger)
+        }
+    }
+}
+
+extension PostgresLedgerWriter {
+    static func writeUploads(_ changes: [UploadChange], conn: PostgresConnection, nowMs: Int64, logger: Logger) async throws {
+        for change in changes {
+            switch change {
+            case .created(let r, let credits):
+                try await conn.query("""
+                    INSERT INTO file_uploads (upload_id, user_id, file_type, file_count, features, size_bytes, priority,
+                        credits_reserved, status, created_at, updated_at)
+                    VALUES (\(r.uploadId), \(r.userId), \(r.fileType), \(Int64(r.fileCount)), \(r.features.joined(separator: ",")),
+                        \(r.sizeBytes), \(r.priority.rawValue), \(credits), 'queued', \(nowMs), \(nowMs))
+                    """, logger: logger)
+            case .captured(let uploadId, let credits):
+                try await conn.query("""
+                    UPDATE file_uploads SET status = 'confirmed', credits_charged = \(credits), updated_at = \(nowMs)
+                    WHERE upload_id = \(uploadId)
+                    """, logger: logger)
+            case .released(let uploadId, let reason):
+                try await conn.query("""
+                    UPDATE file_uploads SET status = 'refunded', failure_reason = COALESCE(NULLIF(\(reason), ''), failure_reason),
+                        updated_at = \(nowMs) WHERE upload_id = \(uploadId)
+                    """, logger: logger)
+            }
         }
     }
 }

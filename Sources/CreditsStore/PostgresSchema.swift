@@ -69,6 +69,28 @@ enum PostgresSchema {
                 created_at BIGINT NOT NULL)
             """,
         ]),
+        ("v2-uploads", [
+            """
+            CREATE TABLE file_uploads (
+                upload_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                file_type TEXT NOT NULL,
+                file_count BIGINT NOT NULL,
+                features TEXT NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                priority TEXT NOT NULL,
+                credits_reserved BIGINT NOT NULL CHECK (credits_reserved > 0),
+                credits_charged BIGINT NOT NULL DEFAULT 0,
+                status TEXT NOT NULL,
+                batch_id TEXT,
+                failure_reason TEXT,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX file_uploads_by_status ON file_uploads (status, created_at)",
+            "CREATE INDEX file_uploads_by_user ON file_uploads (user_id, created_at)",
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

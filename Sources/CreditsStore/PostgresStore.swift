@@ -13,6 +13,7 @@ public final class PostgresStore: CreditStore {
     private let runner: Task<Void, Never>
     private let logger: Logger
     private let committer: GroupCommitter<PreparedOperation, OperationResult>
+    private let clock: WallClock
     /// Whole-batch retries on a deadlock, serialization failure or a key/user created meanwhile.
     static let batchAttemptsMax = 5
 
@@ -33,6 +34,7 @@ public final class PostgresStore: CreditStore {
         self.runner = Task { await client.run() }
         self.catalog = catalog
         self.logger = logger
+        self.clock = clock
         let catalogCopy = catalog
         self.committer = GroupCommitter(
             batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
@@ -131,6 +133,50 @@ public final class PostgresStore: CreditStore {
         let more = entries.count > limit
         let page = Array(entries.prefix(limit))
         return TransactionPage(data: page, nextCursor: more ? page.last?.id : nil)
+    }
+
+    public func upload(uploadId: String) async throws -> UploadRecord? {
+        try Identifier.check(uploadId, field: "uploadId")
+        let rows = try await client.query(
+            "SELECT \(unescaped: UploadQueries.columns) FROM file_uploads WHERE upload_id = \(uploadId)", logger: logger)
+        for try await row in rows { return try Self.uploadRecord(row) }
+        return nil
+    }
+
+    public func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord] {
+        let rows = try await client.query("""
+            SELECT \(unescaped: UploadQueries.columns) FROM file_uploads WHERE status = \(status.rawValue)
+            ORDER BY created_at, upload_id LIMIT \(limit)
+            """, logger: logger)
+        var out: [UploadRecord] = []
+        for try await row in rows { out.append(try Self.uploadRecord(row)) }
+        return out
+    }
+
+    public func markUploads(_ uploadIds: [String], status: UploadRecord.Status, batchId: String?, reason: String?) async throws -> Int {
+        UploadQueries.checkMark(status)
+        if uploadIds.isEmpty { return 0 }
+        let attempts: Int64 = status == .submitted ? 1 : 0
+        var changed = 0
+        for try await _ in try await client.query("""
+            UPDATE file_uploads SET status = \(status.rawValue), batch_id = COALESCE(\(batchId), batch_id),
+                failure_reason = COALESCE(\(reason), failure_reason), attempts = attempts + \(attempts),
+                updated_at = \(clock.nowMs())
+            WHERE upload_id = ANY(\(uploadIds)::text[]) AND status NOT IN ('confirmed', 'refunded')
+            RETURNING upload_id
+            """, logger: logger) {
+            changed += 1
+        }
+        return changed
+    }
+
+    private static func uploadRecord(_ row: PostgresRow) throws -> UploadRecord {
+        let (id, user, type, count, features, size, priority, status, reserved, charged, batch, reason, attempts, created, updated) =
+            try row.decode((String, String, String, Int64, String, Int64, String, String, Int64, Int64, String?, String?, Int64, Int64, Int64).self)
+        return UploadQueries.record(
+            uploadId: id, userId: user, fileType: type, fileCount: count, features: features, sizeBytes: size,
+            priority: priority, status: status, creditsReserved: reserved, creditsCharged: charged, batchId: batch,
+            failureReason: reason, attempts: attempts, createdAt: created, updatedAt: updated)
     }
 
     /// All checks in one REPEATABLE READ transaction, so they see one snapshot.

@@ -24,7 +24,8 @@ enum SQLValue: Sendable, Equatable {
 /// 2. Each journal row's balance-after equals the running sum of that account's movements.
 /// 3. The sum of all balances is zero.
 /// 4. No user balance or hold is below zero.
-/// 5. Each user's totals equal the journal rows of their kinds.
+/// 5. Each user's totals equal the journal rows of their kinds; held credits (`reserved`) equal
+///    the user's hold account in the journal.
 /// 6. Each purchase's credits equal the journal rows it posted.
 /// 7. Every account in the journal exists.
 /// 8. No operation posted the same kind of row twice.
@@ -53,7 +54,8 @@ enum Reconciler {
         """
             SELECT u.user_id, u.total_purchased, u.total_spent, u.total_earned,
                 CAST(COALESCE(SUM(CASE WHEN t.kind IN ('purchase', 'purchase_bonus') AND t.credit_account = 'user:' || u.user_id THEN t.amount END), 0) AS BIGINT),
-                CAST(COALESCE(SUM(CASE WHEN t.kind = 'spend' AND t.debit_account = 'user:' || u.user_id THEN t.amount END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN (t.kind = 'spend' AND t.debit_account = 'user:' || u.user_id)
+                    OR t.kind = 'upload_capture' THEN t.amount END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(CASE WHEN t.kind = 'adjustment' AND t.credit_account = 'user:' || u.user_id THEN t.amount END), 0) AS BIGINT)
             FROM user_credits u LEFT JOIN credit_transactions t ON t.user_id = u.user_id
             GROUP BY u.user_id, u.total_purchased, u.total_spent, u.total_earned ORDER BY u.user_id
@@ -87,6 +89,7 @@ enum Reconciler {
         for row in results[2] {
             let account = Account.user(row[0].text).id
             cached.append((account, row[1].int))
+            cached.append((Account.hold(row[0].text).id, row[2].int))
             if row[1].int < 0 { problems.append("account \(account): balance \(row[1].int) is below zero") }
             if row[2].int < 0 { problems.append("account \(account): reserved \(row[2].int) is below zero") }
         }

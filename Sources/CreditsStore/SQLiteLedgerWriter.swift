@@ -16,8 +16,11 @@ enum SQLiteLedgerWriter {
     ) throws -> [Result<OperationResult, any Error>] {
         var existing: [String: KeyRecord] = [:]
         var balances: [String: Int64] = [:]
+        var reserved: [String: Int64] = [:]
+        var uploads: [String: UploadHold] = [:]
         let keyLookup = try db.cachedStatement(sql: "SELECT request_hash, outcome FROM idempotency_keys WHERE key = ?")
-        let balanceLookup = try db.cachedStatement(sql: "SELECT balance FROM user_credits WHERE user_id = ?")
+        let balanceLookup = try db.cachedStatement(sql: "SELECT balance, reserved FROM user_credits WHERE user_id = ?")
+        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status FROM file_uploads WHERE upload_id = ?")
         for op in ops {
             for key in op.keys where existing[key] == nil {
                 if let row = try Row.fetchOne(keyLookup, arguments: [key]) {
@@ -26,8 +29,14 @@ enum SQLiteLedgerWriter {
                 }
             }
             let user = op.operation.userId
-            if balances[user] == nil, let balance = try Int64.fetchOne(balanceLookup, arguments: [user]) {
-                balances[user] = balance
+            if balances[user] == nil, let row = try Row.fetchOne(balanceLookup, arguments: [user]) {
+                balances[user] = row[0]
+                reserved[user] = row[1]
+            }
+            if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
+               let row = try Row.fetchOne(uploadLookup, arguments: [uploadId]) {
+                let status = UploadRecord.Status(rawValue: row[2]) ?? .confirmed
+                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled)
             }
         }
         var platform: [PlatformAccount: Int64] = [:]
@@ -39,7 +48,8 @@ enum SQLiteLedgerWriter {
         var nextPurchase = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM credit_purchases")) ?? 0
 
         let plan = BatchPlanner(catalog: catalog).plan(
-            ops.map(\.keyed), existingKeys: existing, balances: balances, platformBalances: platform,
+            ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
+            platformBalances: platform,
             nextTransactionId: { nextTxn += 1; return nextTxn },
             nextPurchaseId: { nextPurchase += 1; return nextPurchase })
         try write(plan, existingUsers: balances, db: db, nowMs: nowMs)
@@ -50,20 +60,24 @@ enum SQLiteLedgerWriter {
         // Atomic with its check: the update applies only if the balance stays >= 0, and it must
         // land exactly where the planner expected, or the whole transaction rolls back.
         let update = try db.cachedStatement(sql: """
-            UPDATE user_credits SET balance = balance + ?, total_earned = total_earned + ?,
+            UPDATE user_credits SET balance = balance + ?, reserved = reserved + ?, total_earned = total_earned + ?,
                 total_spent = total_spent + ?, total_purchased = total_purchased + ?, updated_at = ?
-            WHERE user_id = ? AND balance + ? >= 0
+            WHERE user_id = ? AND balance + ? >= 0 AND reserved + ? >= 0
             RETURNING balance
             """)
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO user_credits (user_id, balance, total_earned, total_spent, total_purchased, created_at, updated_at)
-            SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? >= 0
+            INSERT INTO user_credits (user_id, balance, reserved, total_earned, total_spent, total_purchased, created_at, updated_at)
+            SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ? >= 0 AND ? >= 0
             RETURNING balance
             """)
         for u in plan.users {
             let after = existingUsers[u.userId] == nil
-                ? try Int64.fetchOne(insert, arguments: [u.userId, u.balance, u.earned, u.spent, u.purchased, nowMs, nowMs, u.balance])
-                : try Int64.fetchOne(update, arguments: [u.balance, u.earned, u.spent, u.purchased, nowMs, u.userId, u.balance])
+                ? try Int64.fetchOne(insert, arguments: [
+                    u.userId, u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, nowMs, u.balance, u.reserved,
+                ])
+                : try Int64.fetchOne(update, arguments: [
+                    u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, u.userId, u.balance, u.reserved,
+                ])
             guard after == u.balanceBefore + u.balance else {
                 throw StoreInvariantError(description: "user \(u.userId): balance moved under the writer")
             }
@@ -94,9 +108,37 @@ enum SQLiteLedgerWriter {
         for k in plan.newKeys {
             try key.execute(arguments: [k.key, Data(k.requestHash), OutcomeCoding.encode(k.outcome), nowMs])
         }
+        try writeUploads(plan.uploads, db: db, nowMs: nowMs)
         let platform = try db.cachedStatement(sql: "UPDATE platform_accounts SET balance = ?, updated_at = ? WHERE name = ?")
         for (account, balance) in plan.platformBalances {
             try platform.execute(arguments: [balance, nowMs, account.rawValue])
+        }
+    }
+}
+
+extension SQLiteLedgerWriter {
+    static func writeUploads(_ changes: [UploadChange], db: Database, nowMs: Int64) throws {
+        for change in changes {
+            switch change {
+            case .created(let r, let credits):
+                try db.cachedStatement(sql: """
+                    INSERT INTO file_uploads (upload_id, user_id, file_type, file_count, features, size_bytes, priority,
+                        credits_reserved, status, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+                    """).execute(arguments: [
+                        r.uploadId, r.userId, r.fileType, r.fileCount, r.features.joined(separator: ","), r.sizeBytes,
+                        r.priority.rawValue, credits, nowMs, nowMs,
+                    ])
+            case .captured(let uploadId, let credits):
+                try db.cachedStatement(sql: """
+                    UPDATE file_uploads SET status = 'confirmed', credits_charged = ?, updated_at = ? WHERE upload_id = ?
+                    """).execute(arguments: [credits, nowMs, uploadId])
+            case .released(let uploadId, let reason):
+                try db.cachedStatement(sql: """
+                    UPDATE file_uploads SET status = 'refunded', failure_reason = COALESCE(NULLIF(?, ''), failure_reason),
+                        updated_at = ? WHERE upload_id = ?
+                    """).execute(arguments: [reason, nowMs, uploadId])
+            }
         }
     }
 }

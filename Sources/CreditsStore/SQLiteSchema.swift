@@ -77,6 +77,31 @@ enum SQLiteSchema {
                     arguments: [account.rawValue])
             }
         }
+        migrator.registerMigration("v2-uploads") { db in
+            try db.execute(sql: """
+                -- An upload and its hold. Ledger operations create it (queued) and settle it
+                -- (confirmed or refunded); the worker moves it through batched, submitted, failed.
+                CREATE TABLE file_uploads (
+                    upload_id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    file_type TEXT NOT NULL,
+                    file_count INTEGER NOT NULL,
+                    features TEXT NOT NULL,
+                    size_bytes INTEGER NOT NULL,
+                    priority TEXT NOT NULL,
+                    credits_reserved INTEGER NOT NULL CHECK (credits_reserved > 0),
+                    credits_charged INTEGER NOT NULL DEFAULT 0,
+                    status TEXT NOT NULL,
+                    batch_id TEXT,
+                    failure_reason TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                ) STRICT;
+                CREATE INDEX file_uploads_by_status ON file_uploads (status, created_at);
+                CREATE INDEX file_uploads_by_user ON file_uploads (user_id, created_at);
+                """)
+        }
         return migrator
     }
 }

@@ -125,6 +125,48 @@ public final class SQLiteStore: CreditStore {
         }
     }
 
+    public func upload(uploadId: String) async throws -> UploadRecord? {
+        try Identifier.check(uploadId, field: "uploadId")
+        return try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(UploadQueries.columns) FROM file_uploads WHERE upload_id = ?",
+                             arguments: [uploadId]).map(Self.uploadRecord)
+        }
+    }
+
+    public func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(UploadQueries.columns) FROM file_uploads WHERE status = ? ORDER BY created_at, upload_id LIMIT ?
+                """, arguments: [status.rawValue, limit]).map(Self.uploadRecord)
+        }
+    }
+
+    public func markUploads(_ uploadIds: [String], status: UploadRecord.Status, batchId: String?, reason: String?) async throws -> Int {
+        UploadQueries.checkMark(status)
+        if uploadIds.isEmpty { return 0 }
+        let now = clock.nowMs()
+        return try await pool.write { db in
+            var changed = 0
+            let statement = try db.cachedStatement(sql: """
+                UPDATE file_uploads SET status = ?, batch_id = COALESCE(?, batch_id),
+                    failure_reason = COALESCE(?, failure_reason), attempts = attempts + ?, updated_at = ?
+                WHERE upload_id = ? AND status NOT IN ('confirmed', 'refunded')
+                """)
+            for id in uploadIds {
+                try statement.execute(arguments: [status.rawValue, batchId, reason, status == .submitted ? 1 : 0, now, id])
+                changed += db.changesCount
+            }
+            return changed
+        }
+    }
+
+    private static func uploadRecord(_ row: Row) -> UploadRecord {
+        UploadQueries.record(
+            uploadId: row[0], userId: row[1], fileType: row[2], fileCount: row[3], features: row[4], sizeBytes: row[5],
+            priority: row[6], status: row[7], creditsReserved: row[8], creditsCharged: row[9], batchId: row[10],
+            failureReason: row[11], attempts: row[12], createdAt: row[13], updatedAt: row[14])
+    }
+
     public func reconcile() async throws -> ReconcileReport {
         try await pool.read { db in try Reconciler.run(sqlite: db) }
     }

@@ -13,6 +13,9 @@ import Testing
 @Suite struct LedgerPropertyTests {
     struct ModelUser {
         var balance: Int64 = 0
+        var reserved: Int64 = 0
+        /// Open holds: uploadId → credits.
+        var holds: [String: Int64] = [:]
         var purchased: Int64 = 0
         var spent: Int64 = 0
         var earned: Int64 = 0
@@ -58,8 +61,20 @@ import Testing
                 } else if dice < 45 {
                     let pkg = catalog.packages.randomElement(using: &rng)!.id
                     planned.append(.new(purchase(user, pkg, "pay_\(counter)", Bool.random(using: &rng) ? .stripe : .paypal), key: key))
-                } else if dice < 90 {
+                } else if dice < 70 {
                     planned.append(.new(spend(user, Int64.random(in: 1...400, using: &rng), "up_\(counter)"), key: key))
+                } else if dice < 80 {
+                    let type = ["audio", "video", "album"].randomElement(using: &rng)!
+                    let features = Array(["premium_encryption", "quality_variants", "custom_thumbnail"].shuffled(using: &rng)
+                        .prefix(Int.random(in: 0...3, using: &rng)))
+                    planned.append(.new(.upload(UploadRequest(
+                        uploadId: "file_\(counter)", userId: user, fileType: type, fileCount: Int.random(in: 1...8, using: &rng),
+                        features: features, sizeBytes: 1_000, priority: .medium)), key: key))
+                } else if dice < 90, let open = model[user]?.holds.keys.sorted().randomElement(using: &rng) {
+                    let settle = SettleRequest(uploadId: open, userId: user, reason: "test")
+                    planned.append(.new(Bool.random(using: &rng) ? .capture(settle) : .release(settle), key: key))
+                } else if dice < 90 {
+                    planned.append(.new(spend(user, 1, "small_\(counter)"), key: key))
                 } else {
                     let amount = Int64.random(in: 1...300, using: &rng) * (Bool.random(using: &rng) ? 1 : -1)
                     planned.append(.new(adjust(user, amount, "adj_\(counter)"), key: key))
@@ -110,7 +125,8 @@ import Testing
         #expect(operations >= 3_000, "seed \(seed): only \(operations) operations")
         for (user, m) in model {
             let b = try await store.balance(userId: user)
-            #expect(b == UserCredits(userId: user, balance: m.balance, totalEarned: m.earned, totalSpent: m.spent, totalPurchased: m.purchased),
+            #expect(b == UserCredits(userId: user, balance: m.balance, reserved: m.reserved, totalEarned: m.earned,
+                                     totalSpent: m.spent, totalPurchased: m.purchased),
                     "seed \(seed): \(user)")
         }
         let report = try await store.reconcile()
@@ -133,6 +149,20 @@ import Testing
             guard user.balance + r.credits >= 0 else { return nil }
             user.balance += r.credits
             if r.credits > 0 { user.earned += r.credits }
+        case .upload(let r):
+            let credits = try! Pricing.estimate(r.estimateRequest, catalog: catalog).credits
+            guard user.balance >= credits else { return nil }
+            user.balance -= credits
+            user.reserved += credits
+            user.holds[r.uploadId] = credits
+        case .capture(let r):
+            let credits = user.holds.removeValue(forKey: r.uploadId)!
+            user.reserved -= credits
+            user.spent += credits
+        case .release(let r):
+            let credits = user.holds.removeValue(forKey: r.uploadId)!
+            user.reserved -= credits
+            user.balance += credits
         }
         return user.balance
     }

@@ -15,6 +15,8 @@ import Testing
         .rejected(CreditsError(.insufficientCredits, "15 credits required, 8 available", required: 15, available: 8, suggestedPackage: "starter")),
         .rejected(CreditsError(.validationError, "quote \" backslash \\ newline \n tab \t bell \u{7} é 🎵", field: "description")),
         .rejected(CreditsError(.idempotencyConflict, "")),
+        .queued(UploadReceipt(uploadId: "up_1", userId: "u", status: "queued", creditsReserved: 60, sponsored: false, balance: 40)),
+        .settled(SettleReceipt(transactionId: "txn_4", uploadId: "up_1", userId: "u", credits: 60, status: "refunded", balance: 100)),
     ]
 
     @Test(arguments: outcomes)

@@ -308,3 +308,98 @@ extension StoreConformance {
         }
     }
 }
+
+/// Uploads: reserve → capture or release (DESIGN.md "Ledger").
+extension StoreConformance {
+    static func audio(_ id: String, user: String = "u1", files: Int = 3, features: [String] = ["premium_encryption", "quality_variants"]) -> LedgerOperation {
+        .upload(UploadRequest(uploadId: id, userId: user, fileType: "audio", fileCount: files, features: features,
+                              sizeBytes: 5_000_000, priority: .medium))
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func queueingHoldsTheEstimateAndCaptureCharges(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "g"), idempotencyKey: nil)
+            let queued = try await f.store.execute(Self.audio("file_1"), idempotencyKey: nil)
+            guard case .queued(let r) = queued.outcome else { Issue.record("\(queued)"); return }
+            #expect(r.creditsReserved == 60 && r.balance == 40 && r.status == "queued")
+            var b = try await f.store.balance(userId: "u1")
+            #expect((b.balance, b.reserved, b.totalSpent) == (40, 60, 0))
+            #expect(try await f.store.upload(uploadId: "file_1")?.status == .queued)
+            #expect(try await f.store.uploads(status: .queued, limit: 10).map(\.uploadId) == ["file_1"])
+
+            #expect(try await f.store.markUploads(["file_1"], status: .submitted, batchId: "batch_1", reason: nil) == 1)
+            let captured = try await f.store.execute(.capture(SettleRequest(uploadId: "file_1", userId: "u1")), idempotencyKey: nil)
+            guard case .settled(let s) = captured.outcome else { Issue.record("\(captured)"); return }
+            #expect(s.credits == 60 && s.status == "confirmed")
+            b = try await f.store.balance(userId: "u1")
+            #expect((b.balance, b.reserved, b.totalSpent) == (40, 0, 60))
+            let record = try #require(try await f.store.upload(uploadId: "file_1"))
+            #expect(record.status == .confirmed && record.creditsCharged == 60 && record.batchId == "batch_1" && record.attempts == 1)
+            // Settled for good: the worker cannot move it, and it cannot be released.
+            #expect(try await f.store.markUploads(["file_1"], status: .failed, batchId: nil, reason: "late") == 0)
+            await #expect(throws: CreditsError.self) {
+                try await f.store.execute(.release(SettleRequest(uploadId: "file_1", userId: "u1")), idempotencyKey: nil)
+            }
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func releaseRefundsTheHoldInFullAndOnlyOnce(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_2", files: 5, features: []), idempotencyKey: nil)  // 64 held
+            #expect(try await f.store.balance(userId: "u1").balance == 36)
+            let release = LedgerOperation.release(SettleRequest(uploadId: "file_2", userId: "u1", reason: "batch reverted 3 times"))
+            let first = try await f.store.execute(release, idempotencyKey: nil)
+            let again = try await f.store.execute(release, idempotencyKey: nil)
+            #expect(!first.replayed && again.replayed && first.outcome == again.outcome)
+            let b = try await f.store.balance(userId: "u1")
+            #expect((b.balance, b.reserved, b.totalSpent) == (100, 0, 0))
+            let record = try #require(try await f.store.upload(uploadId: "file_2"))
+            #expect(record.status == .refunded && record.failureReason == "batch reverted 3 times")
+            await #expect(throws: CreditsError.self) {
+                try await f.store.execute(.capture(SettleRequest(uploadId: "file_2", userId: "u1")), idempotencyKey: nil)
+            }
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func uploadsAreIdempotentAndRefusedWhenCreditsAreShort(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 50, "g"), idempotencyKey: nil)
+            let short = try await f.store.execute(Self.audio("file_3"), idempotencyKey: nil)  // 60 > 50
+            #expect(short.outcome.rejection?.code == .insufficientCredits)
+            #expect(short.outcome.rejection?.required == 60 && short.outcome.rejection?.available == 50)
+            #expect(try await f.store.upload(uploadId: "file_3") == nil)
+            let one = try await f.store.execute(Self.audio("file_4", files: 1, features: []), idempotencyKey: nil)
+            let replay = try await f.store.execute(Self.audio("file_4", files: 1, features: []), idempotencyKey: nil)
+            #expect(replay.replayed && replay.outcome == one.outcome)
+            do {
+                _ = try await f.store.execute(Self.audio("file_4", files: 2, features: []), idempotencyKey: nil)
+                Issue.record("another upload under the same id was accepted")
+            } catch let e as CreditsError {
+                #expect(e.code == .idempotencyConflict)
+            }
+            let missing = LedgerOperation.capture(SettleRequest(uploadId: "nope", userId: "u1"))
+            await #expect(throws: CreditsError.self) { try await f.store.execute(missing, idempotencyKey: nil) }
+            let b = try await f.store.balance(userId: "u1")
+            #expect((b.balance, b.reserved) == (35, 15))
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func reconcileNoticesAHandEditedHold(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("erin", 100, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_5", user: "erin"), idempotencyKey: nil)
+            #expect(try await f.store.reconcile().ok)
+            try await f.tamper("UPDATE user_credits SET reserved = 0 WHERE user_id = 'erin'")
+            let report = try await f.store.reconcile()
+            #expect(report.problems.first?.contains("hold:erin") == true, "\(report.problems)")
+        }
+    }
+}

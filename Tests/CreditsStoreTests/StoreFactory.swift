@@ -71,6 +71,8 @@ extension LedgerOutcome {
         case .purchased(let r): r.balance
         case .spent(let r): r.balance
         case .adjusted(let r): r.balance
+        case .queued(let r): r.balance
+        case .settled(let r): r.balance
         case .rejected: nil
         }
     }
