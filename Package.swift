@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "StreamVaultCredits",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "CreditsCore", targets: ["CreditsCore"]),
         .library(name: "CreditsStore", targets: ["CreditsStore"]),

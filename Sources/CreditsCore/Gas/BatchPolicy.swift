@@ -1,0 +1,136 @@
+/// When to send queued uploads to the chain, and in which batches. A pure state machine on an
+/// injected clock: events in (`enqueue`, `tick`), batches out. No I/O, so tests run on virtual
+/// time.
+///
+/// Rules, checked in this order at every tick (one per epoch):
+/// 1. Full: while `itemsPerBatchMax` uploads wait, send that many (earliest deadlines first).
+/// 2. Deadline: an upload whose deadline comes at or before the next tick goes now, with as many
+///    others as fit (a bigger batch saves more gas per upload).
+/// 3. Cheap gas: with at least `itemsPerBatchMin` waiting, send when the base fee is at or below
+///    the `cheapPercentile` of the recent base fees, the timing saving.
+public struct BatchPolicy: Sendable {
+    public struct Config: Sendable, Equatable {
+        public var itemsPerBatchMin: Int = 3
+        public var itemsPerBatchMax: Int = 20
+        /// Time from queueing to submission, per priority.
+        public var deadlineMs: [UploadPriority: Int64] = [.high: 60_000, .medium: 900_000, .low: 14_400_000]
+        public var tickMs: Int64 = Filecoin.epochSeconds * 1_000
+        /// Base fees remembered for "cheap" (one hour of epochs).
+        public var historyLengthMax: Int = 120
+        /// Base fees needed before "cheap" is judged at all.
+        public var historyLengthMin: Int = 10
+        public var cheapPercentile: Int = 20
+        /// Uploads waiting at most; beyond it `enqueue` refuses.
+        public var queueLengthMax: Int = 100_000
+
+        public init() {}
+
+        /// Checks the relations between the limits; `gas` caps the batch size.
+        public func validate(gas: BatchGasModel) throws(CreditsError) {
+            if itemsPerBatchMin < 1 || itemsPerBatchMin > itemsPerBatchMax {
+                throw .validation("itemsPerBatchMin", "must be between 1 and itemsPerBatchMax")
+            }
+            if itemsPerBatchMax > gas.itemsPerMessageMax {
+                throw .validation("itemsPerBatchMax", "must keep a message under BlockGasLimit/4 (\(gas.itemsPerMessageMax) items)")
+            }
+            for p in UploadPriority.allCases where (deadlineMs[p] ?? 0) < 2 * tickMs {
+                throw .validation("deadlineMs.\(p.rawValue)", "must be at least two ticks (\(2 * tickMs) ms)")
+            }
+            if cheapPercentile < 0 || cheapPercentile > 100 { throw .validation("cheapPercentile", "must be 0...100") }
+            if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
+                throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
+            }
+        }
+    }
+
+    public enum Reason: String, Sendable, Equatable, Codable {
+        case full, deadline, cheapGas = "cheap_gas"
+    }
+
+    public struct Batch: Sendable, Equatable {
+        public var uploadIds: [String]
+        public var reason: Reason
+    }
+
+    struct Waiting: Sendable, Equatable {
+        var uploadId: String
+        var queuedAtMs: Int64
+        var deadlineAtMs: Int64
+    }
+
+    public let config: Config
+    private(set) var waiting: [Waiting] = []
+    private(set) var history: [Int128] = []
+
+    public init(config: Config = Config()) {
+        self.config = config
+    }
+
+    public var queueLength: Int { waiting.count }
+
+    /// Adds an upload; false when the queue is full (the caller retries later).
+    public mutating func enqueue(uploadId: String, priority: UploadPriority, queuedAtMs: Int64) -> Bool {
+        if waiting.count >= config.queueLengthMax { return false }
+        let deadline = queuedAtMs + (config.deadlineMs[priority] ?? config.deadlineMs[.medium]!)
+        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline))
+        return true
+    }
+
+    /// Called once per tick with the chain's current base fee; returns the batches to send now.
+    public mutating func tick(nowMs: Int64, baseFee: Int128) -> [Batch] {
+        var out: [Batch] = []
+        waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
+        while waiting.count >= config.itemsPerBatchMax {
+            out.append(take(config.itemsPerBatchMax, .full))
+        }
+        while let first = waiting.first, first.deadlineAtMs - nowMs <= config.tickMs {
+            out.append(take(config.itemsPerBatchMax, .deadline))
+        }
+        if waiting.count >= config.itemsPerBatchMin, isCheap(baseFee) {
+            out.append(take(config.itemsPerBatchMax, .cheapGas))
+        }
+        history.append(baseFee)
+        if history.count > config.historyLengthMax { history.removeFirst(history.count - config.historyLengthMax) }
+        return out
+    }
+
+    /// The base fee is at or below the configured percentile of the remembered ones.
+    func isCheap(_ baseFee: Int128) -> Bool {
+        guard history.count >= config.historyLengthMin else { return false }
+        let sorted = history.sorted()
+        let index = min(sorted.count - 1, sorted.count * config.cheapPercentile / 100)
+        return baseFee <= sorted[index]
+    }
+
+    private mutating func take(_ n: Int, _ reason: Reason) -> Batch {
+        let count = min(n, waiting.count)
+        precondition(count > 0)
+        let ids = waiting.prefix(count).map(\.uploadId)
+        waiting.removeFirst(count)
+        return Batch(uploadIds: ids, reason: reason)
+    }
+}
+
+/// Retries with exponential backoff and jitter, and the premium of a replacement message.
+public struct RetrySchedule: Sendable, Equatable {
+    public var attemptsMax: Int = 5
+    public var delayBaseMs: Int64 = 30_000
+    public var delayMaxMs: Int64 = 600_000
+
+    public init() {}
+
+    /// Delay before attempt `attempt` (2, 3, ...), given `jitterPPM` in 0..<1,000,000 from an
+    /// injected random source: half the exponential delay plus up to the other half.
+    public func delayMs(beforeAttempt attempt: Int, jitterPPM: Int64) -> Int64 {
+        precondition(attempt >= 2 && (0..<1_000_000).contains(jitterPPM))
+        let exponent = min(attempt - 2, 20)
+        let full = min(delayMaxMs, delayBaseMs << exponent)
+        return full / 2 + (full / 2) * jitterPPM / 1_000_000
+    }
+
+    /// A stuck message is replaced with at least 1.25× its premium (Lotus's replace-by-fee rule),
+    /// rounded up, and never below the premium floor.
+    public static func replacementPremium(_ premium: Int128) -> Int128 {
+        max(Filecoin.premiumFloor, (premium * 5 + 3) / 4)
+    }
+}

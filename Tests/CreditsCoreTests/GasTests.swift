@@ -1,0 +1,183 @@
+import Testing
+@testable import CreditsCore
+
+/// DESIGN.md's gas facts, from Lotus's burn.go and basefee.go and FIP-0115.
+@Suite struct GasModelTests {
+    @Test func savingsFollowTheModelAtDesignsFigures() {
+        let gas = BatchGasModel.addPieces
+        // f·(1 − 1/K) with f = 228.7 / (228.7 + 78.2): 49.7% at 3, 59.6% at 5, 70.8% at 20.
+        #expect(gas.savingsPPM(items: 1) == 0)
+        #expect(gas.savingsPPM(items: 3) / 1_000 == 496)
+        #expect(gas.savingsPPM(items: 5) / 1_000 == 596)
+        #expect(gas.savingsPPM(items: 20) / 1_000 == 707)
+        #expect(gas.gasUsed(items: 5) == 228_700_000 + 5 * 78_200_000)
+        #expect(gas.gasLimit(items: 4) == gas.gasUsed(items: 4) * 5 / 4)
+    }
+
+    @Test func batchesStayUnderAQuarterBlock() {
+        let gas = BatchGasModel.addPieces
+        #expect(gas.itemsPerMessageMax == 22)
+        #expect(gas.gasLimit(items: gas.itemsPerMessageMax) <= Filecoin.messageGasLimitMax)
+        #expect(gas.gasLimit(items: gas.itemsPerMessageMax + 1) > Filecoin.messageGasLimitMax)
+    }
+
+    @Test func feeSplitsAsBurnGoDoes() {
+        // GasLimit = 1.25 × GasUsed → over = 1.25u − 1.1u = 0.15u; burned = 0.25u × 0.15u / u.
+        let used: Int64 = 1_000_000
+        let fee = MessageFee.compute(baseFee: 200, feeCap: 10_000, premium: 150, gasLimit: 1_250_000, gasUsed: used)
+        #expect(fee.baseFeeBurn == 200 * 1_000_000)
+        #expect(MessageFee.overEstimationGas(gasLimit: 1_250_000, gasUsed: used) == 37_500)
+        #expect(fee.overEstimationBurn == 200 * 37_500)
+        #expect(fee.minerTip == 150 * 1_250_000)
+        #expect(fee.total == fee.baseFeeBurn + fee.overEstimationBurn + fee.minerTip)
+        // The fee cap bounds the base fee paid and the tip.
+        let capped = MessageFee.compute(baseFee: 500, feeCap: 520, premium: 150, gasLimit: 1_250_000, gasUsed: used)
+        #expect(capped.baseFeeBurn == 500 * 1_000_000 && capped.minerTip == 20 * 1_250_000)
+        let under = MessageFee.compute(baseFee: 700, feeCap: 600, premium: 150, gasLimit: 1_250_000, gasUsed: used)
+        #expect(under.baseFeeBurn == 600 * 1_000_000 && under.minerTip == 0)
+        // A tight limit burns nothing extra; a huge one burns at most GasLimit − GasUsed.
+        #expect(MessageFee.overEstimationGas(gasLimit: 1_100_000, gasUsed: used) == 0)
+        #expect(MessageFee.overEstimationGas(gasLimit: 10_000_000, gasUsed: used) == 9_000_000)
+    }
+
+    @Test func preNV28BaseFeeMovesAtMostAnEighth() {
+        let rule = BaseFeeRule.preNV28
+        let target = Filecoin.blockGasTarget * Filecoin.blocksPerTipset
+        #expect(rule.next(base: 800, gasLimitSum: target, blocks: 5, p20Premium: 0) == 800)
+        #expect(rule.next(base: 800, gasLimitSum: 2 * target, blocks: 5, p20Premium: 0) == 900)
+        #expect(rule.next(base: 800, gasLimitSum: 10 * target, blocks: 5, p20Premium: 0) == 900)
+        #expect(rule.next(base: 800, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 700)
+        #expect(rule.next(base: 100, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 100)
+    }
+
+    @Test func fip0115FollowsThePremiumPercentile() {
+        let rule = BaseFeeRule.fip0115
+        // MaxAdj = ceil(800 / 8) = 100; next = base + min(MaxAdj, P20 − MaxAdj).
+        #expect(rule.next(base: 800, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 700)
+        #expect(rule.next(base: 800, gasLimitSum: 0, blocks: 5, p20Premium: 150) == 850)
+        #expect(rule.next(base: 800, gasLimitSum: 0, blocks: 5, p20Premium: 10_000) == 900)
+        #expect(rule.next(base: 801, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 700)
+        #expect(rule.next(base: 101, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 100)
+    }
+
+    @Test func defaultFeeCapAllowsTwentyEpochsOfRises() {
+        let cap = MessageFee.defaultFeeCap(baseFee: 1_000_000, premium: 100_000)
+        #expect(cap > 10_000_000 && cap < 10_700_000)
+    }
+}
+
+/// The batch policy, as a script: event in, batches out.
+@Suite struct BatchPolicyTests {
+    func policy() -> BatchPolicy {
+        var config = BatchPolicy.Config()
+        config.historyLengthMin = 3
+        return BatchPolicy(config: config)
+    }
+
+    @Test func waitsForCheapGasThenSendsTheBatch() {
+        var p = policy()
+        for i in 0..<3 {
+            let accepted = p.enqueue(uploadId: "u\(i)", priority: .low, queuedAtMs: 0)
+            #expect(accepted)
+        }
+        do {
+            let sent = p.tick(nowMs: 30_000, baseFee: 1_000)
+            #expect(sent.isEmpty)
+        }  // no history yet
+        do {
+            let sent = p.tick(nowMs: 60_000, baseFee: 1_000)
+            #expect(sent.isEmpty)
+        }
+        do {
+            let sent = p.tick(nowMs: 90_000, baseFee: 1_100)
+            #expect(sent.isEmpty)
+        }
+        do {
+            let sent = p.tick(nowMs: 120_000, baseFee: 1_200)
+            #expect(sent.isEmpty)
+        }  // dearer than the 20th percentile
+        let batches = p.tick(nowMs: 150_000, baseFee: 900)
+        #expect(batches == [BatchPolicy.Batch(uploadIds: ["u0", "u1", "u2"], reason: .cheapGas)])
+        #expect(p.queueLength == 0)
+    }
+
+    @Test func twoUploadsAreNotWorthSendingEarly() {
+        var p = policy()
+        _ = p.enqueue(uploadId: "a", priority: .low, queuedAtMs: 0)
+        _ = p.enqueue(uploadId: "b", priority: .low, queuedAtMs: 0)
+        for t in 1...10 { _ = p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000) }
+        do {
+            let sent = p.tick(nowMs: 330_000, baseFee: 100)
+            #expect(sent.isEmpty)
+        }
+    }
+
+    @Test func aFullBatchGoesAtOnce() {
+        var p = policy()
+        for i in 0..<45 { _ = p.enqueue(uploadId: (i < 10 ? "u0\(i)" : "u\(i)"), priority: .low, queuedAtMs: Int64(i)) }
+        let batches = p.tick(nowMs: 30_000, baseFee: 1_000)
+        #expect(batches.map(\.reason) == [.full, .full])
+        #expect(batches.map(\.uploadIds.count) == [20, 20])
+        #expect(batches[0].uploadIds.first == "u00")
+        #expect(p.queueLength == 5)
+    }
+
+    @Test func aHighPriorityUploadGoesAtTheLastTickBeforeItsDeadline() {
+        var p = policy()
+        _ = p.enqueue(uploadId: "slow", priority: .low, queuedAtMs: 0)
+        _ = p.enqueue(uploadId: "fast", priority: .high, queuedAtMs: 0)  // deadline 60 s
+        do {
+            let sent = p.tick(nowMs: 0, baseFee: 5_000)
+            #expect(sent.isEmpty)
+        }
+        let batches = p.tick(nowMs: 30_000, baseFee: 5_000)  // next tick (60 s) would be too late
+        #expect(batches == [BatchPolicy.Batch(uploadIds: ["fast", "slow"], reason: .deadline)])
+    }
+
+    @Test func noUploadEverMissesItsDeadline() {
+        // Random arrivals and base fees; every upload must be sent no later than its deadline.
+        var rng = SystemRandomNumberGenerator()
+        var p = policy()
+        var deadline: [String: Int64] = [:]
+        var sentAt: [String: Int64] = [:]
+        var now: Int64 = 0
+        for step in 0..<2_000 {
+            for j in 0..<Int.random(in: 0...3, using: &rng) {
+                let priority = UploadPriority.allCases.randomElement(using: &rng)!
+                let id = "s\(step)_\(j)"
+                _ = p.enqueue(uploadId: id, priority: priority, queuedAtMs: now)
+                deadline[id] = now + p.config.deadlineMs[priority]!
+            }
+            for batch in p.tick(nowMs: now, baseFee: Int128.random(in: 100...10_000, using: &rng)) {
+                #expect(batch.uploadIds.count <= p.config.itemsPerBatchMax)
+                for id in batch.uploadIds { sentAt[id] = now }
+            }
+            now += 30_000
+        }
+        for (id, at) in sentAt { #expect(at < deadline[id]!, "\(id) sent at or after its deadline") }
+        #expect(sentAt.count + p.queueLength == deadline.count)
+    }
+
+    @Test func configRefusesABatchOverAQuarterBlock() {
+        var config = BatchPolicy.Config()
+        config.itemsPerBatchMax = 30
+        #expect(throws: CreditsError.self) { try config.validate(gas: .addPieces) }
+        try? BatchPolicy.Config().validate(gas: .addPieces)
+    }
+}
+
+@Suite struct RetryScheduleTests {
+    @Test func backoffDoublesWithJitterAndIsCapped() {
+        let r = RetrySchedule()
+        #expect(r.delayMs(beforeAttempt: 2, jitterPPM: 0) == 15_000)
+        #expect(r.delayMs(beforeAttempt: 2, jitterPPM: 999_999) < 30_000)
+        #expect(r.delayMs(beforeAttempt: 3, jitterPPM: 0) == 30_000)
+        #expect(r.delayMs(beforeAttempt: 30, jitterPPM: 500_000) <= r.delayMaxMs)
+    }
+
+    @Test func replacementPremiumIsAtLeastAQuarterMore() {
+        #expect(RetrySchedule.replacementPremium(1_000_000) == 1_250_000)
+        #expect(RetrySchedule.replacementPremium(1_000_001) >= 1_250_002)
+        #expect(RetrySchedule.replacementPremium(10) == Filecoin.premiumFloor)
+    }
+}
