@@ -30,10 +30,19 @@ public protocol CreditStore: Sendable {
     /// Uploads in one status, oldest first (the worker's queue).
     func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord]
 
-    /// Moves held uploads along the chain lifecycle (queued → batched → submitted, or failed)
-    /// without touching balances; settled uploads are left alone. Returns how many changed.
+    /// Moves uploads along the chain lifecycle (queued → batched → submitted, or failed) without
+    /// touching balances, each only if its current status is in `from`: two workers claiming
+    /// the same queued uploads get disjoint sets. Returns the ids that moved.
     @discardableResult
-    func markUploads(_ uploadIds: [String], status: UploadRecord.Status, batchId: String?, reason: String?) async throws -> Int
+    func transitionUploads(
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+    ) async throws -> [String]
+
+    /// Inserts or replaces a chain message's record.
+    func saveGasTransaction(_ tx: GasTransaction) async throws
+
+    /// Messages created at or after `sinceMs`, oldest first, at most `limit`.
+    func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction]
 
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport

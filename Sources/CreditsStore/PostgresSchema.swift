@@ -91,6 +91,30 @@ enum PostgresSchema {
             "CREATE INDEX file_uploads_by_status ON file_uploads (status, created_at)",
             "CREATE INDEX file_uploads_by_user ON file_uploads (user_id, created_at)",
         ]),
+        ("v3-gas", [
+            """
+            CREATE TABLE filecoin_gas_transactions (
+                id TEXT PRIMARY KEY,
+                batch_id TEXT NOT NULL,
+                message_cid TEXT NOT NULL,
+                upload_ids TEXT NOT NULL,
+                items BIGINT NOT NULL,
+                gas_limit BIGINT NOT NULL,
+                gas_used BIGINT NOT NULL,
+                base_fee TEXT NOT NULL,
+                premium TEXT NOT NULL,
+                fee_cap TEXT NOT NULL,
+                total_cost TEXT NOT NULL,
+                individual_cost TEXT NOT NULL,
+                immediate_cost TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempt BIGINT NOT NULL,
+                failure_reason TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX filecoin_gas_transactions_by_time ON filecoin_gas_transactions (created_at)",
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

@@ -153,21 +153,66 @@ public final class PostgresStore: CreditStore {
         return out
     }
 
-    public func markUploads(_ uploadIds: [String], status: UploadRecord.Status, batchId: String?, reason: String?) async throws -> Int {
-        UploadQueries.checkMark(status)
-        if uploadIds.isEmpty { return 0 }
-        let attempts: Int64 = status == .submitted ? 1 : 0
-        var changed = 0
-        for try await _ in try await client.query("""
-            UPDATE file_uploads SET status = \(status.rawValue), batch_id = COALESCE(\(batchId), batch_id),
+    public func transitionUploads(
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+    ) async throws -> [String] {
+        UploadQueries.checkMark(to)
+        precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
+        if uploadIds.isEmpty || from.isEmpty { return [] }
+        let attempts: Int64 = to == .submitted ? 1 : 0
+        var moved: [String] = []
+        for try await id in try await client.query("""
+            UPDATE file_uploads SET status = \(to.rawValue), batch_id = COALESCE(\(batchId), batch_id),
                 failure_reason = COALESCE(\(reason), failure_reason), attempts = attempts + \(attempts),
                 updated_at = \(clock.nowMs())
-            WHERE upload_id = ANY(\(uploadIds)::text[]) AND status NOT IN ('confirmed', 'refunded')
+            WHERE upload_id = ANY(\(uploadIds)::text[]) AND status = ANY(\(from.map(\.rawValue).sorted())::text[])
             RETURNING upload_id
-            """, logger: logger) {
-            changed += 1
+            """, logger: logger).decode(String.self) {
+            moved.append(id)
         }
-        return changed
+        let order = Dictionary(uniqueKeysWithValues: uploadIds.enumerated().map { ($1, $0) })
+        return moved.sorted { order[$0, default: 0] < order[$1, default: 0] }
+    }
+
+    public func saveGasTransaction(_ tx: GasTransaction) async throws {
+        try await client.query("""
+            INSERT INTO filecoin_gas_transactions (id, batch_id, message_cid, upload_ids, items, gas_limit, gas_used,
+                base_fee, premium, fee_cap, total_cost, individual_cost, immediate_cost, status, attempt, failure_reason,
+                created_at, updated_at)
+            VALUES (\(tx.id), \(tx.batchId), \(tx.messageCid), \(tx.uploadIds.joined(separator: ",")), \(Int64(tx.uploadIds.count)),
+                \(tx.gasLimit), \(tx.gasUsed), \(String(tx.baseFee)), \(String(tx.premium)), \(String(tx.feeCap)),
+                \(String(tx.totalCost)), \(String(tx.individualCost)), \(String(tx.immediateCost)), \(tx.status.rawValue),
+                \(Int64(tx.attempt)), \(tx.failureReason), \(tx.createdAtMs), \(tx.updatedAtMs))
+            ON CONFLICT (id) DO UPDATE SET message_cid = EXCLUDED.message_cid, gas_used = EXCLUDED.gas_used,
+                base_fee = EXCLUDED.base_fee, premium = EXCLUDED.premium, fee_cap = EXCLUDED.fee_cap,
+                total_cost = EXCLUDED.total_cost, individual_cost = EXCLUDED.individual_cost,
+                immediate_cost = EXCLUDED.immediate_cost, status = EXCLUDED.status, attempt = EXCLUDED.attempt,
+                failure_reason = EXCLUDED.failure_reason, updated_at = EXCLUDED.updated_at
+            """, logger: logger)
+    }
+
+    public func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction] {
+        var out: [GasTransaction] = []
+        for try await row in try await client.query("""
+            SELECT \(unescaped: GasQueries.columns) FROM filecoin_gas_transactions WHERE created_at >= \(sinceMs)
+            ORDER BY created_at, id LIMIT \(limit)
+            """, logger: logger) {
+            let (id, batch, cid, uploads, limitGas, used, base, premium, cap, total, individual) =
+                try row.decode((String, String, String, String, Int64, Int64, String, String, String, String, String).self)
+            let randomAccess = row.makeRandomAccess()
+            let immediate = try randomAccess[11].decode(String.self)
+            let status = try randomAccess[12].decode(String.self)
+            let attempt = try randomAccess[13].decode(Int64.self)
+            let reason = try randomAccess[14].decode(String?.self)
+            let created = try randomAccess[15].decode(Int64.self)
+            let updated = try randomAccess[16].decode(Int64.self)
+            out.append(GasQueries.record(
+                id: id, batchId: batch, messageCid: cid, uploadIds: uploads, gasLimit: limitGas, gasUsed: used,
+                baseFee: base, premium: premium, feeCap: cap, totalCost: total, individualCost: individual,
+                immediateCost: immediate, status: status, attempt: attempt, failureReason: reason, createdAt: created,
+                updatedAt: updated))
+        }
+        return out
     }
 
     private static func uploadRecord(_ row: PostgresRow) throws -> UploadRecord {

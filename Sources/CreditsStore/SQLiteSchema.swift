@@ -102,6 +102,32 @@ enum SQLiteSchema {
                 CREATE INDEX file_uploads_by_user ON file_uploads (user_id, created_at);
                 """)
         }
+        migrator.registerMigration("v3-gas") { db in
+            try db.execute(sql: """
+                -- One row per chain message. attoFIL amounts are decimal text (they can pass 64 bits).
+                CREATE TABLE filecoin_gas_transactions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    batch_id TEXT NOT NULL,
+                    message_cid TEXT NOT NULL,
+                    upload_ids TEXT NOT NULL,
+                    items INTEGER NOT NULL,
+                    gas_limit INTEGER NOT NULL,
+                    gas_used INTEGER NOT NULL,
+                    base_fee TEXT NOT NULL,
+                    premium TEXT NOT NULL,
+                    fee_cap TEXT NOT NULL,
+                    total_cost TEXT NOT NULL,
+                    individual_cost TEXT NOT NULL,
+                    immediate_cost TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    failure_reason TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                ) STRICT;
+                CREATE INDEX filecoin_gas_transactions_by_time ON filecoin_gas_transactions (created_at);
+                """)
+        }
         return migrator
     }
 }

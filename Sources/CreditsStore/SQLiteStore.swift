@@ -141,22 +141,57 @@ public final class SQLiteStore: CreditStore {
         }
     }
 
-    public func markUploads(_ uploadIds: [String], status: UploadRecord.Status, batchId: String?, reason: String?) async throws -> Int {
-        UploadQueries.checkMark(status)
-        if uploadIds.isEmpty { return 0 }
+    public func transitionUploads(
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+    ) async throws -> [String] {
+        UploadQueries.checkMark(to)
+        precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
+        if uploadIds.isEmpty || from.isEmpty { return [] }
         let now = clock.nowMs()
+        let allowed = from.map(\.rawValue).sorted()
         return try await pool.write { db in
-            var changed = 0
+            var moved: [String] = []
             let statement = try db.cachedStatement(sql: """
                 UPDATE file_uploads SET status = ?, batch_id = COALESCE(?, batch_id),
                     failure_reason = COALESCE(?, failure_reason), attempts = attempts + ?, updated_at = ?
-                WHERE upload_id = ? AND status NOT IN ('confirmed', 'refunded')
+                WHERE upload_id = ? AND status IN (SELECT value FROM json_each(?))
                 """)
+            let allowedJSON = "[" + allowed.map { "\"\($0)\"" }.joined(separator: ",") + "]"
             for id in uploadIds {
-                try statement.execute(arguments: [status.rawValue, batchId, reason, status == .submitted ? 1 : 0, now, id])
-                changed += db.changesCount
+                try statement.execute(arguments: [to.rawValue, batchId, reason, to == .submitted ? 1 : 0, now, id, allowedJSON])
+                if db.changesCount > 0 { moved.append(id) }
             }
-            return changed
+            return moved
+        }
+    }
+
+    public func saveGasTransaction(_ tx: GasTransaction) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO filecoin_gas_transactions (id, batch_id, message_cid, upload_ids, items, gas_limit,
+                    gas_used, base_fee, premium, fee_cap, total_cost, individual_cost, immediate_cost, status, attempt,
+                    failure_reason, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [
+                    tx.id, tx.batchId, tx.messageCid, tx.uploadIds.joined(separator: ","), tx.uploadIds.count, tx.gasLimit,
+                    tx.gasUsed, String(tx.baseFee), String(tx.premium), String(tx.feeCap), String(tx.totalCost),
+                    String(tx.individualCost), String(tx.immediateCost), tx.status.rawValue, tx.attempt, tx.failureReason,
+                    tx.createdAtMs, tx.updatedAtMs,
+                ])
+        }
+    }
+
+    public func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(GasQueries.columns) FROM filecoin_gas_transactions WHERE created_at >= ? ORDER BY created_at, id LIMIT ?
+                """, arguments: [sinceMs, limit]).map { row in
+                GasQueries.record(
+                    id: row[0], batchId: row[1], messageCid: row[2], uploadIds: row[3], gasLimit: row[4], gasUsed: row[5],
+                    baseFee: row[6], premium: row[7], feeCap: row[8], totalCost: row[9], individualCost: row[10],
+                    immediateCost: row[11], status: row[12], attempt: row[13], failureReason: row[14], createdAt: row[15],
+                    updatedAt: row[16])
+            }
         }
     }
 

@@ -328,7 +328,10 @@ extension StoreConformance {
             #expect(try await f.store.upload(uploadId: "file_1")?.status == .queued)
             #expect(try await f.store.uploads(status: .queued, limit: 10).map(\.uploadId) == ["file_1"])
 
-            #expect(try await f.store.markUploads(["file_1"], status: .submitted, batchId: "batch_1", reason: nil) == 1)
+            #expect(try await f.store.transitionUploads(["file_1"], from: [.queued], to: .batched, batchId: "batch_1", reason: nil) == ["file_1"])
+            // A second worker claiming the same upload gets nothing.
+            #expect(try await f.store.transitionUploads(["file_1"], from: [.queued], to: .batched, batchId: "batch_2", reason: nil).isEmpty)
+            #expect(try await f.store.transitionUploads(["file_1"], from: [.batched], to: .submitted, batchId: nil, reason: nil) == ["file_1"])
             let captured = try await f.store.execute(.capture(SettleRequest(uploadId: "file_1", userId: "u1")), idempotencyKey: nil)
             guard case .settled(let s) = captured.outcome else { Issue.record("\(captured)"); return }
             #expect(s.credits == 60 && s.status == "confirmed")
@@ -337,7 +340,8 @@ extension StoreConformance {
             let record = try #require(try await f.store.upload(uploadId: "file_1"))
             #expect(record.status == .confirmed && record.creditsCharged == 60 && record.batchId == "batch_1" && record.attempts == 1)
             // Settled for good: the worker cannot move it, and it cannot be released.
-            #expect(try await f.store.markUploads(["file_1"], status: .failed, batchId: nil, reason: "late") == 0)
+            #expect(try await f.store.transitionUploads(["file_1"], from: [.queued, .batched, .submitted, .failed], to: .failed,
+                                                        batchId: nil, reason: "late").isEmpty)
             await #expect(throws: CreditsError.self) {
                 try await f.store.execute(.release(SettleRequest(uploadId: "file_1", userId: "u1")), idempotencyKey: nil)
             }
@@ -400,6 +404,28 @@ extension StoreConformance {
             try await f.tamper("UPDATE user_credits SET reserved = 0 WHERE user_id = 'erin'")
             let report = try await f.store.reconcile()
             #expect(report.problems.first?.contains("hold:erin") == true, "\(report.problems)")
+        }
+    }
+}
+
+extension StoreConformance {
+    @Test(arguments: StoreFactory.all)
+    func gasTransactionsRoundTripWithAmountsPast64Bits(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            let huge = Int128(Int64.max) * 1_000
+            var tx = GasTransaction(
+                id: "gas_1", batchId: "batch_1", messageCid: "bafy1", uploadIds: ["a", "b"], gasLimit: 500_000_000,
+                gasUsed: 0, baseFee: 100, premium: 100_000, feeCap: huge, totalCost: 0, individualCost: huge + 7,
+                immediateCost: 12, status: .pending, attempt: 1, failureReason: nil, createdAtMs: 1_000, updatedAtMs: 1_000)
+            try await f.store.saveGasTransaction(tx)
+            tx.status = .confirmed
+            tx.totalCost = huge - 1
+            tx.gasUsed = 400_000_000
+            tx.updatedAtMs = 2_000
+            try await f.store.saveGasTransaction(tx)
+            let loaded = try await f.store.gasTransactions(sinceMs: 0, limit: 10)
+            #expect(loaded == [tx])
+            #expect(try await f.store.gasTransactions(sinceMs: 1_001, limit: 10).isEmpty)
         }
     }
 }
