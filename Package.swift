@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "CreditsCore", targets: ["CreditsCore"]),
         .library(name: "CreditsStore", targets: ["CreditsStore"]),
+        .library(name: "CreditsChain", targets: ["CreditsChain"]),
+        .library(name: "CreditsWorker", targets: ["CreditsWorker"]),
         .library(name: "CreditsServer", targets: ["CreditsServer"]),
         .executable(name: "credits", targets: ["credits"]),
     ],
@@ -19,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Pure domain: catalog, pricing, ledger rules. Imports nothing but the stdlib.
@@ -31,6 +34,17 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The chain protocol and a simulated Filecoin on virtual time.
+        .target(name: "CreditsChain", dependencies: ["CreditsCore"]),
+        // The gas manager: batches uploads onto the chain and settles their holds.
+        .target(
+            name: "CreditsWorker",
+            dependencies: [
+                "CreditsCore", "CreditsStore", "CreditsChain",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -62,6 +76,10 @@ let package = Package(
             path: "Tests/CreditsTestSupport"
         ),
         .testTarget(name: "CreditsCoreTests", dependencies: ["CreditsCore"]),
+        .testTarget(
+            name: "CreditsWorkerTests",
+            dependencies: ["CreditsCore", "CreditsStore", "CreditsChain", "CreditsWorker", "CreditsTestSupport"]
+        ),
         .testTarget(
             name: "CreditsStoreTests",
             dependencies: [

@@ -30,14 +30,7 @@ struct PreparedOperation: Sendable {
     }
 }
 
-/// Time in milliseconds since 1970, injected so tests control it.
-public struct WallClock: Sendable {
-    public var nowMs: @Sendable () -> Int64
-
-    public init(nowMs: @escaping @Sendable () -> Int64) {
-        self.nowMs = nowMs
-    }
-
+extension WallClock {
     public static let system = WallClock { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 }
 

@@ -44,7 +44,7 @@ public struct BatchPolicy: Sendable {
     }
 
     public enum Reason: String, Sendable, Equatable, Codable {
-        case full, deadline, cheapGas = "cheap_gas"
+        case full, deadline, cheapGas = "cheap_gas", forced
     }
 
     public struct Batch: Sendable, Equatable {
@@ -91,6 +91,14 @@ public struct BatchPolicy: Sendable {
         }
         history.append(baseFee)
         if history.count > config.historyLengthMax { history.removeFirst(history.count - config.historyLengthMax) }
+        return out
+    }
+
+    /// An operator's "process now": everything waiting, in batches of at most the maximum.
+    public mutating func drain() -> [Batch] {
+        waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
+        var out: [Batch] = []
+        while !waiting.isEmpty { out.append(take(config.itemsPerBatchMax, .forced)) }
         return out
     }
 

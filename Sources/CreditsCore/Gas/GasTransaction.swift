@@ -79,7 +79,8 @@ public struct GasStats: Sendable, Codable, Equatable {
     public static func compute(_ txs: [GasTransaction], usdPerFil: DecimalRate) -> GasStats {
         let confirmed = txs.filter { $0.status == .confirmed }
         let finished = txs.filter { $0.status == .confirmed || $0.status == .failed }
-        let spent = confirmed.reduce(Int128(0)) { $0 + $1.totalCost }
+        // Reverted messages burn gas too: they count as spent.
+        let spent = finished.reduce(Int128(0)) { $0 + $1.totalCost }
         let individual = confirmed.reduce(Int128(0)) { $0 + $1.individualCost }
         let immediate = confirmed.reduce(Int128(0)) { $0 + $1.immediateCost }
         let uploads = confirmed.reduce(0) { $0 + $1.uploadIds.count }

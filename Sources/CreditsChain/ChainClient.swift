@@ -1,0 +1,67 @@
+import CreditsCore
+
+public struct ChainHead: Sendable, Equatable {
+    public var height: Int64
+    /// The base fee the next messages pay (the head tipset's ParentBaseFee), attoFIL per gas.
+    public var baseFee: Int128
+
+    public init(height: Int64, baseFee: Int128) {
+        self.height = height
+        self.baseFee = baseFee
+    }
+}
+
+/// A message carrying a batch of uploads (an addPieces call).
+public struct ChainMessage: Sendable, Equatable {
+    public var uploadIds: [String]
+    public var gasLimit: Int64
+    public var feeCap: Int128
+    public var premium: Int128
+
+    public init(uploadIds: [String], gasLimit: Int64, feeCap: Int128, premium: Int128) {
+        self.uploadIds = uploadIds
+        self.gasLimit = gasLimit
+        self.feeCap = feeCap
+        self.premium = premium
+    }
+}
+
+public struct ChainReceipt: Sendable, Equatable {
+    /// 0 = success; anything else reverted.
+    public var exitCode: Int
+    public var gasUsed: Int64
+    public var height: Int64
+    /// What the message cost, from the chain's own accounting (StateReplay's GasCost).
+    public var cost: MessageFee
+
+    public init(exitCode: Int, gasUsed: Int64, height: Int64, cost: MessageFee) {
+        self.exitCode = exitCode
+        self.gasUsed = gasUsed
+        self.height = height
+        self.cost = cost
+    }
+}
+
+/// A chain failure: `retryable` ones (an RPC error, a timeout) are tried again; final ones fail
+/// the attempt.
+public struct ChainError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var retryable: Bool
+
+    public init(_ message: String, retryable: Bool) {
+        self.message = message
+        self.retryable = retryable
+    }
+
+    public var description: String { message }
+}
+
+/// What the gas manager needs from Filecoin. `SimulatedChain` implements it on virtual time; a
+/// Lotus JSON-RPC adapter is the next step (ChainHead, MpoolPushMessage, StateWaitMsg, StateReplay).
+public protocol ChainClient: Sendable {
+    func head() async throws -> ChainHead
+    /// Pushes a message; returns its CID.
+    func push(_ message: ChainMessage) async throws -> String
+    /// The receipt of a landed message, or nil while it is pending.
+    func receipt(cid: String) async throws -> ChainReceipt?
+}

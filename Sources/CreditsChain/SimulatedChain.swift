@@ -1,0 +1,177 @@
+import CreditsCore
+import Foundation
+import Synchronization
+
+/// A deterministic Filecoin on virtual time: 30 s epochs on the injected clock, the base fee moved
+/// by either rule from simulated demand, messages included when their fee cap covers the base
+/// fee, fees split as burn.go does, and failures injected at configured rates.
+///
+/// Demand is a random process (a simulation input, not money), so it uses `Double`; every fee
+/// is integer attoFIL.
+public final class SimulatedChain: ChainClient, Sendable {
+    public enum Trace: String, Sendable, CaseIterable, Codable {
+        /// Demand near the block target: the base fee wanders slowly.
+        case calm
+        /// Demand often above target: the base fee climbs and stays high, with wide swings.
+        case busy
+        /// Calm with sudden bursts that drive the base fee up for a while, then decay.
+        case spiky
+    }
+
+    public struct Config: Sendable {
+        public var trace: Trace = .calm
+        public var rule: BaseFeeRule = .preNV28
+        public var seed: UInt64 = 1
+        public var startBaseFee: Int128 = 100_000_000
+        /// Probability that a landed message reverts.
+        public var revertRatePPM: Int64 = 0
+        /// Probability that a pushed message never lands unless replaced.
+        public var stuckRatePPM: Int64 = 0
+        /// Probability that a call fails with a retryable RPC error.
+        public var rpcErrorRatePPM: Int64 = 0
+        public var gas: BatchGasModel = .addPieces
+        public var genesisMs: Int64 = 0
+
+        public init() {}
+    }
+
+    struct Pending: Sendable {
+        var message: ChainMessage
+        var stuck: Bool
+    }
+
+    struct State: Sendable {
+        var height: Int64 = 0
+        var baseFee: Int128
+        var rng: SplitMix
+        var demand: Double = 1.0
+        var spikeLeft = 0
+        var pending: [String: Pending] = [:]
+        var receipts: [String: ChainReceipt] = [:]
+        var nextCid = 1
+        /// Base fee at every height, for tests and the hindsight optimum.
+        var baseFees: [Int128] = []
+    }
+
+    public let config: Config
+    private let clock: WallClock
+    private let state: Mutex<State>
+
+    public init(config: Config, clock: WallClock) {
+        self.config = config
+        self.clock = clock
+        state = Mutex(State(baseFee: config.startBaseFee, rng: SplitMix(seed: config.seed), baseFees: [config.startBaseFee]))
+    }
+
+    public func head() async throws -> ChainHead {
+        try state.withLock { s in
+            advance(&s)
+            try maybeFail(&s)
+            return ChainHead(height: s.height, baseFee: s.baseFee)
+        }
+    }
+
+    public func push(_ message: ChainMessage) async throws -> String {
+        try state.withLock { s in
+            advance(&s)
+            try maybeFail(&s)
+            if message.gasLimit > Filecoin.messageGasLimitMax { throw ChainError("gas limit over a quarter block", retryable: false) }
+            let cid = "bafysim\(config.seed)x\(s.nextCid)"
+            s.nextCid += 1
+            let stuck = s.rng.chance(ppm: config.stuckRatePPM)
+            s.pending[cid] = Pending(message: message, stuck: stuck)
+            return cid
+        }
+    }
+
+    public func receipt(cid: String) async throws -> ChainReceipt? {
+        try state.withLock { s in
+            advance(&s)
+            try maybeFail(&s)
+            return s.receipts[cid]
+        }
+    }
+
+    /// The base fee at each height so far (index = height).
+    public func baseFeeHistory() -> [Int128] {
+        state.withLock { s in
+            advance(&s)
+            return s.baseFees
+        }
+    }
+
+    /// Runs every epoch up to the clock's height.
+    private func advance(_ s: inout State) {
+        let target = (clock.nowMs() - config.genesisMs) / (Filecoin.epochSeconds * 1_000)
+        while s.height < target { epoch(&s) }
+    }
+
+    /// One tipset: include what the base fee allows, then move the base fee.
+    private func epoch(_ s: inout State) {
+        s.height += 1
+        for (cid, p) in s.pending.sorted(by: { $0.key < $1.key }) where !p.stuck && p.message.feeCap >= s.baseFee {
+            let gasUsed = p.message.gasLimit * 4 / 5
+            let reverted = s.rng.chance(ppm: config.revertRatePPM)
+            let cost = MessageFee.compute(baseFee: s.baseFee, feeCap: p.message.feeCap, premium: p.message.premium,
+                                          gasLimit: p.message.gasLimit, gasUsed: gasUsed)
+            s.receipts[cid] = ChainReceipt(exitCode: reverted ? 33 : 0, gasUsed: gasUsed, height: s.height, cost: cost)
+            s.pending[cid] = nil
+        }
+        let fullness = nextDemand(&s)
+        let target = Double(Filecoin.blockGasTarget * Filecoin.blocksPerTipset)
+        let gasLimitSum = Int64(max(0, min(2.0, fullness)) * target)
+        let maxAdj = (s.baseFee + 7) / 8
+        // FIP-0115: premiums bid by others track demand; at target the P20 premium equals MaxAdj.
+        let p20 = Int128(max(0.0, 1.0 + 8.0 * (fullness - 1.0)) * 1_000_000) * maxAdj / 1_000_000
+        s.baseFee = config.rule.next(base: s.baseFee, gasLimitSum: gasLimitSum, blocks: Filecoin.blocksPerTipset, p20Premium: p20)
+        s.baseFees.append(s.baseFee)
+    }
+
+    /// Block fullness relative to the target (1.0 = at target), per trace.
+    private func nextDemand(_ s: inout State) -> Double {
+        let noise = s.rng.uniform() - 0.5
+        // Mean reversion toward the trace's level keeps a day's base fee within realistic bounds.
+        let level = log10(Double(s.baseFee)) - log10(Double(config.startBaseFee))
+        switch config.trace {
+        case .calm:
+            return 1.0 + 0.08 * noise - 0.05 * level
+        case .busy:
+            return 1.02 + 0.30 * noise - 0.04 * (level - 1.0)
+        case .spiky:
+            if s.spikeLeft > 0 {
+                s.spikeLeft -= 1
+                return 1.6
+            }
+            if s.rng.chance(ppm: 4_000) { s.spikeLeft = 10 + Int(s.rng.next() % 30) }
+            return 1.0 + 0.08 * noise - 0.08 * level
+        }
+    }
+
+    private func maybeFail(_ s: inout State) throws {
+        if s.rng.chance(ppm: config.rpcErrorRatePPM) { throw ChainError("simulated RPC error", retryable: true) }
+    }
+}
+
+/// SplitMix64: small, fast, deterministic from a seed.
+struct SplitMix: Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func chance(ppm: Int64) -> Bool {
+        ppm > 0 && Int64(next() % 1_000_000) < ppm
+    }
+
+    /// In [0, 1).
+    mutating func uniform() -> Double {
+        Double(next() >> 11) / Double(1 << 53)
+    }
+}
+

@@ -1,0 +1,297 @@
+import CreditsChain
+import CreditsCore
+import CreditsStore
+import Logging
+
+/// Sends queued uploads to Filecoin in batches and settles their holds: capture on a confirmed
+/// message, retry with backoff on a failed one, replace a stuck one with a higher premium, split a
+/// batch that keeps failing into single messages, and release (refund) an upload that fails for
+/// good. Decisions come from the pure `BatchPolicy` and `RetrySchedule`; this actor does the I/O.
+///
+/// Crash safety: money moves only through idempotent ledger operations (`capture:<id>`,
+/// `release:<id>`), so a step repeated after a crash cannot charge or refund twice. Uploads caught
+/// mid-flight (batched, submitted, failed) are queued again by `recover()` at start-up.
+public actor FilecoinGasManager {
+    public struct Config: Sendable {
+        public var policy = BatchPolicy.Config()
+        public var gas = BatchGasModel.addPieces
+        public var retry = RetrySchedule()
+        public var premium: Int128 = Filecoin.premiumFloor
+        /// Epochs without a receipt before a message is replaced with a higher premium.
+        public var stuckAfterEpochs: Int64 = 4
+        /// Replacements of one message at most; after that the attempt counts as failed.
+        public var replacementsMax = 3
+        public var usdPerFil = DecimalRate("5")!
+        public var seed: UInt64 = 1
+
+        public init() {}
+    }
+
+    struct Known {
+        var userId: String
+        var queuedAtMs: Int64
+        var queuedBaseFee: Int128
+    }
+
+    struct InFlight {
+        var tx: GasTransaction
+        var pushedAtHeight: Int64
+        var replacements: Int
+    }
+
+    struct Retry {
+        var readyAtMs: Int64
+        var uploadIds: [String]
+        var attempt: Int
+        var batchId: String
+    }
+
+    public let config: Config
+    private let store: any CreditStore
+    private let chain: any ChainClient
+    private let clock: WallClock
+    private let logger: Logger
+    private var policy: BatchPolicy
+    private var known: [String: Known] = [:]
+    private var inflight: [String: InFlight] = [:]
+    private var retries: [Retry] = []
+    /// Settlements that failed for a transient reason, tried again each step.
+    private var unsettled: [LedgerOperation] = []
+    private var lastHead: ChainHead?
+    private var batchCounter = 0
+    private var rng: UInt64
+
+    public init(store: any CreditStore, chain: any ChainClient, clock: WallClock, config: Config = Config(), logger: Logger? = nil) {
+        self.store = store
+        self.chain = chain
+        self.clock = clock
+        self.config = config
+        self.logger = logger ?? Logger(label: "credits.gas")
+        policy = BatchPolicy(config: config.policy)
+        rng = config.seed
+    }
+
+    /// Uploads waiting for a batch, messages waiting for a receipt, batches waiting to retry.
+    public var queueLength: Int { policy.queueLength }
+    public var messagesInFlight: Int { inflight.count }
+    public var retriesWaiting: Int { retries.count }
+
+    /// Puts uploads left mid-flight by a previous process back in the queue.
+    public func recover() async throws {
+        for status in [UploadRecord.Status.batched, .submitted, .failed] {
+            let stale = try await store.uploads(status: status, limit: 100_000)
+            try await store.transitionUploads(stale.map(\.uploadId), from: [status], to: .queued, batchId: nil, reason: nil)
+        }
+    }
+
+    /// Queues an upload: the ledger holds its estimate, then the policy batches it.
+    public func queueUpload(_ request: UploadRequest, idempotencyKey: String? = nil) async throws -> OperationResult {
+        let result = try await store.execute(.upload(request), idempotencyKey: idempotencyKey)
+        if case .queued = result.outcome, !result.replayed, known[request.uploadId] == nil {
+            enqueue(request.uploadId, userId: request.userId, priority: request.priority, atMs: clock.nowMs())
+        }
+        return result
+    }
+
+    /// One tick: pick up new uploads, let the policy decide, send, and read receipts.
+    public func step() async {
+        let now = clock.nowMs()
+        let head: ChainHead
+        do {
+            head = try await chain.head()
+        } catch {
+            logger.warning("chain head unavailable; trying again next tick", metadata: ["error": "\(error)"])
+            return
+        }
+        lastHead = head
+        await settlePending()
+        await pickUpQueued()
+        var batches = policy.tick(nowMs: now, baseFee: head.baseFee).map { ($0.uploadIds, 1, nextBatchId()) }
+        let due = retries.filter { $0.readyAtMs <= now }
+        retries.removeAll { $0.readyAtMs <= now }
+        batches += due.map { ($0.uploadIds, $0.attempt, $0.batchId) }
+        for (ids, attempt, batchId) in batches {
+            await submit(ids, attempt: attempt, batchId: batchId, head: head)
+        }
+        await poll(head: head)
+    }
+
+    /// `POST /api/admin/process-batch`: sends everything queued now, whatever the policy says.
+    /// Returns the batch ids sent.
+    public func processNow() async throws -> [String] {
+        let head = try await chain.head()
+        lastHead = head
+        await pickUpQueued()
+        var sent: [String] = []
+        for batch in policy.drain() {
+            let id = nextBatchId()
+            await submit(batch.uploadIds, attempt: 1, batchId: id, head: head)
+            sent.append(id)
+        }
+        return sent
+    }
+
+    public func getGasStats(days: Int) async throws -> GasStats {
+        let since = clock.nowMs() - Int64(days) * 86_400_000
+        return GasStats.compute(try await store.gasTransactions(sinceMs: since, limit: 1_000_000), usdPerFil: config.usdPerFil)
+    }
+
+    // MARK: - Steps
+
+    private func pickUpQueued() async {
+        guard let queued = try? await store.uploads(status: .queued, limit: config.policy.queueLengthMax) else { return }
+        for u in queued where known[u.uploadId] == nil {
+            enqueue(u.uploadId, userId: u.userId, priority: u.priority, atMs: u.createdAtMs)
+        }
+    }
+
+    private func enqueue(_ uploadId: String, userId: String, priority: UploadPriority, atMs: Int64) {
+        guard policy.enqueue(uploadId: uploadId, priority: priority, queuedAtMs: atMs) else { return }
+        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: lastHead?.baseFee ?? 0)
+    }
+
+    private func submit(_ ids: [String], attempt: Int, batchId: String, head: ChainHead) async {
+        let from: Set<UploadRecord.Status> = attempt == 1 && !batchId.contains("-single-") ? [.queued] : [.failed]
+        guard let claimed = try? await store.transitionUploads(ids, from: from, to: .batched, batchId: batchId, reason: nil),
+              !claimed.isEmpty
+        else { return }
+        await push(claimed, attempt: attempt, batchId: batchId, head: head, premium: config.premium, replacements: 0)
+    }
+
+    private func push(_ ids: [String], attempt: Int, batchId: String, head: ChainHead, premium: Int128, replacements: Int) async {
+        let gasLimit = config.gas.gasLimit(items: ids.count)
+        let feeCap = MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium)
+        let cid: String
+        do {
+            cid = try await chain.push(ChainMessage(uploadIds: ids, gasLimit: gasLimit, feeCap: feeCap, premium: premium))
+        } catch {
+            _ = try? await store.transitionUploads(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)")
+            await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)")
+            return
+        }
+        _ = try? await store.transitionUploads(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil)
+        let now = clock.nowMs()
+        let single = MessageFee.compute(
+            baseFee: head.baseFee, feeCap: MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium), premium: premium,
+            gasLimit: config.gas.gasLimit(items: 1), gasUsed: config.gas.gasUsed(items: 1)).total
+        let firstQueuedFee = ids.compactMap { known[$0] }.min { $0.queuedAtMs < $1.queuedAtMs }?.queuedBaseFee ?? head.baseFee
+        let immediateFee = firstQueuedFee > 0 ? firstQueuedFee : head.baseFee
+        let immediate = MessageFee.compute(
+            baseFee: immediateFee, feeCap: MessageFee.defaultFeeCap(baseFee: immediateFee, premium: premium), premium: premium,
+            gasLimit: gasLimit, gasUsed: config.gas.gasUsed(items: ids.count)).total
+        let tx = GasTransaction(
+            id: "\(batchId)-a\(attempt)-r\(replacements)", batchId: batchId, messageCid: cid, uploadIds: ids, gasLimit: gasLimit,
+            gasUsed: config.gas.gasUsed(items: ids.count), baseFee: head.baseFee, premium: premium, feeCap: feeCap, totalCost: 0,
+            individualCost: single * Int128(ids.count), immediateCost: immediate, status: .pending, attempt: attempt,
+            failureReason: nil, createdAtMs: now, updatedAtMs: now)
+        try? await store.saveGasTransaction(tx)
+        inflight[cid] = InFlight(tx: tx, pushedAtHeight: head.height, replacements: replacements)
+    }
+
+    private func poll(head: ChainHead) async {
+        for cid in inflight.keys.sorted() {
+            guard var f = inflight[cid] else { continue }
+            let receipt: ChainReceipt?
+            do {
+                receipt = try await chain.receipt(cid: cid)
+            } catch {
+                continue  // an RPC error: ask again next tick
+            }
+            guard let receipt else {
+                if head.height - f.pushedAtHeight >= config.stuckAfterEpochs {
+                    await replace(cid, f, head: head)
+                }
+                continue
+            }
+            inflight[cid] = nil
+            f.tx.updatedAtMs = clock.nowMs()
+            f.tx.gasUsed = receipt.gasUsed
+            f.tx.totalCost = receipt.cost.total
+            if receipt.exitCode == 0 {
+                f.tx.status = .confirmed
+                try? await store.saveGasTransaction(f.tx)
+                for id in f.tx.uploadIds {
+                    guard let userId = await userId(of: id) else { continue }
+                    await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
+                }
+            } else {
+                let reason = "message \(cid) reverted with exit code \(receipt.exitCode)"
+                f.tx.status = .failed
+                f.tx.failureReason = reason
+                try? await store.saveGasTransaction(f.tx)
+                _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
+                await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason)
+            }
+        }
+    }
+
+    /// A message that has not landed: push it again with at least 1.25× the premium.
+    private func replace(_ cid: String, _ f: InFlight, head: ChainHead) async {
+        inflight[cid] = nil
+        var old = f.tx
+        old.status = .replaced
+        old.updatedAtMs = clock.nowMs()
+        try? await store.saveGasTransaction(old)
+        if f.replacements >= config.replacementsMax {
+            let reason = "message \(cid) never landed"
+            _ = try? await store.transitionUploads(old.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
+            await retryOrFallBack(old.uploadIds, attempt: old.attempt, batchId: old.batchId, reason: reason)
+            return
+        }
+        await push(old.uploadIds, attempt: old.attempt, batchId: old.batchId, head: head,
+                   premium: RetrySchedule.replacementPremium(old.premium), replacements: f.replacements + 1)
+    }
+
+    /// Backoff and retry; after the last attempt a batch is split into single messages, and a
+    /// single upload is refunded.
+    private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String) async {
+        let now = clock.nowMs()
+        if attempt < config.retry.attemptsMax {
+            let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
+            retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId))
+        } else if ids.count > 1 {
+            for id in ids {
+                retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)"))
+            }
+        } else if let id = ids.first, let userId = await userId(of: id) {
+            let why = "failed after \(config.retry.attemptsMax) attempts: \(reason)"
+            await settle(.release(SettleRequest(uploadId: id, userId: userId, reason: String(why.prefix(Limits.descriptionLengthMax)))))
+        }
+    }
+
+    private func settle(_ op: LedgerOperation) async {
+        do {
+            _ = try await store.execute(op, idempotencyKey: nil)
+            if let id = op.settledUploadId { known[id] = nil }
+        } catch let error as CreditsError where error.code == .invalidState {
+            // Already settled (by an earlier run): nothing to do.
+        } catch {
+            logger.warning("settlement failed; trying again next tick", metadata: ["error": "\(error)"])
+            unsettled.append(op)
+        }
+    }
+
+    private func settlePending() async {
+        let pending = unsettled
+        unsettled = []
+        for op in pending { await settle(op) }
+    }
+
+    private func userId(of uploadId: String) async -> String? {
+        if let k = known[uploadId] { return k.userId }
+        return try? await store.upload(uploadId: uploadId)?.userId
+    }
+
+    private func nextBatchId() -> String {
+        batchCounter += 1
+        return "batch_\(clock.nowMs())_\(batchCounter)"
+    }
+
+    private func nextJitter() -> Int64 {
+        rng &+= 0x9E37_79B9_7F4A_7C15
+        var z = rng
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int64((z ^ (z >> 31)) % 1_000_000)
+    }
+}

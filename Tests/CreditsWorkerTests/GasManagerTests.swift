@@ -1,0 +1,157 @@
+import CreditsChain
+import CreditsCore
+import CreditsStore
+import CreditsTestSupport
+import CreditsWorker
+import Testing
+
+/// The gas manager against the simulated chain, on virtual time.
+@Suite struct GasManagerTests {
+    struct Setup {
+        var store: SQLiteStore
+        var chain: SimulatedChain
+        var manager: FilecoinGasManager
+        var clock: ManualClock
+        var dir: TempDir
+
+        /// Advances one epoch and runs one worker step, `n` times.
+        func run(epochs n: Int) async {
+            for _ in 0..<n {
+                clock.advance(ms: 30_000)
+                await manager.step()
+            }
+        }
+    }
+
+    func setup(chain chainConfig: SimulatedChain.Config = .init(), config: FilecoinGasManager.Config = .init()) throws -> Setup {
+        let dir = try TempDir()
+        let clock = ManualClock(startMs: 1_000_000)
+        let wall = WallClock { clock.now }
+        var chainConfig = chainConfig
+        chainConfig.genesisMs = 1_000_000
+        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: wall)
+        let chain = SimulatedChain(config: chainConfig, clock: wall)
+        let manager = FilecoinGasManager(store: store, chain: chain, clock: wall, config: config)
+        return Setup(store: store, chain: chain, manager: manager, clock: clock, dir: dir)
+    }
+
+    func fund(_ s: Setup, _ user: String, _ credits: Int64) async throws {
+        _ = try await s.store.execute(.adjust(AdjustmentRequest(userId: user, credits: credits, adjustmentId: "fund-\(user)", reason: "test")),
+                                      idempotencyKey: nil)
+    }
+
+    /// The issue's HTTP scenario, at the library level: queue 10, force a batch, see them
+    /// confirmed, credits captured, stats updated.
+    @Test func tenUploadsForcedIntoOneBatchAreConfirmedAndCaptured() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 1_000)
+        for i in 0..<10 {
+            let r = try await s.manager.queueUpload(UploadRequest(uploadId: "f\(i)", userId: "u1", fileType: "audio", sizeBytes: 1_000, priority: .low))
+            guard case .queued = r.outcome else { Issue.record("\(r)"); return }
+        }
+        #expect(try await s.store.balance(userId: "u1").reserved == 150)
+        let batches = try await s.manager.processNow()
+        #expect(batches.count == 1)
+        #expect(try await s.store.upload(uploadId: "f0")?.status == .submitted)
+        await s.run(epochs: 2)
+        for i in 0..<10 {
+            let u = try #require(try await s.store.upload(uploadId: "f\(i)"))
+            #expect(u.status == .confirmed && u.creditsCharged == 15 && u.batchId == batches[0])
+        }
+        let b = try await s.store.balance(userId: "u1")
+        #expect((b.balance, b.reserved, b.totalSpent) == (850, 0, 150))
+        let stats = try await s.manager.getGasStats(days: 1)
+        #expect(stats.batches == 1 && stats.uploads == 10 && stats.averageBatchSizeHundredths == 1_000)
+        // Savings measured from the receipt agree with the model f(1 − 1/K) at K = 10.
+        let model = BatchGasModel.addPieces.savingsPPM(items: 10)
+        #expect(abs(stats.batchingSavingsPPM - model) < 10_000, "measured \(stats.batchingSavingsPPM) ppm, model \(model) ppm")
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// With 30% of messages reverting (and some stuck, some RPC errors), every upload ends
+    /// confirmed or refunded, refunds equal the holds released, and the ledger reconciles.
+    @Test(arguments: [UInt64(7), 8])
+    func withThirtyPercentFailuresEveryUploadEndsConfirmedOrRefunded(seed: UInt64) async throws {
+        var chain = SimulatedChain.Config()
+        chain.seed = seed
+        chain.revertRatePPM = 300_000
+        chain.stuckRatePPM = 50_000
+        chain.rpcErrorRatePPM = 50_000
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 3
+        config.retry.delayBaseMs = 30_000
+        config.retry.delayMaxMs = 120_000
+        let s = try setup(chain: chain, config: config)
+        defer { s.dir.remove() }
+        let users = (0..<5).map { "user_\($0)" }
+        for u in users { try await fund(s, u, 100_000) }
+        var queued: [String: Int64] = [:]
+        for i in 0..<120 {
+            let user = users[i % users.count]
+            let type = ["audio", "video", "album"][i % 3]
+            let priority = UploadPriority.allCases[i % 3]
+            let r = try await s.manager.queueUpload(UploadRequest(uploadId: "up_\(i)", userId: user, fileType: type, sizeBytes: 10, priority: priority))
+            if case .queued(let receipt) = r.outcome { queued["up_\(i)"] = receipt.creditsReserved }
+            if i % 4 == 0 { await s.run(epochs: 1) }
+        }
+        await s.run(epochs: 1_200)  // 10 virtual hours
+        var captured: Int64 = 0
+        var refunded: Int64 = 0
+        for (id, credits) in queued {
+            let u = try #require(try await s.store.upload(uploadId: id))
+            switch u.status {
+            case .confirmed: captured += credits
+            case .refunded: refunded += credits
+            default: Issue.record("seed \(seed): \(id) ended \(u.status)")
+            }
+        }
+        var spent: Int64 = 0
+        var balance: Int64 = 0
+        for u in users {
+            let b = try await s.store.balance(userId: u)
+            #expect(b.reserved == 0)
+            spent += b.totalSpent
+            balance += b.balance
+        }
+        print("seed \(seed): \(queued.count) uploads, captured \(captured) credits, refunded \(refunded) credits")
+        #expect(spent == captured)
+        #expect(balance == 5 * 100_000 - captured)  // refunds came back in full
+        let report = try await s.store.reconcile()
+        #expect(report.ok, "\(report.problems)")
+        let stats = try await s.manager.getGasStats(days: 1)
+        #expect(stats.successRatePPM < 1_000_000)
+        try await s.store.close()
+    }
+
+    @Test func aStuckMessageIsReplacedWithAHigherPremium() async throws {
+        var chain = SimulatedChain.Config()
+        chain.stuckRatePPM = 1_000_000  // every first push sticks...
+        let s = try setup(chain: chain)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        await s.run(epochs: 30)
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
+        let replaced = txs.filter { $0.status == .replaced }
+        #expect(!replaced.isEmpty)
+        // Each replacement ("…-r1" after "…-r0") bids at least 1.25× the premium it replaces.
+        let byId = Dictionary(uniqueKeysWithValues: txs.map { ($0.id, $0) })
+        var checked = 0
+        for tx in replaced {
+            guard let r = tx.id.split(separator: "-").last, r.hasPrefix("r"), let n = Int(r.dropFirst()) else { continue }
+            let nextId = tx.id.dropLast(r.count) + "r\(n + 1)"
+            guard let next = byId[String(nextId)] else { continue }
+            #expect(next.premium * 4 >= tx.premium * 5)
+            checked += 1
+        }
+        #expect(checked > 0)
+        // ...and so every message sticks: in the end the upload is refunded, never lost.
+        await s.run(epochs: 400)
+        #expect(try await s.store.upload(uploadId: "f")?.status == .refunded)
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        try await s.store.close()
+    }
+}
