@@ -52,11 +52,13 @@ let package = Package(
             dependencies: [
                 "CreditsCore",
                 "CreditsStore",
+                "CreditsWorker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -64,6 +66,8 @@ let package = Package(
             dependencies: [
                 "CreditsCore",
                 "CreditsStore",
+                "CreditsChain",
+                "CreditsWorker",
                 "CreditsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +95,7 @@ let package = Package(
         .testTarget(
             name: "CreditsServerTests",
             dependencies: [
-                "CreditsCore", "CreditsStore", "CreditsServer", "CreditsTestSupport",
+                "CreditsCore", "CreditsStore", "CreditsServer", "CreditsTestSupport", "CreditsChain", "CreditsWorker",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

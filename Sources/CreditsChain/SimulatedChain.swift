@@ -31,6 +31,8 @@ public final class SimulatedChain: ChainClient, Sendable {
         public var rpcErrorRatePPM: Int64 = 0
         public var gas: BatchGasModel = .addPieces
         public var genesisMs: Int64 = 0
+        /// Epoch length; Filecoin's is 30 s. A shorter one makes a local demo quick.
+        public var epochMs: Int64 = Filecoin.epochSeconds * 1_000
 
         public init() {}
     }
@@ -102,7 +104,7 @@ public final class SimulatedChain: ChainClient, Sendable {
 
     /// Runs every epoch up to the clock's height.
     private func advance(_ s: inout State) {
-        let target = (clock.nowMs() - config.genesisMs) / (Filecoin.epochSeconds * 1_000)
+        let target = (clock.nowMs() - config.genesisMs) / config.epochMs
         while s.height < target { epoch(&s) }
     }
 

@@ -1,5 +1,7 @@
 import CreditsCore
 import CreditsStore
+import CreditsWorker
+import ServiceLifecycle
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -23,7 +25,9 @@ public struct ServerConfiguration: Sendable {
 }
 
 /// Builds the router: every route, the error format and authentication. Tests call this too.
-public func buildRouter(store: any CreditStore, configuration: ServerConfiguration) -> Router<BasicRequestContext> {
+public func buildRouter(
+    store: any CreditStore, configuration: ServerConfiguration, gasManager: FilecoinGasManager? = nil
+) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: AuthMiddleware(serviceKey: configuration.serviceKey, adminKey: configuration.adminKey))
@@ -33,18 +37,20 @@ public func buildRouter(store: any CreditStore, configuration: ServerConfigurati
     let manager = CreditManager(store: store)
     CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))
     UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
-    AdminController(manager: manager).addRoutes(to: router.group("api/admin"))
+    AdminController(manager: manager, gas: gasManager).addRoutes(to: router.group("api/admin"))
     return router
 }
 
 /// The whole HTTP service, ready to run (`try await app.runService()`).
 public func buildApplication(
     store: any CreditStore, configuration: ServerConfiguration, logger: Logger,
+    gasManager: FilecoinGasManager? = nil, services: [any Service] = [],
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     Application(
-        router: buildRouter(store: store, configuration: configuration),
+        router: buildRouter(store: store, configuration: configuration, gasManager: gasManager),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "credits"),
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -1,5 +1,6 @@
 import CreditsCore
 import CreditsStore
+import CreditsWorker
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -93,9 +94,57 @@ struct CreditsController {
     }
 }
 
-/// `/api/admin/*` routes of the ledger.
+/// `/api/admin/*` routes: adjustments, and the gas manager's batch and stats routes.
 struct AdminController {
     let manager: CreditManager
+    let gas: FilecoinGasManager?
+
+    struct ProcessBody: Decodable {
+        var batchId: String?
+    }
+
+    /// API.md's gas-stats: USD as decimal strings (and exact cents beside them), attoFIL as
+    /// decimal strings.
+    struct GasStatsBody: Encodable {
+        var totalSavings: String
+        var totalSavingsCents: Int64
+        var successRate: String
+        var batches: Int
+        var uploads: Int
+        var averageBatchSize: String
+        var gasSpentAttoFil: String
+        var gasSpentUsd: String
+        var gasSpentUsdCents: Int64
+        var individualCostAttoFil: String
+        var individualCostUsd: String
+        var batchingSavingsAttoFil: String
+        var batchingSavingsUsd: String
+        var batchingSavingsPercent: String
+        var timingSavingsAttoFil: String
+        var timingSavingsUsd: String
+        var days: Int
+
+        init(_ s: GasStats, days: Int) {
+            let total = s.batchingSavingsUsdCents + s.timingSavingsUsdCents
+            totalSavings = Decimal2.text(total)
+            totalSavingsCents = total
+            successRate = Decimal2.text(s.successRatePPM / 100)
+            batches = s.batches
+            uploads = s.uploads
+            averageBatchSize = Decimal2.text(s.averageBatchSizeHundredths)
+            gasSpentAttoFil = s.gasSpentAttoFil
+            gasSpentUsd = Decimal2.text(s.gasSpentUsdCents)
+            gasSpentUsdCents = s.gasSpentUsdCents
+            individualCostAttoFil = s.individualCostAttoFil
+            individualCostUsd = Decimal2.text(s.individualCostUsdCents)
+            batchingSavingsAttoFil = s.batchingSavingsAttoFil
+            batchingSavingsUsd = Decimal2.text(s.batchingSavingsUsdCents)
+            batchingSavingsPercent = Decimal2.text(s.batchingSavingsPPM / 100)
+            timingSavingsAttoFil = s.timingSavingsAttoFil
+            timingSavingsUsd = Decimal2.text(s.timingSavingsUsdCents)
+            self.days = days
+        }
+    }
 
     struct AdjustmentBody: Decodable {
         var userId: String
@@ -112,6 +161,39 @@ struct AdminController {
                 idempotencyKey: request.headers[.idempotencyKey])
             return try LedgerResponse.make(result)
         }
+        group.post("process-batch") { request, _ in
+            let gas = try requireGas()
+            let buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
+            var batchId: String?
+            if buffer.readableBytes > 0 {
+                let body = try JSONDecoder().decode(ProcessBody.self, from: Data(buffer.readableBytesView))
+                batchId = body.batchId
+                if let batchId { try Identifier.check(batchId, field: "batchId") }
+            }
+            let sent = try await gas.processNow(batchId: batchId)
+            return try JSONResponse.make(.ok, ["batches": sent])
+        }
+        group.get("gas-stats") { request, _ in
+            let gas = try requireGas()
+            let days = try request.uri.intQuery("days") ?? 7
+            guard (1...366).contains(days) else { throw CreditsError.validation("days", "must be between 1 and 366") }
+            return try JSONResponse.make(.ok, GasStatsBody(try await gas.getGasStats(days: days), days: days))
+        }
+    }
+
+    private func requireGas() throws(CreditsError) -> FilecoinGasManager {
+        guard let gas else { throw CreditsError(.notFound, "the gas manager is not running in this process") }
+        return gas
+    }
+}
+
+/// Integer hundredths as a decimal string: 1234 → "12.34", -5 → "-0.05".
+enum Decimal2 {
+    static func text(_ hundredths: Int64) -> String {
+        let sign = hundredths < 0 ? "-" : ""
+        let m = hundredths.magnitude
+        let frac = m % 100
+        return "\(sign)\(m / 100).\(frac < 10 ? "0" : "")\(frac)"
     }
 }
 

@@ -116,11 +116,20 @@ public actor FilecoinGasManager {
         await poll(head: head)
     }
 
-    /// `POST /api/admin/process-batch`: sends everything queued now, whatever the policy says.
-    /// Returns the batch ids sent.
-    public func processNow() async throws -> [String] {
+    /// `POST /api/admin/process-batch`: with no batch id, sends everything queued now, whatever
+    /// the policy says; with one, retries that batch now instead of after its backoff. Returns
+    /// the batch ids sent; throws NOT_FOUND for a batch id that is not waiting.
+    public func processNow(batchId: String? = nil) async throws -> [String] {
         let head = try await chain.head()
         lastHead = head
+        if let batchId {
+            guard let index = retries.firstIndex(where: { $0.batchId == batchId }) else {
+                throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
+            }
+            let retry = retries.remove(at: index)
+            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, head: head)
+            return [batchId]
+        }
         await pickUpQueued()
         var sent: [String] = []
         for batch in policy.drain() {

@@ -1,6 +1,8 @@
 import ArgumentParser
+import CreditsChain
 import CreditsCore
 import CreditsServer
+import CreditsWorker
 import CreditsStore
 import Foundation
 import Hummingbird
@@ -17,6 +19,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
     @OptionGroup var store: StoreOptions
+    @OptionGroup var gas: GasOptions
 
     func run() async throws {
         var logger = Logger(label: "credits")
@@ -42,10 +45,13 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("CREDITS_API_KEY and CREDITS_ADMIN_KEY must differ")
         }
         let location = PostgresStore.redacted(store.databaseLocation)
+        let manager = try gas.makeManager(store: ledger, clock: .system, logger: logger)
         let app = buildApplication(
             store: ledger,
             configuration: ServerConfiguration(host: host, port: port, serviceKey: serviceKey, adminKey: adminKey),
             logger: logger,
+            gasManager: manager,
+            services: [GasManagerService(manager: manager, tickMs: gas.tickMs)],
             onServerRunning: { [host] port in
                 print("credits listening on http://\(host):\(port) (database \(location))")
                 fflush(nil)
