@@ -183,11 +183,15 @@ public actor FilecoinGasManager {
         let single = MessageFee.compute(
             baseFee: head.baseFee, feeCap: MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium), premium: premium,
             gasLimit: config.gas.gasLimit(items: 1), gasUsed: config.gas.gasUsed(items: 1)).total
-        let firstQueuedFee = ids.compactMap { known[$0] }.min { $0.queuedAtMs < $1.queuedAtMs }?.queuedBaseFee ?? head.baseFee
-        let immediateFee = firstQueuedFee > 0 ? firstQueuedFee : head.baseFee
-        let immediate = MessageFee.compute(
-            baseFee: immediateFee, feeCap: MessageFee.defaultFeeCap(baseFee: immediateFee, premium: premium), premium: premium,
-            gasLimit: gasLimit, gasUsed: config.gas.gasUsed(items: ids.count)).total
+        // Sending at once: each upload's share of this message at the base fee when it was queued.
+        var immediate: Int128 = 0
+        for id in ids {
+            let queuedFee = known[id].map { $0.queuedBaseFee > 0 ? $0.queuedBaseFee : head.baseFee } ?? head.baseFee
+            immediate += MessageFee.compute(
+                baseFee: queuedFee, feeCap: MessageFee.defaultFeeCap(baseFee: queuedFee, premium: premium), premium: premium,
+                gasLimit: gasLimit, gasUsed: config.gas.gasUsed(items: ids.count)).total
+        }
+        immediate /= Int128(ids.count)
         let tx = GasTransaction(
             id: "\(batchId)-a\(attempt)-r\(replacements)", batchId: batchId, messageCid: cid, uploadIds: ids, gasLimit: gasLimit,
             gasUsed: config.gas.gasUsed(items: ids.count), baseFee: head.baseFee, premium: premium, feeCap: feeCap, totalCost: 0,

@@ -71,6 +71,7 @@ import Testing
     func policy() -> BatchPolicy {
         var config = BatchPolicy.Config()
         config.historyLengthMin = 3
+        config.cheapBatchMin = 3
         return BatchPolicy(config: config)
     }
 

@@ -6,7 +6,7 @@
 /// 1. Full: while `itemsPerBatchMax` uploads wait, send that many (earliest deadlines first).
 /// 2. Deadline: an upload whose deadline comes at or before the next tick goes now, with as many
 ///    others as fit (a bigger batch saves more gas per upload).
-/// 3. Cheap gas: with at least `itemsPerBatchMin` waiting, send when the base fee is at or below
+/// 3. Cheap gas: with at least `cheapBatchMin` waiting, send when the base fee is at or below
 ///    the `cheapPercentile` of the recent base fees, the timing saving.
 public struct BatchPolicy: Sendable {
     public struct Config: Sendable, Equatable {
@@ -20,6 +20,9 @@ public struct BatchPolicy: Sendable {
         /// Base fees needed before "cheap" is judged at all.
         public var historyLengthMin: Int = 10
         public var cheapPercentile: Int = 20
+        /// Uploads needed before cheap gas alone is worth a message: a small batch saves less per
+        /// upload (f·(1 − 1/K)) than a cheap epoch gains.
+        public var cheapBatchMin: Int = 8
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
 
@@ -86,7 +89,7 @@ public struct BatchPolicy: Sendable {
         while let first = waiting.first, first.deadlineAtMs - nowMs <= config.tickMs {
             out.append(take(config.itemsPerBatchMax, .deadline))
         }
-        if waiting.count >= config.itemsPerBatchMin, isCheap(baseFee) {
+        if waiting.count >= max(config.itemsPerBatchMin, config.cheapBatchMin), isCheap(baseFee) {
             out.append(take(config.itemsPerBatchMax, .cheapGas))
         }
         history.append(baseFee)

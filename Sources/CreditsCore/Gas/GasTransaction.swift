@@ -23,8 +23,8 @@ public struct GasTransaction: Sendable, Equatable {
     public var totalCost: Int128
     /// What the same uploads would have cost as one message each, at the same base fee.
     public var individualCost: Int128
-    /// What the same message would have cost at the base fee when its first upload was queued:
-    /// the cost of sending at once, for timing savings.
+    /// What the same message would have cost had each upload's share been paid at the base fee
+    /// when that upload was queued: the cost of sending at once, for timing savings.
     public var immediateCost: Int128
     public var status: Status
     public var attempt: Int
@@ -87,7 +87,7 @@ public struct GasStats: Sendable, Codable, Equatable {
         let atSendFee = confirmed.reduce(Int128(0)) { $0 + batchedAtSameFee($1) }
         // Batching: K single messages vs one, both at the base fee when it was sent.
         let batching = individual - atSendFee
-        // Timing: the same message at the base fee when its first upload was queued vs when sent.
+        // Timing: each upload's share at the base fee when it was queued vs when its message was sent.
         let timing = immediate - atSendFee
         return GasStats(
             batches: confirmed.count, uploads: uploads,

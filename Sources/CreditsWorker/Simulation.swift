@@ -1,0 +1,190 @@
+import CreditsChain
+import CreditsCore
+import CreditsStore
+import Foundation
+import Synchronization
+
+/// A clock that only moves when told: virtual time for simulations.
+public final class VirtualClock: Sendable {
+    private let ms: Mutex<Int64>
+
+    public init(startMs: Int64) { ms = Mutex(startMs) }
+
+    public var nowMs: Int64 { ms.withLock { $0 } }
+    public func advance(ms delta: Int64) { ms.withLock { $0 += delta } }
+    public var wallClock: WallClock { WallClock { [self] in self.nowMs } }
+}
+
+/// `credits simulate`: the real policy, gas manager and ledger on virtual time against the
+/// simulated chain, compared with a hindsight schedule that knows the whole base-fee trace.
+public enum Simulation {
+    public struct Config: Sendable {
+        public var days: Int = 1
+        /// Overrides `days` when set (tests run a few hours).
+        public var hours: Int?
+        public var uploadsPerHour: Int = 120
+        public var trace: SimulatedChain.Trace = .calm
+        public var rule: BaseFeeRule = .preNV28
+        public var seed: UInt64 = 1
+        public var failureRatePPM: Int64 = 0
+        public var users = 50
+
+        public init() {}
+    }
+
+    public struct Report: Sendable, Codable, Equatable {
+        public var trace: String
+        public var days: Int
+        public var uploads: Int
+        public var batches: Int
+        public var meanBatchSizeHundredths: Int64
+        public var individualCostAttoFil: String
+        public var actualCostAttoFil: String
+        public var batchingSavingsPPM: Int64
+        /// What the gas model predicts for the batch sizes achieved: Σ individual·f(1−1/K) / Σ individual.
+        public var modelBatchingSavingsPPM: Int64
+        public var timingSavingsPPM: Int64
+        public var deadlineMisses: Int
+        public var failedMessages: Int
+        public var refundedUploads: Int
+        public var refundedCredits: Int64
+        public var hindsightCostAttoFil: String
+        public var ratioToHindsightPPM: Int64
+        public var reconcileOk: Bool
+        /// The base fee over the run: min, median, max (attoFIL per gas).
+        public var baseFeeMin: String
+        public var baseFeeMedian: String
+        public var baseFeeMax: String
+    }
+
+    public static func run(_ config: Config, databasePath: String) async throws -> Report {
+        let start: Int64 = 1_700_000_000_000
+        let clock = VirtualClock(startMs: start)
+        let store = try SQLiteStore(path: databasePath, clock: clock.wallClock)
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.trace = config.trace
+        chainConfig.rule = config.rule
+        chainConfig.seed = config.seed
+        chainConfig.revertRatePPM = config.failureRatePPM
+        chainConfig.genesisMs = start
+        let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
+        var managerConfig = FilecoinGasManager.Config()
+        managerConfig.seed = config.seed
+        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: managerConfig)
+        let policy = managerConfig.policy
+        let epochMs = Filecoin.epochSeconds * 1_000
+
+        for u in 0..<config.users {
+            _ = try await store.execute(.adjust(AdjustmentRequest(
+                userId: "sim_u\(u)", credits: 1_000_000_000, adjustmentId: "sim_fund_\(u)", reason: "simulation")),
+                idempotencyKey: nil)
+        }
+        var rng = SimRandom(seed: config.seed &* 7_919 &+ 11)
+        struct Arrival { var id: String; var epoch: Int64; var deadlineMs: Int64; var queuedAtMs: Int64 }
+        var arrivals: [Arrival] = []
+        let epochs = Int64(config.hours ?? config.days * 24) * 3_600_000 / epochMs
+        let perEpoch = Double(config.uploadsPerHour) * Double(epochMs) / 3_600_000
+        var credit = 0.0
+        let drainEpochs = (policy.deadlineMs.values.max() ?? 0) / epochMs + 600
+        for epoch in 0..<(epochs + drainEpochs) {
+            clock.advance(ms: epochMs)
+            if epoch < epochs {
+                credit += perEpoch
+                while credit >= 1 {
+                    credit -= 1
+                    let n = arrivals.count
+                    let roll = rng.next() % 10
+                    let priority: UploadPriority = roll < 2 ? .high : roll < 7 ? .medium : .low
+                    let type = ["audio", "audio", "video", "album"][Int(rng.next() % 4)]
+                    let id = "sim_\(config.seed)_\(n)"
+                    _ = try await manager.queueUpload(UploadRequest(
+                        uploadId: id, userId: "sim_u\(n % config.users)", fileType: type, sizeBytes: 1_000_000, priority: priority))
+                    arrivals.append(Arrival(id: id, epoch: epoch + 1, deadlineMs: policy.deadlineMs[priority]!, queuedAtMs: clock.nowMs))
+                }
+            }
+            await manager.step()
+        }
+
+        let txs = try await store.gasTransactions(sinceMs: 0, limit: 10_000_000)
+        let stats = GasStats.compute(txs, usdPerFil: managerConfig.usdPerFil)
+        let confirmed = txs.filter { $0.status == .confirmed }
+        var firstSend: [String: Int64] = [:]
+        for tx in txs.sorted(by: { $0.createdAtMs < $1.createdAtMs }) {
+            for id in tx.uploadIds where firstSend[id] == nil { firstSend[id] = tx.createdAtMs }
+        }
+        let misses = arrivals.filter { a in (firstSend[a.id] ?? Int64.max) >= a.queuedAtMs + a.deadlineMs }.count
+        var refunded = 0
+        var refundedCredits: Int64 = 0
+        for a in arrivals {
+            if let u = try await store.upload(uploadId: a.id), u.status == .refunded {
+                refunded += 1
+                refundedCredits += u.creditsReserved
+            }
+        }
+        let individual = confirmed.reduce(Int128(0)) { $0 + $1.individualCost }
+        let expected = confirmed.reduce(Int128(0)) { $0 + $1.individualCost * Int128(managerConfig.gas.savingsPPM(items: $1.uploadIds.count)) }
+        let actual = Int128(stats.gasSpentAttoFil) ?? 0
+        let timing = Int128(stats.timingSavingsAttoFil) ?? 0
+
+        // Hindsight: each upload's window [arrival, deadline) on the known trace; the earliest
+        // deadline still unsent goes at the cheapest epoch of its window, with every unsent
+        // upload whose window contains that epoch (at most a full batch).
+        let fees = chain.baseFeeHistory()
+        let windows = arrivals.map { a in (a.epoch, a.epoch + a.deadlineMs / epochMs - 1) }
+        let hindsight = hindsightCost(windows: windows, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium,
+                                      batchMax: policy.itemsPerBatchMax)
+        let report = try await store.reconcile()
+        try await store.close()
+        return Report(
+            trace: config.trace.rawValue, days: config.days, uploads: arrivals.count, batches: confirmed.count,
+            meanBatchSizeHundredths: stats.averageBatchSizeHundredths, individualCostAttoFil: String(individual),
+            actualCostAttoFil: String(actual), batchingSavingsPPM: stats.batchingSavingsPPM,
+            modelBatchingSavingsPPM: individual == 0 ? 0 : Int64(expected / individual),
+            timingSavingsPPM: individual == 0 ? 0 : Int64(timing * 1_000_000 / individual),
+            deadlineMisses: misses, failedMessages: txs.filter { $0.status == .failed }.count,
+            refundedUploads: refunded, refundedCredits: refundedCredits, hindsightCostAttoFil: String(hindsight),
+            ratioToHindsightPPM: hindsight == 0 ? 0 : Int64(actual * 1_000_000 / hindsight), reconcileOk: report.ok,
+            baseFeeMin: String(fees.min() ?? 0), baseFeeMedian: String(fees.sorted()[fees.count / 2]),
+            baseFeeMax: String(fees.max() ?? 0))
+    }
+
+    /// The cost of the hindsight schedule described in `run`. A message sent at epoch t lands at
+    /// t+1 and pays that epoch's base fee, as the simulated chain charges.
+    static func hindsightCost(windows: [(Int64, Int64)], fees: [Int128], gas: BatchGasModel, premium: Int128, batchMax: Int) -> Int128 {
+        func fee(_ t: Int64) -> Int128 { fees[Int(min(max(0, t + 1), Int64(fees.count - 1)))] }
+        var unsent = Set(windows.indices)
+        let order = windows.indices.sorted { windows[$0].1 < windows[$1].1 }
+        var total: Int128 = 0
+        for i in order where unsent.contains(i) {
+            let (from, to) = windows[i]
+            var best = from
+            var t = from
+            while t <= to {
+                if fee(t) < fee(best) { best = t }
+                t += 1
+            }
+            var batch = [i]
+            for j in order where j != i && unsent.contains(j) && batch.count < batchMax {
+                if windows[j].0 <= best && best <= windows[j].1 { batch.append(j) }
+            }
+            for j in batch { unsent.remove(j) }
+            let bf = fee(best)
+            total += MessageFee.compute(
+                baseFee: bf, feeCap: MessageFee.defaultFeeCap(baseFee: bf, premium: premium), premium: premium,
+                gasLimit: gas.gasLimit(items: batch.count), gasUsed: gas.gasLimit(items: batch.count) * 4 / 5).total
+        }
+        return total
+    }
+}
+
+struct SimRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

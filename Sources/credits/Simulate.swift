@@ -1,0 +1,65 @@
+import ArgumentParser
+import CreditsChain
+import CreditsCore
+import CreditsWorker
+import Foundation
+
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the batching policy, gas manager and ledger on virtual time against the simulated chain.",
+        discussion: "Compares the cost with individual messages, with sending at once, and with a hindsight schedule.")
+
+    @Option(help: "Simulated days.") var days = 1
+    @Option(help: "Uploads per hour.") var uploadsPerHour = 120
+    @Option(help: "Demand trace: calm, busy or spiky.") var trace = "calm"
+    @Option(help: "Base-fee rule: pre-nv28 or fip0115.") var rule = "pre-nv28"
+    @Option(help: "Seed.") var seed: UInt64 = 1
+    @Option(help: "Share of messages that revert, 0...1 (e.g. 0.3).") var failureRate = "0"
+    @Flag(help: "Print JSON.") var json = false
+
+    func validate() throws {
+        guard (1...30).contains(days) else { throw ValidationError("--days: 1...30") }
+        guard (1...10_000).contains(uploadsPerHour) else { throw ValidationError("--uploads-per-hour: 1...10000") }
+        guard SimulatedChain.Trace(rawValue: trace) != nil else { throw ValidationError("--trace: calm, busy or spiky") }
+        guard BaseFeeRule(rawValue: rule) != nil else { throw ValidationError("--rule: pre-nv28 or fip0115") }
+        guard let r = DecimalRate(failureRate), r.nanos <= 1_000_000_000 else { throw ValidationError("--failure-rate: 0...1") }
+    }
+
+    func run() async throws {
+        var config = Simulation.Config()
+        config.days = days
+        config.uploadsPerHour = uploadsPerHour
+        config.trace = SimulatedChain.Trace(rawValue: trace)!
+        config.rule = BaseFeeRule(rawValue: rule)!
+        config.seed = seed
+        config.failureRatePPM = Int64(DecimalRate(failureRate)!.nanos / 1_000)
+        let path = NSTemporaryDirectory() + "credits-sim-\(UUID().uuidString).sqlite"
+        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
+        let started = ContinuousClock.now
+        let r = try await Simulation.run(config, databasePath: path)
+        let elapsed = ContinuousClock.now - started
+        if json {
+            try printJSON(r)
+        } else {
+            func pct(_ ppm: Int64) -> String { String(format: "%.2f%%", Double(ppm) / 10_000) }
+            print("""
+                trace \(r.trace), \(r.days) day(s), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)
+                base fee (attoFIL/gas)  min \(r.baseFeeMin), median \(r.baseFeeMedian), max \(r.baseFeeMax)
+                uploads                 \(r.uploads)
+                batches (confirmed)     \(r.batches), mean size K = \(String(format: "%.2f", Double(r.meanBatchSizeHundredths) / 100))
+                individual gas cost     \(r.individualCostAttoFil) attoFIL
+                actual gas cost         \(r.actualCostAttoFil) attoFIL
+                batching savings        \(pct(r.batchingSavingsPPM)) (model at the achieved sizes: \(pct(r.modelBatchingSavingsPPM)))
+                timing savings          \(pct(r.timingSavingsPPM)) (vs. each upload's share at the base fee when it was queued)
+                deadline misses         \(r.deadlineMisses)
+                failed messages         \(r.failedMessages)
+                refunds                 \(r.refundedUploads) uploads, \(r.refundedCredits) credits
+                hindsight schedule      \(r.hindsightCostAttoFil) attoFIL
+                actual / hindsight      \(String(format: "%.3f", Double(r.ratioToHindsightPPM) / 1_000_000))
+                ledger reconcile        \(r.reconcileOk ? "ok" : "BROKEN")
+                simulated in            \(elapsed)
+                """)
+        }
+        if !r.reconcileOk { throw ExitCode(1) }
+    }
+}
