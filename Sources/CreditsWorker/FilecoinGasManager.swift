@@ -106,12 +106,13 @@ public actor FilecoinGasManager {
         lastHead = head
         await settlePending()
         await pickUpQueued()
-        var batches = policy.tick(nowMs: now, baseFee: head.baseFee).map { ($0.uploadIds, 1, nextBatchId()) }
+        for batch in policy.tick(nowMs: now, baseFee: head.baseFee) {
+            await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
+        }
         let due = retries.filter { $0.readyAtMs <= now }
         retries.removeAll { $0.readyAtMs <= now }
-        batches += due.map { ($0.uploadIds, $0.attempt, $0.batchId) }
-        for (ids, attempt, batchId) in batches {
-            await submit(ids, attempt: attempt, batchId: batchId, head: head)
+        for retry in due {
+            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head)
         }
         await poll(head: head)
     }
@@ -127,14 +128,14 @@ public actor FilecoinGasManager {
                 throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
             }
             let retry = retries.remove(at: index)
-            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, head: head)
+            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head)
             return [batchId]
         }
         await pickUpQueued()
         var sent: [String] = []
         for batch in policy.drain() {
             let id = nextBatchId()
-            await submit(batch.uploadIds, attempt: 1, batchId: id, head: head)
+            await submit(batch.uploadIds, attempt: 1, batchId: id, from: .queued, head: head)
             sent.append(id)
         }
         return sent
@@ -159,9 +160,9 @@ public actor FilecoinGasManager {
         known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: lastHead?.baseFee ?? 0)
     }
 
-    private func submit(_ ids: [String], attempt: Int, batchId: String, head: ChainHead) async {
-        let from: Set<UploadRecord.Status> = attempt == 1 && !batchId.contains("-single-") ? [.queued] : [.failed]
-        guard let claimed = try? await store.transitionUploads(ids, from: from, to: .batched, batchId: batchId, reason: nil),
+    /// Claims the uploads (new ones are `queued`, retried ones `failed`) and pushes their message.
+    private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead) async {
+        guard let claimed = try? await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil),
               !claimed.isEmpty
         else { return }
         await push(claimed, attempt: attempt, batchId: batchId, head: head, premium: config.premium, replacements: 0)
