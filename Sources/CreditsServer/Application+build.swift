@@ -15,12 +15,19 @@ public struct ServerConfiguration: Sendable {
     public var serviceKey: String
     /// May call everything.
     public var adminKey: String
+    /// Card fees, for the platform report's margin.
+    public var paymentFees: PaymentFeeSchedule
+    /// Time source of the reports' windows.
+    public var clock: WallClock
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, serviceKey: String, adminKey: String) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, serviceKey: String, adminKey: String,
+                paymentFees: PaymentFeeSchedule = .stripe, clock: WallClock = .system) {
         self.host = host
         self.port = port
         self.serviceKey = serviceKey
         self.adminKey = adminKey
+        self.paymentFees = paymentFees
+        self.clock = clock
     }
 }
 
@@ -37,7 +44,8 @@ public func buildRouter(
     let manager = CreditManager(store: store)
     CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))
     UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
-    AdminController(manager: manager, gas: gasManager).addRoutes(to: router.group("api/admin"))
+    AdminController(manager: manager, gas: gasManager, paymentFees: configuration.paymentFees, clock: configuration.clock)
+        .addRoutes(to: router.group("api/admin"))
     return router
 }
 

@@ -98,6 +98,60 @@ struct CreditsController {
 struct AdminController {
     let manager: CreditManager
     let gas: FilecoinGasManager?
+    let paymentFees: PaymentFeeSchedule
+    let clock: WallClock
+
+    /// The platform report; money as decimal strings with exact cents beside, ratios as percent
+    /// strings. Each figure is defined in the README.
+    struct PlatformStatsBody: Encodable {
+        var days: Int
+        var totalRevenue: String
+        var totalRevenueCents: Int64
+        var refunds: String
+        var netRevenue: String
+        var netRevenueCents: Int64
+        var paymentFees: String
+        var gasSpentUsd: String
+        var grossMargin: String
+        var grossMarginCents: Int64
+        var grossMarginPercent: String
+        var purchases: Int
+        var creditsSold: Int64
+        var creditsSpent: Int64
+        var creditsOutstanding: Int64
+        var activeUsers: Int
+        var payingUsers: Int
+        var conversionRate: String
+        var averageUploadCost: AverageCost
+
+        struct AverageCost: Encodable {
+            var credits: String
+            var usd: String
+        }
+
+        init(_ s: PlatformStats) {
+            days = s.days
+            totalRevenue = Decimal2.text(s.totalRevenueCents)
+            totalRevenueCents = s.totalRevenueCents
+            refunds = Decimal2.text(s.refundsCents)
+            netRevenue = Decimal2.text(s.netRevenueCents)
+            netRevenueCents = s.netRevenueCents
+            paymentFees = Decimal2.text(s.paymentFeesCents)
+            gasSpentUsd = Decimal2.text(s.gasSpentUsdCents)
+            grossMargin = Decimal2.text(s.grossMarginCents)
+            grossMarginCents = s.grossMarginCents
+            grossMarginPercent = Decimal2.text(s.grossMarginPPM / 100)
+            purchases = s.purchases
+            creditsSold = s.creditsSold
+            creditsSpent = s.creditsSpent
+            creditsOutstanding = s.creditsOutstanding
+            activeUsers = s.activeUsers
+            payingUsers = s.payingUsers
+            conversionRate = Decimal2.text(s.conversionRatePPM / 100)
+            averageUploadCost = AverageCost(
+                credits: Decimal2.text(s.averageUploadCostCreditsHundredths), usd: Decimal2.text(s.averageUploadCostUsdCents))
+        }
+    }
 
     struct ProcessBody: Decodable {
         var batchId: String?
@@ -160,6 +214,13 @@ struct AdminController {
                 body.userId, body.credits, adjustmentId: body.adjustmentId, reason: body.reason,
                 idempotencyKey: request.headers[.idempotencyKey])
             return try LedgerResponse.make(result)
+        }
+        group.get("platform-stats") { request, _ in
+            let days = try request.uri.intQuery("days") ?? 30
+            guard (1...366).contains(days) else { throw CreditsError.validation("days", "must be between 1 and 366") }
+            let rate = await gas?.config.usdPerFil ?? DecimalRate("5")!
+            let stats = try await manager.getPlatformCreditStats(days: days, nowMs: clock.nowMs(), usdPerFil: rate, fees: paymentFees)
+            return try JSONResponse.make(.ok, PlatformStatsBody(stats))
         }
         group.post("process-batch") { request, _ in
             let gas = try requireGas()

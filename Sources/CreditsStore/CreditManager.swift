@@ -49,6 +49,18 @@ public struct CreditManager: Sendable {
         return try await store.execute(.adjust(request), idempotencyKey: idempotencyKey)
     }
 
+    /// The operator's report over the last `days` (seed: `getPlatformCreditStats`): revenue, card
+    /// fees, gas, margin, credits sold, spent and outstanding, users.
+    public func getPlatformCreditStats(
+        days: Int, nowMs: Int64, usdPerFil: DecimalRate, fees: PaymentFeeSchedule = .stripe
+    ) async throws -> PlatformStats {
+        let since = nowMs - Int64(days) * 86_400_000
+        let (totals, prices) = try await store.platformTotals(sinceMs: since)
+        let gas = GasStats.compute(try await store.gasTransactions(sinceMs: since, limit: 1_000_000), usdPerFil: usdPerFil)
+        return PlatformStats.compute(
+            days: days, totals: totals, purchasePricesCents: prices, gasSpentUsdCents: gas.gasSpentUsdCents, fees: fees)
+    }
+
     public func getTransactions(_ userId: String, limit: Int = Limits.pageSizeDefault, cursor: String? = nil) async throws -> TransactionPage {
         try await store.transactions(userId: userId, limit: limit, cursor: cursor)
     }

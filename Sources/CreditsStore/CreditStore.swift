@@ -44,6 +44,9 @@ public protocol CreditStore: Sendable {
     /// Messages created at or after `sinceMs`, oldest first, at most `limit`.
     func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction]
 
+    /// The platform report's counts since `sinceMs`, and the window's purchase prices.
+    func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64])
+
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport
 
@@ -52,6 +55,11 @@ public protocol CreditStore: Sendable {
 }
 
 extension CreditStore {
+    /// The seed's `getPlatformStats(days)`: the platform's counts over the last `days`.
+    public func getPlatformStats(days: Int, nowMs: Int64) async throws -> PlatformTotals {
+        try await platformTotals(sinceMs: nowMs - Int64(days) * 86_400_000).0
+    }
+
     public func hasCredits(userId: String, credits: Int64) async throws -> Bool {
         try await balance(userId: userId).balance >= credits
     }

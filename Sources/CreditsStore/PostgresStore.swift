@@ -224,6 +224,30 @@ public final class PostgresStore: CreditStore {
             failureReason: reason, attempts: attempts, createdAt: created, updatedAt: updated)
     }
 
+    public func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64]) {
+        try await client.withConnection { conn in
+            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
+            do {
+                var results: [[[SQLValue]]] = []
+                for sql in PlatformQueries.queries {
+                    var query = PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "?", with: "$1"))
+                    try query.binds.append(sinceMs, context: .default)
+                    var rows: [[SQLValue]] = []
+                    for try await row in try await conn.query(query, logger: self.logger) {
+                        rows.append(try row.map(Self.value))
+                    }
+                    results.append(rows)
+                }
+                try await conn.query("COMMIT", logger: self.logger)
+                let (totals, prices) = PlatformQueries.totals(results)
+                return (totals, prices)
+            } catch {
+                _ = try? await conn.query("ROLLBACK", logger: self.logger)
+                throw error
+            }
+        }
+    }
+
     /// All checks in one REPEATABLE READ transaction, so they see one snapshot.
     public func reconcile() async throws -> ReconcileReport {
         try await client.withConnection { conn in

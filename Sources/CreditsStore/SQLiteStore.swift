@@ -202,6 +202,24 @@ public final class SQLiteStore: CreditStore {
             failureReason: row[11], attempts: row[12], createdAt: row[13], updatedAt: row[14])
     }
 
+    public func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64]) {
+        try await pool.read { db in
+            let results = try PlatformQueries.queries.map { sql in
+                try Row.fetchAll(db, sql: sql, arguments: [sinceMs]).map { row in
+                    Array(row.databaseValues).map { value -> SQLValue in
+                        switch value.storage {
+                        case .int64(let v): .int(v)
+                        case .string(let s): .text(s)
+                        default: .null
+                        }
+                    }
+                }
+            }
+            let (totals, prices) = PlatformQueries.totals(results)
+            return (totals, prices)
+        }
+    }
+
     public func reconcile() async throws -> ReconcileReport {
         try await pool.read { db in try Reconciler.run(sqlite: db) }
     }

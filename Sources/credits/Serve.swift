@@ -18,8 +18,16 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
+    @Option(help: "Card fee rate in basis points, for the platform report's margin (Stripe: 290 = 2.9%).")
+    var paymentFeeBasisPoints: Int64 = 290
+    @Option(help: "Card fee per purchase in cents (Stripe: 30).") var paymentFeeFixedCents: Int64 = 30
     @OptionGroup var store: StoreOptions
     @OptionGroup var gas: GasOptions
+
+    func validate() throws {
+        guard (0...10_000).contains(paymentFeeBasisPoints) else { throw ValidationError("--payment-fee-basis-points: 0...10000") }
+        guard (0...10_000).contains(paymentFeeFixedCents) else { throw ValidationError("--payment-fee-fixed-cents: 0...10000") }
+    }
 
     func run() async throws {
         var logger = Logger(label: "credits")
@@ -48,7 +56,9 @@ struct Serve: AsyncParsableCommand {
         let manager = try gas.makeManager(store: ledger, clock: .system, logger: logger)
         let app = buildApplication(
             store: ledger,
-            configuration: ServerConfiguration(host: host, port: port, serviceKey: serviceKey, adminKey: adminKey),
+            configuration: ServerConfiguration(
+                host: host, port: port, serviceKey: serviceKey, adminKey: adminKey,
+                paymentFees: PaymentFeeSchedule(basisPoints: paymentFeeBasisPoints, fixedCents: paymentFeeFixedCents)),
             logger: logger,
             gasManager: manager,
             services: [GasManagerService(manager: manager, tickMs: gas.tickMs)],

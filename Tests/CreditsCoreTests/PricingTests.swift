@@ -160,3 +160,28 @@ import Testing
         #expect(field(.spend(SpendRequest(userId: "u", credits: 1, fileUploadId: "f"))) == nil)
     }
 }
+
+@Suite struct PlatformStatsTests {
+    @Test func stripeFeesAreTwoPointNinePercentPlusThirtyCentsRoundedHalfUp() {
+        #expect(PaymentFeeSchedule.stripe.feeCents(priceCents: 2000) == 58 + 30)
+        #expect(PaymentFeeSchedule.stripe.feeCents(priceCents: 500) == 15 + 30)   // 14.5 → 15
+        #expect(PaymentFeeSchedule.stripe.feeCents(priceCents: 6000) == 174 + 30)
+    }
+
+    @Test func reportFiguresFollowTheirDefinitions() {
+        // Two creator purchases ($20 each) and one pro ($60); 1,200 credits spent on 80 uploads.
+        let totals = PlatformTotals(
+            purchases: 3, revenueCents: 10_000, creditsSold: 3_400, creditsSpent: 1_200, creditsOutstanding: 2_200,
+            activeUsers: 4, payingUsers: 2, confirmedUploads: 80, uploadCreditsCharged: 1_200)
+        let s = PlatformStats.compute(days: 30, totals: totals, purchasePricesCents: [2000, 2000, 6000],
+                                      gasSpentUsdCents: 1_000, fees: .stripe)
+        #expect(s.netRevenueCents == 10_000)
+        #expect(s.paymentFeesCents == 88 + 88 + 204)
+        #expect(s.grossMarginCents == 10_000 - 380 - 1_000)
+        #expect(s.grossMarginPPM == 862_000)
+        #expect(s.conversionRatePPM == 500_000)
+        #expect(s.averageUploadCostCreditsHundredths == 1_500)
+        // 15 credits × (10,000 cents / 3,400 credits) = 44.1 → 44 cents.
+        #expect(s.averageUploadCostUsdCents == 44)
+    }
+}

@@ -198,3 +198,22 @@ import Testing
         }
     }
 }
+
+extension APITests {
+    @Test func platformStatsOverHTTP() async throws {
+        try await withApp { client, _ in
+            _ = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"p1","package":"creator","paymentMethod":"stripe","paymentId":"pi_p1"}"#)
+            _ = try await client.call(.post, "/api/credits/spend", body: #"{"userId":"p1","credits":50,"fileUploadId":"ps1"}"#)
+            let r = try await client.call(.get, "/api/admin/platform-stats?days=30", key: adminKey)
+            #expect(r.status == 200)
+            #expect(r.string("totalRevenue") == "20.00" && r.int("totalRevenueCents") == 2000)
+            #expect(r.string("paymentFees") == "0.88")
+            #expect(r.string("grossMargin") == "19.12")
+            #expect(r.int("creditsSold") == 550 && r.int("creditsSpent") == 50 && r.int("creditsOutstanding") == 500)
+            #expect(r.int("activeUsers") == 1 && r.int("payingUsers") == 1 && r.string("conversionRate") == "100.00")
+            #expect(try await client.call(.get, "/api/admin/platform-stats", key: serviceKey).status == 403)
+            #expect(try await client.call(.get, "/api/admin/platform-stats?days=0", key: adminKey).string("field") == "days")
+        }
+    }
+}

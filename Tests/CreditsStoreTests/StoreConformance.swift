@@ -429,3 +429,32 @@ extension StoreConformance {
         }
     }
 }
+
+extension StoreConformance {
+    /// The platform report's counts agree with the journal, and the window excludes older rows.
+    @Test(arguments: StoreFactory.all)
+    func platformTotalsAgreeWithTheJournal(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(purchase("ann", "creator", "pi_ann"), idempotencyKey: nil)  // $20, 550
+            _ = try await f.store.execute(purchase("bob", "pro", "pi_bob"), idempotencyKey: nil)      // $60, 2300
+            _ = try await f.store.execute(purchase("bob", "starter", "pi_bob2"), idempotencyKey: nil) // $5, 100
+            _ = try await f.store.execute(spend("ann", 15, "s1"), idempotencyKey: nil)
+            _ = try await f.store.execute(spend("cat", 15, "s2"), idempotencyKey: nil)  // refused: no credits
+            _ = try await f.store.execute(adjust("dan", 40, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("up1", user: "bob"), idempotencyKey: nil)  // 60 held
+            _ = try await f.store.execute(.capture(SettleRequest(uploadId: "up1", userId: "bob")), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("up2", user: "bob", files: 1, features: []), idempotencyKey: nil)  // 15 held
+            let (t, prices) = try await f.store.platformTotals(sinceMs: 0)
+            #expect(t.purchases == 3 && t.revenueCents == 8_500 && t.creditsSold == 2_950)
+            #expect(prices.sorted() == [500, 2000, 6000])
+            #expect(t.creditsSpent == 75)
+            #expect(t.creditsOutstanding == 2_950 + 40 - 75)  // held credits are still owed
+            #expect(t.activeUsers == 3)  // ann, bob, dan: a refused spend writes no journal row
+            #expect(t.payingUsers == 2)
+            #expect(t.confirmedUploads == 1 && t.uploadCreditsCharged == 60)
+            let later = try await f.store.platformTotals(sinceMs: Int64.max / 2).0
+            #expect(later.purchases == 0 && later.creditsSpent == 0 && later.activeUsers == 0)
+            #expect(later.creditsOutstanding == t.creditsOutstanding)
+        }
+    }
+}
