@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOCore
 import Logging
+import Prometheus
 
 public struct ServerConfiguration: Sendable {
     public var host: String
@@ -19,15 +20,20 @@ public struct ServerConfiguration: Sendable {
     public var paymentFees: PaymentFeeSchedule
     /// Time source of the reports' windows.
     public var clock: WallClock
+    /// Served at `/metrics` in Prometheus text format when set (the process bootstraps
+    /// swift-metrics with it).
+    public var metrics: PrometheusCollectorRegistry?
 
     public init(host: String = "127.0.0.1", port: Int = 8080, serviceKey: String, adminKey: String,
-                paymentFees: PaymentFeeSchedule = .stripe, clock: WallClock = .system) {
+                paymentFees: PaymentFeeSchedule = .stripe, clock: WallClock = .system,
+                metrics: PrometheusCollectorRegistry? = nil) {
         self.host = host
         self.port = port
         self.serviceKey = serviceKey
         self.adminKey = adminKey
         self.paymentFees = paymentFees
         self.clock = clock
+        self.metrics = metrics
     }
 }
 
@@ -36,10 +42,21 @@ public func buildRouter(
     store: any CreditStore, configuration: ServerConfiguration, gasManager: FilecoinGasManager? = nil
 ) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
+    // Outermost: requests by route and status with latency, seen after errors became responses.
+    router.add(middleware: MetricsMiddleware())
+    // One log line per request with its id; headers (keys) are never logged.
+    router.add(middleware: LogRequestsMiddleware(.info))
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: AuthMiddleware(serviceKey: configuration.serviceKey, adminKey: configuration.adminKey))
     router.get("healthz") { _, _ in
         try JSONResponse.make(.ok, ["status": "ok"])
+    }
+    if let registry = configuration.metrics {
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
     }
     let manager = CreditManager(store: store)
     CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))

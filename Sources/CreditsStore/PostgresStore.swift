@@ -52,8 +52,10 @@ public final class PostgresStore: CreditStore {
     }
 
     public func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
-        let prepared = try PreparedOperation(operation, idempotencyKey: idempotencyKey, catalog: catalog)
-        return try await committer.submit(prepared)
+        try await measured(operation) {
+            let prepared = try PreparedOperation(operation, idempotencyKey: idempotencyKey, catalog: catalog)
+            return try await committer.submit(prepared)
+        }
     }
 
     private static func commit(

@@ -45,8 +45,10 @@ public final class SQLiteStore: CreditStore {
     }
 
     public func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
-        let prepared = try PreparedOperation(operation, idempotencyKey: idempotencyKey, catalog: catalog)
-        return try await committer.submit(prepared)
+        try await measured(operation) {
+            let prepared = try PreparedOperation(operation, idempotencyKey: idempotencyKey, catalog: catalog)
+            return try await committer.submit(prepared)
+        }
     }
 
     /// One transaction for the whole batch. If it fails unexpectedly (an I/O error, a constraint

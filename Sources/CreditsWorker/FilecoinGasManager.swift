@@ -2,6 +2,7 @@ import CreditsChain
 import CreditsCore
 import CreditsStore
 import Logging
+import Metrics
 
 /// Sends queued uploads to Filecoin in batches and settles their holds: capture on a confirmed
 /// message, retry with backoff on a failed one, replace a stuck one with a higher premium, split a
@@ -115,6 +116,9 @@ public actor FilecoinGasManager {
             await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head)
         }
         await poll(head: head)
+        Gauge(label: "credits_upload_queue_depth").record(policy.queueLength)
+        Gauge(label: "credits_messages_in_flight").record(inflight.count)
+        Gauge(label: "credits_batches_waiting_retry").record(retries.count)
     }
 
     /// `POST /api/admin/process-batch`: with no batch id, sends everything queued now, whatever
@@ -221,9 +225,15 @@ public actor FilecoinGasManager {
             f.tx.updatedAtMs = clock.nowMs()
             f.tx.gasUsed = receipt.gasUsed
             f.tx.totalCost = receipt.cost.total
+            // Gas in nanoFIL for metrics: attoFIL totals would pass Int64.
+            Counter(label: "credits_gas_spent_nanofil_total").increment(by: Int64(receipt.cost.total / 1_000_000_000))
             if receipt.exitCode == 0 {
                 f.tx.status = .confirmed
                 try? await store.saveGasTransaction(f.tx)
+                Recorder(label: "credits_batch_size", aggregate: true).record(f.tx.uploadIds.count)
+                Counter(label: "credits_messages_total", dimensions: [("status", "confirmed")]).increment()
+                let saved = f.tx.individualCost - GasStats.batchedAtSameFee(f.tx)
+                if saved > 0 { Counter(label: "credits_gas_saved_by_batching_nanofil_total").increment(by: Int64(saved / 1_000_000_000)) }
                 for id in f.tx.uploadIds {
                     guard let userId = await userId(of: id) else { continue }
                     await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
@@ -232,6 +242,7 @@ public actor FilecoinGasManager {
                 let reason = "message \(cid) reverted with exit code \(receipt.exitCode)"
                 f.tx.status = .failed
                 f.tx.failureReason = reason
+                Counter(label: "credits_messages_total", dimensions: [("status", "failed")]).increment()
                 try? await store.saveGasTransaction(f.tx)
                 _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
                 await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason)

@@ -7,6 +7,8 @@ import CreditsStore
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,6 +32,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var logger = Logger(label: "credits")
         logger.logLevel = .info
         // The catalog and the database first: a bad configuration fails before anything is printed.
@@ -58,7 +63,8 @@ struct Serve: AsyncParsableCommand {
             store: ledger,
             configuration: ServerConfiguration(
                 host: host, port: port, serviceKey: serviceKey, adminKey: adminKey,
-                paymentFees: PaymentFeeSchedule(basisPoints: paymentFeeBasisPoints, fixedCents: paymentFeeFixedCents)),
+                paymentFees: PaymentFeeSchedule(basisPoints: paymentFeeBasisPoints, fixedCents: paymentFeeFixedCents),
+                metrics: registry),
             logger: logger,
             gasManager: manager,
             services: [GasManagerService(manager: manager, tickMs: gas.tickMs)],

@@ -1,3 +1,4 @@
+import CreditsTestSupport
 import Foundation
 import GRDB
 import HummingbirdTesting
@@ -135,5 +136,39 @@ import Testing
         let broken = try runCredits(["estimate", "--catalog", dir + "/broken.json", "--file-type", "audio"])
         #expect(broken.status != 0)
         #expect(broken.output.contains("broken.json"))
+    }
+
+    /// `/metrics` speaks Prometheus text with request and ledger figures; logs are JSON lines with
+    /// a request id, and no key ever appears in them.
+    @Test func metricsAndJSONLogs() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let log = dir.path + "/serve.log"
+        let server = try ServerProcess(database: dir.path + "/ledger.sqlite", logFile: log)
+        defer { server.stop() }
+        try await server.waitUntilReady()
+        _ = try await HTTP.call(port: server.port, .post, "/api/credits/purchase",
+            body: #"{"userId":"mia","package":"starter","paymentMethod":"stripe","paymentId":"pi_mia"}"#)
+        _ = try await HTTP.call(port: server.port, .post, "/api/credits/spend",
+            body: #"{"userId":"mia","credits":500,"fileUploadId":"m1"}"#)
+        let metrics = try await HTTP.call(port: server.port, .get, "/metrics", key: nil)
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains(#"hb_requests{http_route="/api/credits/purchase",http_request_method="POST",http_response_status_code="201"} 1"#))
+        #expect(metrics.text.contains("http_server_request_duration_bucket"))
+        #expect(metrics.text.contains(#"credits_ledger_operations_total{kind="purchase",outcome="applied"} 1"#))
+        #expect(metrics.text.contains(#"credits_ledger_operations_total{kind="spend",outcome="insufficient_credits"} 1"#))
+        #expect(metrics.text.contains("credits_upload_queue_depth"))
+        server.stop()
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(lines.count >= 3)
+        var withRequestId = 0
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] != nil && object?["message"] != nil)
+            if object?["hb.request.id"] != nil { withRequestId += 1 }
+        }
+        #expect(withRequestId >= 3)
+        let all = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(!all.contains(serviceKey) && !all.contains(adminKey))
     }
 }

@@ -102,7 +102,7 @@ public struct GasStats: Sendable, Codable, Equatable {
 
     /// A message's cost with its tip and over-estimation as paid, at the base fee it was sent
     /// at: comparable with `individualCost`, which is priced at that same base fee.
-    static func batchedAtSameFee(_ tx: GasTransaction) -> Int128 {
+    public static func batchedAtSameFee(_ tx: GasTransaction) -> Int128 {
         MessageFee.compute(baseFee: tx.baseFee, feeCap: tx.feeCap, premium: tx.premium, gasLimit: tx.gasLimit,
                            gasUsed: tx.gasUsed).total
     }
