@@ -242,6 +242,10 @@ public struct BatchPlanner {
             return .settled(SettleReceipt(
                 transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
                 credits: -plan.reservedDelta, status: "confirmed", balance: balance))
+        case .milestone(let r):
+            return .milestoneGranted(MilestoneReceipt(
+                transactionId: "txn_\(transactionId)", userId: r.userId, milestone: r.milestone,
+                credits: plan.earnedDelta, balance: balance))
         case .release(let r):
             uploads.append(.released(uploadId: r.uploadId, reason: r.reason))
             return .settled(SettleReceipt(
@@ -291,6 +295,7 @@ public struct BatchPlanner {
         case .upload(let r): "hold for upload \(r.uploadId)"
         case .capture(let r): "upload \(r.uploadId) confirmed"
         case .release(let r): r.reason.isEmpty ? "upload \(r.uploadId) refunded" : "upload \(r.uploadId) refunded: \(r.reason)"
+        case .milestone(let r): "milestone \(r.milestone)"
         }
     }
 }

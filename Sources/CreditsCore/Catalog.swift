@@ -87,6 +87,7 @@ public struct Catalog: Sendable, Codable, Equatable {
     public func package(_ id: String) -> CreditPackage? { packages.first { $0.id == id } }
     public func uploadType(_ id: String) -> PricedItem? { uploadTypes.first { $0.id == id } }
     public func feature(_ id: String) -> PricedItem? { features.first { $0.id == id } }
+    public func milestone(_ id: String) -> PricedItem? { milestones.first { $0.id == id } }
 
     /// The package to suggest when a creator is `shortfall` credits short: the cheapest whose
     /// credits (bonus included) cover the shortfall, or the largest when none does.

@@ -41,6 +41,8 @@ public enum JournalKind: String, Sendable, Codable, CaseIterable {
     case uploadCapture = "upload_capture"
     /// A failed upload's held credits go back to available.
     case uploadRelease = "upload_release"
+    /// A milestone bonus from the promotions account.
+    case milestone
 }
 
 /// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
@@ -95,6 +97,11 @@ public enum LedgerRules {
             return LedgerPlan(
                 balanceDelta: heldCredits, reservedDelta: -heldCredits,
                 postings: [Posting(kind: .uploadRelease, debit: .hold(op.userId), credit: user, amount: heldCredits)])
+        case .milestone(let r):
+            guard let m = catalog.milestone(r.milestone) else { preconditionFailure("validated before planning") }
+            return LedgerPlan(
+                balanceDelta: m.credits, earnedDelta: m.credits,
+                postings: [Posting(kind: .milestone, debit: .platform(.promotions), credit: user, amount: m.credits)])
         case .purchase(let r):
             guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
             var postings = [Posting(kind: .purchase, debit: .platform(.sales), credit: user, amount: pkg.credits)]

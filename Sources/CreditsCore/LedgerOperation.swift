@@ -103,6 +103,18 @@ public struct SettleRequest: Sendable, Codable, Equatable {
     }
 }
 
+/// A milestone bonus (SEED.md: plays_1k 25, followers_5k 50, first_creator_coin 100), once per
+/// user and milestone. Natural key: `milestone:<userId>:<milestone>`.
+public struct MilestoneRequest: Sendable, Codable, Equatable {
+    public var userId: String
+    public var milestone: String
+
+    public init(userId: String, milestone: String) {
+        self.userId = userId
+        self.milestone = milestone
+    }
+}
+
 /// One change to balances. Each is applied atomically, once per key.
 public enum LedgerOperation: Sendable, Codable, Equatable {
     case purchase(PurchaseRequest)
@@ -111,6 +123,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
     case upload(UploadRequest)
     case capture(SettleRequest)
     case release(SettleRequest)
+    case milestone(MilestoneRequest)
 
     public var userId: String {
         switch self {
@@ -119,6 +132,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .adjust(let r): r.userId
         case .upload(let r): r.userId
         case .capture(let r), .release(let r): r.userId
+        case .milestone(let r): r.userId
         }
     }
 
@@ -131,6 +145,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .upload(let r): "upload:\(r.uploadId)"
         case .capture(let r): "capture:\(r.uploadId)"
         case .release(let r): "release:\(r.uploadId)"
+        case .milestone(let r): "milestone:\(r.userId):\(r.milestone)"
         }
     }
 
@@ -164,6 +179,8 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .release(let r):
             // The reason is free text that may differ between retries; the upload id decides.
             return ["release", r.uploadId, r.userId].joined(separator: sep)
+        case .milestone(let r):
+            return ["milestone", r.userId, r.milestone].joined(separator: sep)
         }
     }
 
@@ -199,6 +216,11 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .capture(let r), .release(let r):
             try Identifier.check(r.uploadId, field: "uploadId")
             try Self.checkText(r.reason, field: "reason")
+        case .milestone(let r):
+            if catalog.milestone(r.milestone) == nil {
+                let known = catalog.milestones.map(\.id).joined(separator: ", ")
+                throw .validation("milestone", "unknown milestone '\(r.milestone)'; expected one of: \(known)")
+            }
         }
     }
 

@@ -100,6 +100,22 @@ public struct SettleReceipt: Sendable, Codable, Equatable {
     }
 }
 
+public struct MilestoneReceipt: Sendable, Codable, Equatable {
+    public var transactionId: String
+    public var userId: String
+    public var milestone: String
+    public var credits: Int64
+    public var balance: Int64
+
+    public init(transactionId: String, userId: String, milestone: String, credits: Int64, balance: Int64) {
+        self.transactionId = transactionId
+        self.userId = userId
+        self.milestone = milestone
+        self.credits = credits
+        self.balance = balance
+    }
+}
+
 /// What an operation did. A rejection (insufficient credits) is an outcome too: it is remembered
 /// under the operation's keys so that a retry can never flip it.
 public enum LedgerOutcome: Sendable, Codable, Equatable {
@@ -108,6 +124,7 @@ public enum LedgerOutcome: Sendable, Codable, Equatable {
     case adjusted(AdjustmentReceipt)
     case queued(UploadReceipt)
     case settled(SettleReceipt)
+    case milestoneGranted(MilestoneReceipt)
     case rejected(CreditsError)
 }
 

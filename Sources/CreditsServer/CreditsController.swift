@@ -32,6 +32,11 @@ struct CreditsController {
         var userId: String?
     }
 
+    struct MilestoneBody: Decodable {
+        var userId: String
+        var milestone: String
+    }
+
     struct EntryBody: Encodable {
         var id: String
         var type: String
@@ -74,6 +79,13 @@ struct CreditsController {
             let body = try await JSONResponse.decode(SpendBody.self, from: request)
             let result = try await manager.spendCreditsForUpload(
                 body.userId, body.credits, fileUploadId: body.fileUploadId, description: body.description ?? "",
+                idempotencyKey: request.headers[.idempotencyKey])
+            return try LedgerResponse.make(result)
+        }
+        group.post("milestones") { request, _ in
+            let body = try await JSONResponse.decode(MilestoneBody.self, from: request)
+            let result = try await manager.store.execute(
+                .milestone(MilestoneRequest(userId: body.userId, milestone: body.milestone)),
                 idempotencyKey: request.headers[.idempotencyKey])
             return try LedgerResponse.make(result)
         }
@@ -268,6 +280,7 @@ enum LedgerResponse {
         case .adjusted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .queued(let receipt): try JSONResponse.make(.accepted, receipt, replayed: result.replayed)
         case .settled(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .milestoneGranted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
         }
     }

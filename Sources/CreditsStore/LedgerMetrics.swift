@@ -12,6 +12,7 @@ enum LedgerMetrics {
         case .upload: "upload"
         case .capture: "capture"
         case .release: "release"
+        case .milestone: "milestone"
         }
         let outcome: String = switch result {
         case .success(let r) where r.replayed: "replayed"

@@ -52,6 +52,13 @@ enum OutcomeCoding {
             o.string("status", r.status)
             o.int("balance", r.balance)
             return wrap("settled", o)
+        case .milestoneGranted(let r):
+            o.string("transactionId", r.transactionId)
+            o.string("userId", r.userId)
+            o.string("milestone", r.milestone)
+            o.int("credits", r.credits)
+            o.int("balance", r.balance)
+            return wrap("milestoneGranted", o)
         case .rejected(let e):
             o.string("code", e.code.rawValue)
             o.string("message", e.message)

@@ -56,7 +56,7 @@ enum Reconciler {
                 CAST(COALESCE(SUM(CASE WHEN t.kind IN ('purchase', 'purchase_bonus') AND t.credit_account = 'user:' || u.user_id THEN t.amount END), 0) AS BIGINT),
                 CAST(COALESCE(SUM(CASE WHEN (t.kind = 'spend' AND t.debit_account = 'user:' || u.user_id)
                     OR t.kind = 'upload_capture' THEN t.amount END), 0) AS BIGINT),
-                CAST(COALESCE(SUM(CASE WHEN t.kind = 'adjustment' AND t.credit_account = 'user:' || u.user_id THEN t.amount END), 0) AS BIGINT)
+                CAST(COALESCE(SUM(CASE WHEN t.kind IN ('adjustment', 'milestone') AND t.credit_account = 'user:' || u.user_id THEN t.amount END), 0) AS BIGINT)
             FROM user_credits u LEFT JOIN credit_transactions t ON t.user_id = u.user_id
             GROUP BY u.user_id, u.total_purchased, u.total_spent, u.total_earned ORDER BY u.user_id
             """,

@@ -217,3 +217,20 @@ extension APITests {
         }
     }
 }
+
+extension APITests {
+    @Test func milestonesOverHTTP() async throws {
+        try await withApp { client, _ in
+            let body = #"{"userId":"ivy","milestone":"first_creator_coin"}"#
+            let first = try await client.call(.post, "/api/credits/milestones", body: body)
+            #expect(first.status == 201 && first.string("milestone") == "first_creator_coin")
+            #expect(first.int("credits") == 100 && first.int("balance") == 100)
+            let again = try await client.call(.post, "/api/credits/milestones", body: body)
+            #expect(again.status == 201 && again.replayed && again.text == first.text)
+            let bad = try await client.call(.post, "/api/credits/milestones", body: #"{"userId":"ivy","milestone":"viral"}"#)
+            #expect(bad.status == 400 && bad.string("field") == "milestone")
+            let balance = try await client.call(.get, "/api/credits/balance?userId=ivy")
+            #expect(balance.int("balance") == 100 && balance.int("totalEarned") == 100)
+        }
+    }
+}

@@ -16,6 +16,7 @@ import Testing
         var reserved: Int64 = 0
         /// Open holds: uploadId → credits.
         var holds: [String: Int64] = [:]
+        var milestones: Set<String> = []
         var purchased: Int64 = 0
         var spent: Int64 = 0
         var earned: Int64 = 0
@@ -75,6 +76,10 @@ import Testing
                     planned.append(.new(Bool.random(using: &rng) ? .capture(settle) : .release(settle), key: key))
                 } else if dice < 90 {
                     planned.append(.new(spend(user, 1, "small_\(counter)"), key: key))
+                } else if dice < 93,
+                          let m = catalog.milestones.map(\.id).filter({ !(model[user]?.milestones.contains($0) ?? false) }).randomElement(using: &rng) {
+                    model[user, default: ModelUser()].milestones.insert(m)  // reserved now: one grant per user
+                    planned.append(.new(.milestone(MilestoneRequest(userId: user, milestone: m)), key: key))
                 } else {
                     let amount = Int64.random(in: 1...300, using: &rng) * (Bool.random(using: &rng) ? 1 : -1)
                     planned.append(.new(adjust(user, amount, "adj_\(counter)"), key: key))
@@ -163,6 +168,10 @@ import Testing
             let credits = user.holds.removeValue(forKey: r.uploadId)!
             user.reserved -= credits
             user.balance += credits
+        case .milestone(let r):
+            let credits = catalog.milestone(r.milestone)!.credits
+            user.balance += credits
+            user.earned += credits
         }
         return user.balance
     }

@@ -16,6 +16,7 @@ import Testing
         .rejected(CreditsError(.validationError, "quote \" backslash \\ newline \n tab \t bell \u{7} é 🎵", field: "description")),
         .rejected(CreditsError(.idempotencyConflict, "")),
         .queued(UploadReceipt(uploadId: "up_1", userId: "u", status: "queued", creditsReserved: 60, sponsored: false, balance: 40)),
+        .milestoneGranted(MilestoneReceipt(transactionId: "txn_5", userId: "u", milestone: "plays_1k", credits: 25, balance: 25)),
         .settled(SettleReceipt(transactionId: "txn_4", uploadId: "up_1", userId: "u", credits: 60, status: "refunded", balance: 100)),
     ]
 

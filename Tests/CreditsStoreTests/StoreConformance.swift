@@ -458,3 +458,29 @@ extension StoreConformance {
         }
     }
 }
+
+/// Milestones (SEED.md: plays_1k 25, followers_5k 50, first_creator_coin 100), once per user.
+extension StoreConformance {
+    @Test(arguments: StoreFactory.all)
+    func aMilestoneSentTwiceGrantsOnce(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            let op = LedgerOperation.milestone(MilestoneRequest(userId: "kim", milestone: "followers_5k"))
+            let first = try await f.store.execute(op, idempotencyKey: nil)
+            let second = try await f.store.execute(op, idempotencyKey: nil)
+            guard case .milestoneGranted(let r) = first.outcome else { Issue.record("\(first)"); return }
+            #expect(r.credits == 50 && r.balance == 50 && !first.replayed)
+            #expect(second.replayed && second.outcome == first.outcome)
+            _ = try await f.store.execute(.milestone(MilestoneRequest(userId: "kim", milestone: "plays_1k")), idempotencyKey: nil)
+            _ = try await f.store.execute(.milestone(MilestoneRequest(userId: "kim", milestone: "first_creator_coin")), idempotencyKey: nil)
+            _ = try await f.store.execute(.milestone(MilestoneRequest(userId: "lee", milestone: "plays_1k")), idempotencyKey: nil)
+            let b = try await f.store.balance(userId: "kim")
+            #expect(b.balance == 175 && b.totalEarned == 175 && b.totalPurchased == 0)
+            await #expect(throws: CreditsError.self) {
+                try await f.store.execute(.milestone(MilestoneRequest(userId: "kim", milestone: "plays_1m")), idempotencyKey: nil)
+            }
+            let page = try await f.store.transactions(userId: "kim", limit: 10, cursor: nil)
+            #expect(page.data.allSatisfy { $0.type == "milestone" && $0.counterparty == "platform:promotions" })
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+}

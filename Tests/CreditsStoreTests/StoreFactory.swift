@@ -73,6 +73,7 @@ extension LedgerOutcome {
         case .adjusted(let r): r.balance
         case .queued(let r): r.balance
         case .settled(let r): r.balance
+        case .milestoneGranted(let r): r.balance
         case .rejected: nil
         }
     }
