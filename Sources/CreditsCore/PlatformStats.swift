@@ -27,6 +27,21 @@ public struct PlatformTotals: Sendable, Equatable {
     }
 }
 
+/// One day of the platform's activity (UTC days since 1970).
+public struct DailyTotals: Sendable, Equatable {
+    public var day: Int64
+    public var revenueCents: Int64
+    public var creditsSold: Int64
+    public var creditsSpent: Int64
+
+    public init(day: Int64, revenueCents: Int64 = 0, creditsSold: Int64 = 0, creditsSpent: Int64 = 0) {
+        self.day = day
+        self.revenueCents = revenueCents
+        self.creditsSold = creditsSold
+        self.creditsSpent = creditsSpent
+    }
+}
+
 /// Card processing fees: a rate in basis points of each purchase plus a fixed part per purchase.
 public struct PaymentFeeSchedule: Sendable, Equatable {
     public var basisPoints: Int64

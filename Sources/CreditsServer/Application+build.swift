@@ -59,6 +59,9 @@ public func buildRouter(
         }
     }
     let manager = CreditManager(store: store)
+    router.get("admin") { _, _ in
+        try await renderDashboard(manager: manager, gas: gasManager, configuration: configuration)
+    }
     CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))
     UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
     AdminController(manager: manager, gas: gasManager, paymentFees: configuration.paymentFees, clock: configuration.clock)

@@ -230,7 +230,7 @@ struct AdminController {
         group.get("platform-stats") { request, _ in
             let days = try request.uri.intQuery("days") ?? 30
             guard (1...366).contains(days) else { throw CreditsError.validation("days", "must be between 1 and 366") }
-            let rate = await gas?.config.usdPerFil ?? DecimalRate("5")!
+            let rate = gas?.config.usdPerFil ?? DecimalRate("5")!
             let stats = try await manager.getPlatformCreditStats(days: days, nowMs: clock.nowMs(), usdPerFil: rate, fees: paymentFees)
             return try JSONResponse.make(.ok, PlatformStatsBody(stats))
         }

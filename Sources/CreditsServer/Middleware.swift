@@ -52,6 +52,11 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         let open = !path.hasPrefix("/api/") && !adminOnly || path.hasPrefix("/api/webhooks/")
         if open { return try await next(request, context) }
         switch role(of: request) {
+        case .none where path == "/admin" || path.hasPrefix("/admin/"):
+            // Browsers ask for the admin key (any user name) and keep it for the session.
+            var response = JSONResponse.error(CreditsError(.unauthorized, "sign in with the admin key as the password"))
+            response.headers[.wwwAuthenticate] = "Basic realm=\"StreamVault Credits admin\", charset=\"UTF-8\""
+            return response
         case .none:
             throw CreditsError(.unauthorized, "send 'Authorization: Bearer <key>' with a valid key")
         case .service where adminOnly:
@@ -61,10 +66,20 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// Compares digests in constant time, so timing tells nothing about a key's prefix.
+    /// Compares digests in constant time, so timing tells nothing about a key's prefix. Takes
+    /// `Bearer <key>`, or HTTP Basic with the key as the password (for the dashboard in a browser).
     func role(of request: Request) -> Role {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return .none }
-        let digest = Array(SHA256.hash(data: Data(header.dropFirst(7).utf8)))
+        guard let header = request.headers[.authorization] else { return .none }
+        let key: Substring
+        if header.hasPrefix("Bearer ") {
+            key = header.dropFirst(7)
+        } else if header.hasPrefix("Basic "), let decoded = Data(base64Encoded: String(header.dropFirst(6))),
+                  let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") {
+            key = text[text.index(after: colon)...]
+        } else {
+            return .none
+        }
+        let digest = Array(SHA256.hash(data: Data(key.utf8)))
         if Self.equal(digest, adminKeyDigest) { return .admin }
         if Self.equal(digest, serviceKeyDigest) { return .service }
         return .none

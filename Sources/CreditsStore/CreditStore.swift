@@ -47,6 +47,9 @@ public protocol CreditStore: Sendable {
     /// The platform report's counts since `sinceMs`, and the window's purchase prices.
     func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64])
 
+    /// Revenue, credits sold and credits spent per UTC day since `sinceMs` (days with none omitted).
+    func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals]
+
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport
 

@@ -28,6 +28,30 @@ enum PlatformQueries {
         "SELECT CAST(COALESCE(SUM(balance + reserved), 0) AS BIGINT) FROM user_credits WHERE ? IS NOT NULL",
     ]
 
+    /// Per UTC day since the window start: purchases (revenue, credits) and credits spent.
+    static let dailyQueries: [String] = [
+        """
+        SELECT created_at / 86400000 AS day, CAST(SUM(price_cents) AS BIGINT), CAST(SUM(credits) AS BIGINT)
+        FROM credit_purchases WHERE status = 'completed' AND created_at >= ? GROUP BY created_at / 86400000 ORDER BY 1
+        """,
+        """
+        SELECT created_at / 86400000 AS day, CAST(SUM(amount) AS BIGINT) FROM credit_transactions
+        WHERE kind IN ('spend', 'upload_capture') AND created_at >= ? GROUP BY created_at / 86400000 ORDER BY 1
+        """,
+    ]
+
+    static func daily(_ r: [[[SQLValue]]]) -> [DailyTotals] {
+        var days: [Int64: DailyTotals] = [:]
+        for row in r[0] {
+            days[row[0].int, default: DailyTotals(day: row[0].int)].revenueCents = row[1].int
+            days[row[0].int]!.creditsSold = row[2].int
+        }
+        for row in r[1] {
+            days[row[0].int, default: DailyTotals(day: row[0].int)].creditsSpent = row[1].int
+        }
+        return days.values.sorted { $0.day < $1.day }
+    }
+
     static func totals(_ r: [[[SQLValue]]]) -> (PlatformTotals, [Int64]) {
         precondition(r.count == queries.count)
         let p = r[0].first ?? []

@@ -226,12 +226,22 @@ public final class PostgresStore: CreditStore {
             failureReason: reason, attempts: attempts, createdAt: created, updatedAt: updated)
     }
 
+    public func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals] {
+        PlatformQueries.daily(try await snapshot(PlatformQueries.dailyQueries, sinceMs: sinceMs))
+    }
+
     public func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64]) {
+        let (totals, prices) = PlatformQueries.totals(try await snapshot(PlatformQueries.queries, sinceMs: sinceMs))
+        return (totals, prices)
+    }
+
+    /// Runs `queries` (each with `?` = sinceMs) in one REPEATABLE READ snapshot.
+    private func snapshot(_ queries: [String], sinceMs: Int64) async throws -> [[[SQLValue]]] {
         try await client.withConnection { conn in
             try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
             do {
                 var results: [[[SQLValue]]] = []
-                for sql in PlatformQueries.queries {
+                for sql in queries {
                     var query = PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "?", with: "$1"))
                     try query.binds.append(sinceMs, context: .default)
                     var rows: [[SQLValue]] = []
@@ -241,8 +251,7 @@ public final class PostgresStore: CreditStore {
                     results.append(rows)
                 }
                 try await conn.query("COMMIT", logger: self.logger)
-                let (totals, prices) = PlatformQueries.totals(results)
-                return (totals, prices)
+                return results
             } catch {
                 _ = try? await conn.query("ROLLBACK", logger: self.logger)
                 throw error

@@ -204,20 +204,27 @@ public final class SQLiteStore: CreditStore {
             failureReason: row[11], attempts: row[12], createdAt: row[13], updatedAt: row[14])
     }
 
-    public func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64]) {
-        try await pool.read { db in
-            let results = try PlatformQueries.queries.map { sql in
-                try Row.fetchAll(db, sql: sql, arguments: [sinceMs]).map { row in
-                    Array(row.databaseValues).map { value -> SQLValue in
-                        switch value.storage {
-                        case .int64(let v): .int(v)
-                        case .string(let s): .text(s)
-                        default: .null
-                        }
+    public func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals] {
+        try await pool.read { db in PlatformQueries.daily(try Self.fetch(db, PlatformQueries.dailyQueries, sinceMs)) }
+    }
+
+    private static func fetch(_ db: Database, _ queries: [String], _ sinceMs: Int64) throws -> [[[SQLValue]]] {
+        try queries.map { sql in
+            try Row.fetchAll(db, sql: sql, arguments: [sinceMs]).map { row in
+                Array(row.databaseValues).map { value -> SQLValue in
+                    switch value.storage {
+                    case .int64(let v): .int(v)
+                    case .string(let s): .text(s)
+                    default: .null
                     }
                 }
             }
-            let (totals, prices) = PlatformQueries.totals(results)
+        }
+    }
+
+    public func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64]) {
+        try await pool.read { db in
+            let (totals, prices) = PlatformQueries.totals(try Self.fetch(db, PlatformQueries.queries, sinceMs))
             return (totals, prices)
         }
     }

@@ -47,7 +47,7 @@ public actor FilecoinGasManager {
         var batchId: String
     }
 
-    public let config: Config
+    public nonisolated let config: Config
     private let store: any CreditStore
     private let chain: any ChainClient
     private let clock: WallClock
