@@ -51,6 +51,10 @@ public func buildRouter(
     router.get("healthz") { _, _ in
         try JSONResponse.make(.ok, ["status": "ok"])
     }
+    router.get("openapi.yaml") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPISpec.yaml)))
+    }
     if let registry = configuration.metrics {
         router.get("metrics") { _, _ in
             Response(

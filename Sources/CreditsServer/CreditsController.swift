@@ -239,7 +239,7 @@ struct AdminController {
             let buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
             var batchId: String?
             if buffer.readableBytes > 0 {
-                let body = try JSONDecoder().decode(ProcessBody.self, from: Data(buffer.readableBytesView))
+                let body = try JSONResponse.decode(ProcessBody.self, data: Data(buffer.readableBytesView))
                 batchId = body.batchId
                 if let batchId { try Identifier.check(batchId, field: "batchId") }
             }

@@ -32,7 +32,11 @@ enum JSONResponse {
             throw CreditsError(.payloadTooLarge, "the request body is larger than \(Limits.requestBodyBytesMax) bytes")
         }
         if buffer.readableBytes == 0 { throw CreditsError.validation("body", "a JSON object is required") }
-        let data = Data(buffer.readableBytesView)
+        return try decode(type, data: Data(buffer.readableBytesView))
+    }
+
+    /// Decodes a body already read; every failure is a `CreditsError` naming the field.
+    static func decode<T: Decodable>(_ type: T.Type, data: Data) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {

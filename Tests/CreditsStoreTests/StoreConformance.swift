@@ -444,11 +444,13 @@ extension StoreConformance {
             _ = try await f.store.execute(Self.audio("up1", user: "bob"), idempotencyKey: nil)  // 60 held
             _ = try await f.store.execute(.capture(SettleRequest(uploadId: "up1", userId: "bob")), idempotencyKey: nil)
             _ = try await f.store.execute(Self.audio("up2", user: "bob", files: 1, features: []), idempotencyKey: nil)  // 15 held
+            _ = try await f.store.execute(Self.audio("up3", user: "ann", files: 1, features: []), idempotencyKey: nil)  // 15 held...
+            _ = try await f.store.execute(.release(SettleRequest(uploadId: "up3", userId: "ann", reason: "failed")), idempotencyKey: nil)  // ...refunded
             let (t, prices) = try await f.store.platformTotals(sinceMs: 0)
             #expect(t.purchases == 3 && t.revenueCents == 8_500 && t.creditsSold == 2_950)
             #expect(prices.sorted() == [500, 2000, 6000])
-            #expect(t.creditsSpent == 75)
-            #expect(t.creditsOutstanding == 2_950 + 40 - 75)  // held credits are still owed
+            #expect(t.creditsSpent == 75)  // a refunded upload is not spent
+            #expect(t.creditsOutstanding == 2_950 + 40 - 75)  // held credits are still owed, refunded ones are back
             #expect(t.activeUsers == 3)  // ann, bob, dan: a refused spend writes no journal row
             #expect(t.payingUsers == 2)
             #expect(t.confirmedUploads == 1 && t.uploadCreditsCharged == 60)
