@@ -45,7 +45,7 @@ public final class SimulatedChain: ChainClient, Sendable {
     struct State: Sendable {
         var height: Int64 = 0
         var baseFee: Int128
-        var rng: SplitMix
+        var rng: SplitMix64
         var demand: Double = 1.0
         var spikeLeft = 0
         var pending: [String: Pending] = [:]
@@ -62,7 +62,7 @@ public final class SimulatedChain: ChainClient, Sendable {
     public init(config: Config, clock: WallClock) {
         self.config = config
         self.clock = clock
-        state = Mutex(State(baseFee: config.startBaseFee, rng: SplitMix(seed: config.seed), baseFees: [config.startBaseFee]))
+        state = Mutex(State(baseFee: config.startBaseFee, rng: SplitMix64(seed: config.seed), baseFees: [config.startBaseFee]))
     }
 
     public func head() async throws -> ChainHead {
@@ -153,27 +153,3 @@ public final class SimulatedChain: ChainClient, Sendable {
         if s.rng.chance(ppm: config.rpcErrorRatePPM) { throw ChainError("simulated RPC error", retryable: true) }
     }
 }
-
-/// SplitMix64: small, fast, deterministic from a seed.
-struct SplitMix: Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func chance(ppm: Int64) -> Bool {
-        ppm > 0 && Int64(next() % 1_000_000) < ppm
-    }
-
-    /// In [0, 1).
-    mutating func uniform() -> Double {
-        Double(next() >> 11) / Double(1 << 53)
-    }
-}
-

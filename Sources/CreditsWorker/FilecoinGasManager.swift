@@ -60,7 +60,7 @@ public actor FilecoinGasManager {
     private var unsettled: [LedgerOperation] = []
     private var lastHead: ChainHead?
     private var batchCounter = 0
-    private var rng: UInt64
+    private var rng: SplitMix64
 
     public init(store: any CreditStore, chain: any ChainClient, clock: WallClock, config: Config = Config(), logger: Logger? = nil) {
         self.store = store
@@ -69,7 +69,7 @@ public actor FilecoinGasManager {
         self.config = config
         self.logger = logger ?? Logger(label: "credits.gas")
         policy = BatchPolicy(config: config.policy)
-        rng = config.seed
+        rng = SplitMix64(seed: config.seed)
     }
 
     /// Uploads waiting for a batch, messages waiting for a receipt, batches waiting to retry.
@@ -313,10 +313,6 @@ public actor FilecoinGasManager {
     }
 
     private func nextJitter() -> Int64 {
-        rng &+= 0x9E37_79B9_7F4A_7C15
-        var z = rng
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int64((z ^ (z >> 31)) % 1_000_000)
+        Int64(rng.next() % 1_000_000)
     }
 }

@@ -79,7 +79,7 @@ public enum Simulation {
                 userId: "sim_u\(u)", credits: 1_000_000_000, adjustmentId: "sim_fund_\(u)", reason: "simulation")),
                 idempotencyKey: nil)
         }
-        var rng = SimRandom(seed: config.seed &* 7_919 &+ 11)
+        var rng = SplitMix64(seed: config.seed &* 7_919 &+ 11)
         struct Arrival { var id: String; var epoch: Int64; var deadlineMs: Int64; var queuedAtMs: Int64 }
         var arrivals: [Arrival] = []
         let epochs = Int64(config.hours ?? config.days * 24) * 3_600_000 / epochMs
@@ -174,17 +174,5 @@ public enum Simulation {
                 gasLimit: gas.gasLimit(items: batch.count), gasUsed: gas.gasLimit(items: batch.count) * 4 / 5).total
         }
         return total
-    }
-}
-
-struct SimRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
