@@ -28,6 +28,7 @@ public enum Simulation {
         public var seed: UInt64 = 1
         public var failureRatePPM: Int64 = 0
         public var users = 50
+        public var policy = BatchPolicy.Config()
 
         public init() {}
     }
@@ -70,6 +71,7 @@ public enum Simulation {
         let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
         var managerConfig = FilecoinGasManager.Config()
         managerConfig.seed = config.seed
+        managerConfig.policy = config.policy
         let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: managerConfig)
         let policy = managerConfig.policy
         let epochMs = Filecoin.epochSeconds * 1_000

@@ -15,6 +15,9 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Base-fee rule: pre-nv28 or fip0115.") var rule = "pre-nv28"
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Share of messages that revert, 0...1 (e.g. 0.3).") var failureRate = "0"
+    @Option(help: "Policy: send early at or below this percentile of the last hour's base fees.") var cheapPercentile = 20
+    @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 8
+    @Option(help: "Policy: epochs of base-fee history remembered.") var historyEpochs = 120
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -33,6 +36,15 @@ struct Simulate: AsyncParsableCommand {
         config.rule = BaseFeeRule(rawValue: rule)!
         config.seed = seed
         config.failureRatePPM = Int64(DecimalRate(failureRate)!.nanos / 1_000)
+        config.policy.cheapPercentile = cheapPercentile
+        config.policy.cheapBatchMin = cheapBatchMin
+        config.policy.historyLengthMax = historyEpochs
+        config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)
+        do {
+            try config.policy.validate(gas: .addPieces)
+        } catch {
+            throw ValidationError("\(error.field ?? ""): \(error.message)")
+        }
         let path = NSTemporaryDirectory() + "credits-sim-\(UUID().uuidString).sqlite"
         defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
         let started = ContinuousClock.now
