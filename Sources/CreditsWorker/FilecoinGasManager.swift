@@ -121,6 +121,16 @@ public actor FilecoinGasManager {
         Gauge(label: "credits_batches_waiting_retry").record(retries.count)
     }
 
+    /// At shutdown: sends nothing new, but reads receipts of messages in flight so their uploads
+    /// settle now rather than after the next start. Returns how many are still in flight.
+    public func drainInFlight() async -> Int {
+        guard !inflight.isEmpty, let head = try? await chain.head() else { return inflight.count }
+        lastHead = head
+        await poll(head: head)
+        await settlePending()
+        return inflight.count
+    }
+
     /// `POST /api/admin/process-batch`: with no batch id, sends everything queued now, whatever
     /// the policy says; with one, retries that batch now instead of after its backoff. Returns
     /// the batch ids sent; throws NOT_FOUND for a batch id that is not waiting.

@@ -15,7 +15,7 @@ public struct GasManagerService: Service {
     public func run() async throws {
         try await manager.recover()
         // On shutdown the loop stops between steps; money moved only in committed ledger
-        // operations, and uploads caught mid-flight are queued again by the next start's recover().
+        // operations.
         do {
             try await cancelWhenGracefulShutdown {
                 while !Task.isCancelled {
@@ -25,6 +25,12 @@ public struct GasManagerService: Service {
             }
         } catch is CancellationError {
             // Shutdown: a clean stop.
+        }
+        // Drain: give messages in flight a few seconds to land and settle. Whatever is left is
+        // safe: recover() queues it again at the next start, and settlements are idempotent.
+        let deadline = ContinuousClock.now + .milliseconds(min(2 * tickMs, 10_000))
+        while await manager.drainInFlight() > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(min(tickMs, 1_000)))
         }
     }
 }

@@ -155,3 +155,19 @@ import Testing
         try await s.store.close()
     }
 }
+
+extension GasManagerTests {
+    /// At shutdown the manager reads the receipts of messages in flight, so they settle now.
+    @Test func drainingSettlesMessagesInFlight() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "d1", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        #expect(await s.manager.messagesInFlight == 1)
+        s.clock.advance(ms: 30_000)
+        #expect(await s.manager.drainInFlight() == 0)
+        #expect(try await s.store.upload(uploadId: "d1")?.status == .confirmed)
+        try await s.store.close()
+    }
+}
