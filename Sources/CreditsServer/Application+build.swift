@@ -18,8 +18,9 @@ public struct ServerConfiguration: Sendable {
     public var adminKey: String
     /// Card fees, for the platform report's margin.
     public var paymentFees: PaymentFeeSchedule
-    /// Time source of the reports' windows.
+    /// Time source of the reports' windows and sponsorship.
     public var clock: WallClock
+    public var sponsorship = SponsorshipRules()
     /// Served at `/metrics` in Prometheus text format when set (the process bootstraps
     /// swift-metrics with it).
     public var metrics: PrometheusCollectorRegistry?
@@ -66,7 +67,10 @@ public func buildRouter(
     router.get("admin") { _, _ in
         try await renderDashboard(manager: manager, gas: gasManager, configuration: configuration)
     }
-    CreditsController(manager: manager).addRoutes(to: router.group("api/credits"))
+    let credits = router.group("api/credits")
+    CreditsController(manager: manager).addRoutes(to: credits)
+    UsersController(manager: manager, rules: configuration.sponsorship, clock: configuration.clock)
+        .addRoutes(users: router.group("api/users"), credits: credits)
     UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
     AdminController(manager: manager, gas: gasManager, paymentFees: configuration.paymentFees, clock: configuration.clock)
         .addRoutes(to: router.group("api/admin"))

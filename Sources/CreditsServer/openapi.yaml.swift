@@ -209,6 +209,60 @@ paths:
         "413": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+  /api/users:
+    post:
+      summary: Register or update a creator (walletAddress absent keeps it, null clears it)
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [userId]
+              properties:
+                userId: {$ref: "#/components/schemas/Identifier"}
+                walletAddress:
+                  oneOf:
+                    - {$ref: "#/components/schemas/Identifier"}
+                    - {type: "null"}
+                signedUpAt: {type: string, format: date-time}
+      responses:
+        "200":
+          description: The creator
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [userId, walletAddress, signedUpAt, sponsoredUploadsUsed]
+                properties:
+                  userId: {type: string}
+                  walletAddress: {type: [string, "null"]}
+                  signedUpAt: {type: string}
+                  sponsoredUploadsUsed: {type: integer}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "413": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+  /api/credits/sponsorship:
+    get:
+      summary: Whether a creator's next upload is sponsored (first 5, no wallet or signed up in the last 30 days)
+      parameters:
+        - {$ref: "#/components/parameters/UserIdQuery"}
+      responses:
+        "200":
+          description: Eligibility
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [eligible, remainingSponsored, reason]
+                properties:
+                  eligible: {type: boolean}
+                  remainingSponsored: {type: integer, minimum: 0}
+                  reason: {type: string, enum: [no_wallet, recent_signup, not_registered, free_uploads_used, established_creator]}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
   /api/uploads:
     post:
       summary: Queue an upload; its estimate is held until confirmed (captured) or failed (released)

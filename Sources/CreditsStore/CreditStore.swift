@@ -50,6 +50,13 @@ public protocol CreditStore: Sendable {
     /// Revenue, credits sold and credits spent per UTC day since `sinceMs` (days with none omitted).
     func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals]
 
+    /// Registers a creator or updates them: `walletAddress` replaces the stored one when given
+    /// (`.some(nil)` clears it); `signedUpAtMs` only when given, else the first registration's time.
+    func upsertUser(userId: String, walletAddress: String??, signedUpAtMs: Int64?) async throws -> UserProfile
+
+    /// A registered creator, or nil.
+    func userProfile(userId: String) async throws -> UserProfile?
+
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport
 

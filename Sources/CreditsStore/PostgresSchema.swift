@@ -115,6 +115,17 @@ enum PostgresSchema {
             """,
             "CREATE INDEX filecoin_gas_transactions_by_time ON filecoin_gas_transactions (created_at)",
         ]),
+        ("v4-users", [
+            """
+            CREATE TABLE users (
+                user_id TEXT PRIMARY KEY,
+                wallet_address TEXT,
+                signed_up_at BIGINT NOT NULL,
+                sponsored_used BIGINT NOT NULL DEFAULT 0 CHECK (sponsored_used >= 0),
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL)
+            """,
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

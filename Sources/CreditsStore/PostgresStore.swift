@@ -259,6 +259,36 @@ public final class PostgresStore: CreditStore {
         }
     }
 
+    public func upsertUser(userId: String, walletAddress: String??, signedUpAtMs: Int64?) async throws -> UserProfile {
+        try Identifier.check(userId, field: "userId")
+        let now = clock.nowMs()
+        let setWallet = walletAddress != nil
+        let wallet: String? = walletAddress ?? nil
+        let rows = try await client.query("""
+            INSERT INTO users (user_id, wallet_address, signed_up_at, created_at, updated_at)
+            VALUES (\(userId), \(wallet), \(signedUpAtMs ?? now), \(now), \(now))
+            ON CONFLICT (user_id) DO UPDATE SET
+                wallet_address = CASE WHEN \(setWallet) THEN EXCLUDED.wallet_address ELSE users.wallet_address END,
+                signed_up_at = CASE WHEN \(signedUpAtMs != nil) THEN EXCLUDED.signed_up_at ELSE users.signed_up_at END,
+                updated_at = EXCLUDED.updated_at
+            RETURNING wallet_address, signed_up_at, sponsored_used
+            """, logger: logger)
+        for try await (w, signed, used) in rows.decode((String?, Int64, Int64).self) {
+            return UserProfile(userId: userId, walletAddress: w, signedUpAtMs: signed, sponsoredUploadsUsed: Int(used))
+        }
+        throw StoreInvariantError(description: "upsert returned no row")
+    }
+
+    public func userProfile(userId: String) async throws -> UserProfile? {
+        try Identifier.check(userId, field: "userId")
+        let rows = try await client.query(
+            "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = \(userId)", logger: logger)
+        for try await (w, signed, used) in rows.decode((String?, Int64, Int64).self) {
+            return UserProfile(userId: userId, walletAddress: w, signedUpAtMs: signed, sponsoredUploadsUsed: Int(used))
+        }
+        return nil
+    }
+
     /// All checks in one REPEATABLE READ transaction, so they see one snapshot.
     public func reconcile() async throws -> ReconcileReport {
         try await client.withConnection { conn in

@@ -128,6 +128,19 @@ enum SQLiteSchema {
                 CREATE INDEX filecoin_gas_transactions_by_time ON filecoin_gas_transactions (created_at);
                 """)
         }
+        migrator.registerMigration("v4-users") { db in
+            try db.execute(sql: """
+                -- Creators as the platform registers them, for sponsorship.
+                CREATE TABLE users (
+                    user_id TEXT PRIMARY KEY NOT NULL,
+                    wallet_address TEXT,
+                    signed_up_at INTEGER NOT NULL,
+                    sponsored_used INTEGER NOT NULL DEFAULT 0 CHECK (sponsored_used >= 0),
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                ) STRICT;
+                """)
+        }
         return migrator
     }
 }

@@ -229,6 +229,35 @@ public final class SQLiteStore: CreditStore {
         }
     }
 
+    public func upsertUser(userId: String, walletAddress: String??, signedUpAtMs: Int64?) async throws -> UserProfile {
+        try Identifier.check(userId, field: "userId")
+        let now = clock.nowMs()
+        let setWallet = walletAddress != nil
+        let wallet: String? = walletAddress ?? nil
+        return try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO users (user_id, wallet_address, signed_up_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (user_id) DO UPDATE SET
+                    wallet_address = CASE WHEN ? THEN excluded.wallet_address ELSE wallet_address END,
+                    signed_up_at = CASE WHEN ? THEN excluded.signed_up_at ELSE signed_up_at END,
+                    updated_at = excluded.updated_at
+                """, arguments: [userId, wallet, signedUpAtMs ?? now, now, now, setWallet, signedUpAtMs != nil])
+            let row = try Row.fetchOne(db, sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?",
+                                       arguments: [userId])!
+            return UserProfile(userId: userId, walletAddress: row[0], signedUpAtMs: row[1], sponsoredUploadsUsed: row[2])
+        }
+    }
+
+    public func userProfile(userId: String) async throws -> UserProfile? {
+        try Identifier.check(userId, field: "userId")
+        return try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?",
+                             arguments: [userId]).map {
+                UserProfile(userId: userId, walletAddress: $0[0], signedUpAtMs: $0[1], sponsoredUploadsUsed: $0[2])
+            }
+        }
+    }
+
     public func reconcile() async throws -> ReconcileReport {
         try await pool.read { db in try Reconciler.run(sqlite: db) }
     }

@@ -185,3 +185,32 @@ import Testing
         #expect(s.averageUploadCostUsdCents == 44)
     }
 }
+
+/// SEED.md's sponsorship rule.
+@Suite struct SponsorshipRulesTests {
+    let rules = SponsorshipRules()
+    let day: Int64 = 86_400_000
+    let now: Int64 = 1_000 * 86_400_000
+
+    @Test func aCreatorWithAWalletWhoSignedUp40DaysAgoIsNotEligible() {
+        let e = rules.eligibility(UserProfile(userId: "u", walletAddress: "f1abc", signedUpAtMs: now - 40 * day), nowMs: now)
+        #expect(!e.eligible && e.remainingSponsored == 0 && e.reason == "established_creator")
+    }
+
+    @Test func noWalletOrARecentSignupIsEligibleForFive() {
+        let noWallet = rules.eligibility(UserProfile(userId: "u", walletAddress: nil, signedUpAtMs: now - 400 * day), nowMs: now)
+        #expect(noWallet.eligible && noWallet.remainingSponsored == 5 && noWallet.reason == "no_wallet")
+        let recent = rules.eligibility(UserProfile(userId: "u", walletAddress: "f1abc", signedUpAtMs: now - 29 * day), nowMs: now)
+        #expect(recent.eligible && recent.reason == "recent_signup")
+        let edge = rules.eligibility(UserProfile(userId: "u", walletAddress: "f1abc", signedUpAtMs: now - 30 * day), nowMs: now)
+        #expect(!edge.eligible)
+    }
+
+    @Test func usedSlotsAndUnregisteredCreators() {
+        let two = rules.eligibility(UserProfile(userId: "u", walletAddress: nil, signedUpAtMs: now, sponsoredUploadsUsed: 3), nowMs: now)
+        #expect(two.eligible && two.remainingSponsored == 2)
+        let none = rules.eligibility(UserProfile(userId: "u", walletAddress: nil, signedUpAtMs: now, sponsoredUploadsUsed: 5), nowMs: now)
+        #expect(!none.eligible && none.reason == "free_uploads_used")
+        #expect(rules.eligibility(nil, nowMs: now).reason == "not_registered")
+    }
+}

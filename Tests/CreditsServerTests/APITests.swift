@@ -234,3 +234,25 @@ extension APITests {
         }
     }
 }
+
+extension APITests {
+    @Test func usersAndSponsorshipOverHTTP() async throws {
+        try await withApp { client, _ in
+            let unknown = try await client.call(.get, "/api/credits/sponsorship?userId=new_1")
+            #expect(unknown.status == 200 && unknown["eligible"] as? Bool == false && unknown.string("reason") == "not_registered")
+            let registered = try await client.call(.post, "/api/users", body: #"{"userId":"new_1"}"#)
+            #expect(registered.status == 200 && registered["walletAddress"] is NSNull)
+            let fresh = try await client.call(.get, "/api/credits/sponsorship?userId=new_1")
+            #expect(fresh["eligible"] as? Bool == true && fresh.int("remainingSponsored") == 5 && fresh.string("reason") == "no_wallet")
+            let old = try await client.call(.post, "/api/users",
+                body: #"{"userId":"old_1","walletAddress":"f1oldwallet","signedUpAt":"2020-01-01T00:00:00Z"}"#)
+            #expect(old.status == 200 && old.string("walletAddress") == "f1oldwallet")
+            let established = try await client.call(.get, "/api/credits/sponsorship?userId=old_1")
+            #expect(established["eligible"] as? Bool == false && established.string("reason") == "established_creator")
+            let badTime = try await client.call(.post, "/api/users", body: #"{"userId":"x","signedUpAt":"yesterday"}"#)
+            #expect(badTime.status == 400 && badTime.string("field") == "signedUpAt")
+            let badWallet = try await client.call(.post, "/api/users", body: #"{"userId":"x","walletAddress":"has space"}"#)
+            #expect(badWallet.status == 400 && badWallet.string("field") == "walletAddress")
+        }
+    }
+}

@@ -486,3 +486,20 @@ extension StoreConformance {
         }
     }
 }
+
+extension StoreConformance {
+    @Test(arguments: StoreFactory.all)
+    func usersRegisterAndUpdate(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            #expect(try await f.store.userProfile(userId: "zoe") == nil)
+            let created = try await f.store.upsertUser(userId: "zoe", walletAddress: .some("f1zoe"), signedUpAtMs: 1_000)
+            #expect(created == UserProfile(userId: "zoe", walletAddress: "f1zoe", signedUpAtMs: 1_000))
+            // Absent fields keep their values; null clears the wallet.
+            let kept = try await f.store.upsertUser(userId: "zoe", walletAddress: nil, signedUpAtMs: nil)
+            #expect(kept.walletAddress == "f1zoe" && kept.signedUpAtMs == 1_000)
+            let cleared = try await f.store.upsertUser(userId: "zoe", walletAddress: .some(nil), signedUpAtMs: 2_000)
+            #expect(cleared.walletAddress == nil && cleared.signedUpAtMs == 2_000)
+            #expect(try await f.store.userProfile(userId: "zoe") == cleared)
+        }
+    }
+}
