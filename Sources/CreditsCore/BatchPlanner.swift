@@ -52,17 +52,36 @@ public struct UploadHold: Sendable, Equatable {
     public var userId: String
     public var credits: Int64
     public var settled: Bool
+    public var sponsored: Bool
 
-    public init(userId: String, credits: Int64, settled: Bool) {
+    public init(userId: String, credits: Int64, settled: Bool, sponsored: Bool = false) {
         self.userId = userId
         self.credits = credits
         self.settled = settled
+        self.sponsored = sponsored
+    }
+}
+
+/// What sponsorship needs to decide a batch's uploads.
+public struct SponsorshipState: Sendable {
+    public var rules: SponsorshipRules
+    /// The creators of the batch's uploads and releases that are registered.
+    public var profiles: [String: UserProfile]
+    /// Sponsored credits still allowed this month.
+    public var budgetRemaining: Int64
+    public var nowMs: Int64
+
+    public init(rules: SponsorshipRules, profiles: [String: UserProfile], budgetRemaining: Int64, nowMs: Int64) {
+        self.rules = rules
+        self.profiles = profiles
+        self.budgetRemaining = budgetRemaining
+        self.nowMs = nowMs
     }
 }
 
 /// An upload row to create or settle.
 public enum UploadChange: Sendable, Equatable {
-    case created(UploadRequest, credits: Int64)
+    case created(UploadRequest, credits: Int64, sponsored: Bool)
     case captured(uploadId: String, credits: Int64)
     case released(uploadId: String, reason: String)
 }
@@ -94,6 +113,8 @@ public struct BatchPlan: Sendable {
     public var purchases: [PurchaseRow]
     public var newKeys: [NewKey]
     public var uploads: [UploadChange]
+    /// Change of each creator's used sponsored slots (+1 per sponsored upload, −1 per release).
+    public var sponsoredSlots: [String: Int]
     /// Final balances of the platform accounts the batch moved.
     public var platformBalances: [PlatformAccount: Int64]
 }
@@ -125,6 +146,7 @@ public struct BatchPlanner {
         balances: [String: Int64],
         reserved: [String: Int64] = [:],
         uploads: [String: UploadHold] = [:],
+        sponsorship: SponsorshipState? = nil,
         platformBalances: [PlatformAccount: Int64],
         nextTransactionId: () -> Int64,
         nextPurchaseId: () -> Int64
@@ -135,7 +157,10 @@ public struct BatchPlanner {
         var holds = uploads
         var deltas: [String: UserDelta] = [:]
         var platform = platformBalances
-        var out = BatchPlan(results: [], users: [], journal: [], purchases: [], newKeys: [], uploads: [], platformBalances: [:])
+        var out = BatchPlan(results: [], users: [], journal: [], purchases: [], newKeys: [], uploads: [], sponsoredSlots: [:],
+                            platformBalances: [:])
+        var profiles = sponsorship?.profiles ?? [:]
+        var budget = sponsorship?.budgetRemaining ?? 0
         out.results.reserveCapacity(operations.count)
 
         for keyed in operations {
@@ -145,6 +170,12 @@ public struct BatchPlanner {
             }
             let op = keyed.operation
             var heldCredits: Int64 = 0
+            var sponsored = false
+            if case .upload(let r) = op, let s = sponsorship,
+               s.rules.eligibility(profiles[op.userId], nowMs: s.nowMs).eligible,
+               r.estimate(catalog: catalog).credits <= budget {
+                sponsored = true
+            }
             if let uploadId = op.settledUploadId {
                 // A settlement of an unknown or settled upload is refused and not remembered:
                 // the worker may settle it properly later.
@@ -157,21 +188,24 @@ public struct BatchPlanner {
                     continue
                 }
                 heldCredits = hold.credits
+                sponsored = hold.sponsored
                 holds[uploadId]?.settled = true
             }
-            let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits)
+            let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits, sponsored: sponsored)
             let available = current[op.userId] ?? 0
             let outcome: LedgerOutcome
             if let refusal = LedgerRules.check(plan, available: available, catalog: catalog) {
                 outcome = .rejected(refusal)
             } else {
-                var delta = deltas[op.userId] ?? UserDelta(userId: op.userId, balanceBefore: balances[op.userId] ?? 0)
-                delta.balance += plan.balanceDelta
-                delta.reserved += plan.reservedDelta
-                delta.earned += plan.earnedDelta
-                delta.spent += plan.spentDelta
-                delta.purchased += plan.purchasedDelta
-                deltas[op.userId] = delta
+                if !sponsored {
+                    var delta = deltas[op.userId] ?? UserDelta(userId: op.userId, balanceBefore: balances[op.userId] ?? 0)
+                    delta.balance += plan.balanceDelta
+                    delta.reserved += plan.reservedDelta
+                    delta.earned += plan.earnedDelta
+                    delta.spent += plan.spentDelta
+                    delta.purchased += plan.purchasedDelta
+                    deltas[op.userId] = delta
+                }
                 var userBalance = available
                 var held = currentHeld[op.userId] ?? 0
                 var lastId: Int64 = 0
@@ -179,8 +213,10 @@ public struct BatchPlanner {
                     let debitAfter = Self.move(posting.debit, -posting.amount, user: &userBalance, held: &held, platform: &platform)
                     let creditAfter = Self.move(posting.credit, posting.amount, user: &userBalance, held: &held, platform: &platform)
                     lastId = nextTransactionId()
+                    // A row between platform accounts only (sponsorship) belongs to no user's history.
+                    let rowUser = posting.debit.isUserScoped || posting.credit.isUserScoped ? op.userId : ""
                     out.journal.append(JournalRow(
-                        id: lastId, kind: posting.kind, userId: op.userId, debit: posting.debit, credit: posting.credit,
+                        id: lastId, kind: posting.kind, userId: rowUser, debit: posting.debit, credit: posting.credit,
                         amount: posting.amount, debitBalanceAfter: debitAfter, creditBalanceAfter: creditAfter,
                         reference: op.naturalKey, description: Self.description(op)))
                 }
@@ -188,8 +224,23 @@ public struct BatchPlanner {
                 precondition(userBalance >= 0 && held >= 0, "an accepted plan leaves no user below zero")
                 current[op.userId] = userBalance
                 currentHeld[op.userId] = held
-                outcome = receipt(op, transactionId: lastId, balance: userBalance, plan: plan, purchases: &out.purchases,
-                                  uploads: &out.uploads, holds: &holds, nextPurchaseId: nextPurchaseId)
+                if sponsored {
+                    let credits = plan.postings[0].amount
+                    switch op {
+                    case .upload:
+                        out.sponsoredSlots[op.userId, default: 0] += 1
+                        profiles[op.userId]?.sponsoredUploadsUsed += 1
+                        budget -= credits
+                    case .release:
+                        out.sponsoredSlots[op.userId, default: 0] -= 1
+                        profiles[op.userId]?.sponsoredUploadsUsed -= 1
+                        budget += credits
+                    default: break
+                    }
+                }
+                outcome = receipt(op, transactionId: lastId, balance: userBalance, plan: plan, heldCredits: heldCredits,
+                                  sponsored: sponsored, purchases: &out.purchases, uploads: &out.uploads, holds: &holds,
+                                  nextPurchaseId: nextPurchaseId)
             }
             for key in keyed.keys {
                 let record = KeyRecord(requestHash: keyed.requestHash, outcome: outcome)
@@ -226,22 +277,23 @@ public struct BatchPlanner {
     }
 
     private func receipt(
-        _ op: LedgerOperation, transactionId: Int64, balance: Int64, plan: LedgerPlan, purchases: inout [PurchaseRow],
-        uploads: inout [UploadChange], holds: inout [String: UploadHold], nextPurchaseId: () -> Int64
+        _ op: LedgerOperation, transactionId: Int64, balance: Int64, plan: LedgerPlan, heldCredits: Int64, sponsored: Bool,
+        purchases: inout [PurchaseRow], uploads: inout [UploadChange], holds: inout [String: UploadHold],
+        nextPurchaseId: () -> Int64
     ) -> LedgerOutcome {
         switch op {
         case .upload(let r):
-            let credits = plan.reservedDelta
-            uploads.append(.created(r, credits: credits))
-            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, settled: false)
+            let credits = plan.postings[0].amount
+            uploads.append(.created(r, credits: credits, sponsored: sponsored))
+            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, settled: false, sponsored: sponsored)
             return .queued(UploadReceipt(
-                uploadId: r.uploadId, userId: r.userId, status: "queued", creditsReserved: credits, sponsored: false,
+                uploadId: r.uploadId, userId: r.userId, status: "queued", creditsReserved: credits, sponsored: sponsored,
                 balance: balance))
         case .capture(let r):
-            uploads.append(.captured(uploadId: r.uploadId, credits: -plan.reservedDelta))
+            uploads.append(.captured(uploadId: r.uploadId, credits: heldCredits))
             return .settled(SettleReceipt(
                 transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
-                credits: -plan.reservedDelta, status: "confirmed", balance: balance))
+                credits: heldCredits, status: "confirmed", balance: balance))
         case .milestone(let r):
             return .milestoneGranted(MilestoneReceipt(
                 transactionId: "txn_\(transactionId)", userId: r.userId, milestone: r.milestone,
@@ -250,7 +302,7 @@ public struct BatchPlanner {
             uploads.append(.released(uploadId: r.uploadId, reason: r.reason))
             return .settled(SettleReceipt(
                 transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
-                credits: -plan.reservedDelta, status: "refunded", balance: balance))
+                credits: heldCredits, status: "refunded", balance: balance))
         case .purchase(let r):
             guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
             let id = nextPurchaseId()

@@ -9,6 +9,10 @@ public enum PlatformAccount: String, Sendable, CaseIterable, Codable {
     case uploadFees = "upload_fees"
     /// Counterparty of operator adjustments.
     case adjustments
+    /// Pays for sponsored uploads (a new creator's first five).
+    case sponsorship
+    /// Sponsored credits held by pending uploads.
+    case sponsoredHolds = "sponsored_holds"
 }
 
 /// A ledger account: a user's, or one of the platform's.
@@ -18,6 +22,12 @@ public enum Account: Hashable, Sendable {
     /// A user's credits held by pending uploads (`reserved` in `user_credits`).
     case hold(String)
     case platform(PlatformAccount)
+
+    /// A user's own account (available or held), as opposed to a platform one.
+    public var isUserScoped: Bool {
+        if case .platform = self { return false }
+        return true
+    }
 
     /// The account's id as stored in the journal: `user:<userId>`, `hold:<userId>` or `platform:<name>`.
     public var id: String {
@@ -43,6 +53,11 @@ public enum JournalKind: String, Sendable, Codable, CaseIterable {
     case uploadRelease = "upload_release"
     /// A milestone bonus from the promotions account.
     case milestone
+    /// A sponsored upload's estimate, held from the sponsorship account.
+    case sponsoredHold = "sponsored_hold"
+    case sponsoredCapture = "sponsored_capture"
+    /// A failed sponsored upload's hold goes back to the sponsorship account.
+    case sponsoredRelease = "sponsored_release"
 }
 
 /// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
@@ -78,9 +93,29 @@ public struct LedgerPlan: Sendable, Equatable {
 /// The ledger's decisions, free of I/O: what an operation posts, and whether a balance allows it.
 public enum LedgerRules {
     /// The postings of an operation that `validate(catalog:)` accepted. `heldCredits` is what
-    /// the upload a capture or release settles holds.
-    public static func plan(_ op: LedgerOperation, catalog: Catalog, heldCredits: Int64 = 0) -> LedgerPlan {
+    /// the upload a capture or release settles holds; `sponsored` uploads are held from, and
+    /// released to, the platform's sponsorship account and never touch the user's credits.
+    public static func plan(_ op: LedgerOperation, catalog: Catalog, heldCredits: Int64 = 0, sponsored: Bool = false) -> LedgerPlan {
         let user = Account.user(op.userId)
+        if sponsored {
+            switch op {
+            case .upload(let r):
+                let credits = r.estimate(catalog: catalog).credits
+                return LedgerPlan(balanceDelta: 0, postings: [
+                    Posting(kind: .sponsoredHold, debit: .platform(.sponsorship), credit: .platform(.sponsoredHolds), amount: credits),
+                ])
+            case .capture:
+                return LedgerPlan(balanceDelta: 0, postings: [
+                    Posting(kind: .sponsoredCapture, debit: .platform(.sponsoredHolds), credit: .platform(.uploadFees), amount: heldCredits),
+                ])
+            case .release:
+                return LedgerPlan(balanceDelta: 0, postings: [
+                    Posting(kind: .sponsoredRelease, debit: .platform(.sponsoredHolds), credit: .platform(.sponsorship), amount: heldCredits),
+                ])
+            default:
+                preconditionFailure("only uploads are sponsored")
+            }
+        }
         switch op {
         case .upload(let r):
             let credits = r.estimate(catalog: catalog).credits

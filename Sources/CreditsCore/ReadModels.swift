@@ -97,6 +97,8 @@ public struct UploadRecord: Sendable, Codable, Equatable {
     public var sizeBytes: Int64
     public var priority: UploadPriority
     public var status: Status
+    /// Paid by the platform's sponsorship account, not the creator.
+    public var sponsored: Bool = false
     public var creditsReserved: Int64
     public var creditsCharged: Int64
     public var batchId: String?

@@ -19,6 +19,9 @@ public struct UserProfile: Sendable, Codable, Equatable {
 public struct SponsorshipRules: Sendable, Equatable {
     public var freeUploads: Int = 5
     public var recentSignupMs: Int64 = 30 * 86_400_000
+    /// Sponsored credits the platform grants per calendar month (UTC), net of released holds;
+    /// past it no new upload is sponsored.
+    public var monthlyBudgetCredits: Int64 = 1_000_000
 
     public init() {}
 

@@ -24,6 +24,7 @@ struct UploadsController {
         var uploadId: String
         var userId: String
         var status: String
+        var sponsored: Bool
         var fileType: String
         var fileCount: Int
         var features: [String]
@@ -41,6 +42,7 @@ struct UploadsController {
             uploadId = r.uploadId
             userId = r.userId
             status = r.status.rawValue
+            sponsored = r.sponsored
             fileType = r.fileType
             fileCount = r.fileCount
             features = r.features

@@ -538,6 +538,7 @@ components:
         uploadId: {type: string}
         userId: {type: string}
         status: {type: string, enum: [queued, batched, submitted, confirmed, failed, refunded]}
+        sponsored: {type: boolean}
         batchId: {type: [string, "null"]}
         creditsReserved: {type: integer}
         creditsCharged: {type: integer}

@@ -17,7 +17,8 @@ import PostgresNIO
 ///    key outcomes, platform balances once per batch.
 enum PostgresLedgerWriter {
     static func apply(
-        _ ops: [PreparedOperation], conn: PostgresConnection, catalog: Catalog, nowMs: Int64, logger: Logger
+        _ ops: [PreparedOperation], conn: PostgresConnection, catalog: Catalog, sponsorship rules: SponsorshipRules,
+        nowMs: Int64, logger: Logger
     ) async throws -> [Result<OperationResult, any Error>] {
         // 1. Claim keys, each with the hash of the first operation that names it.
         var firstHash: [String: [UInt8]] = [:]
@@ -60,15 +61,27 @@ enum PostgresLedgerWriter {
                 reserved[user] = held
             }
         }
+        // Creators of new uploads (sponsorship), locked after the balances.
+        var profiles: [String: UserProfile] = [:]
+        let creators = Set(ops.filter { if case .upload = $0.operation { true } else { false } }.map(\.operation.userId)).sorted()
+        if !creators.isEmpty {
+            for try await (user, wallet, signed, used) in try await conn.query("""
+                SELECT user_id, wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ANY(\(creators)::text[])
+                ORDER BY user_id FOR UPDATE
+                """, logger: logger).decode((String, String?, Int64, Int64).self) {
+                profiles[user] = UserProfile(userId: user, walletAddress: wallet, signedUpAtMs: signed, sponsoredUploadsUsed: Int(used))
+            }
+        }
         // Uploads that captures and releases settle, locked after their users.
         var uploads: [String: UploadHold] = [:]
         let settled = Set(ops.compactMap(\.operation.settledUploadId)).sorted()
         if !settled.isEmpty {
-            for try await (id, user, credits, status) in try await conn.query("""
-                SELECT upload_id, user_id, credits_reserved, status FROM file_uploads
+            for try await (id, user, credits, status, sponsored) in try await conn.query("""
+                SELECT upload_id, user_id, credits_reserved, status, sponsored FROM file_uploads
                 WHERE upload_id = ANY(\(settled)::text[]) ORDER BY upload_id FOR UPDATE
-                """, logger: logger).decode((String, String, Int64, String).self) {
-                uploads[id] = UploadHold(userId: user, credits: credits, settled: UploadRecord.Status(rawValue: status)?.isSettled ?? true)
+                """, logger: logger).decode((String, String, Int64, String, Int64).self) {
+                uploads[id] = UploadHold(userId: user, credits: credits, settled: UploadRecord.Status(rawValue: status)?.isSettled ?? true,
+                                         sponsored: sponsored != 0)
             }
         }
         var platform: [PlatformAccount: Int64] = [:]
@@ -98,6 +111,7 @@ enum PostgresLedgerWriter {
         var purchaseIterator = purchaseIds.makeIterator()
         let plan = BatchPlanner(catalog: catalog).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
+            sponsorship: try await sponsorshipState(ops, conn: conn, rules: rules, profiles: profiles, nowMs: nowMs, logger: logger),
             platformBalances: platform,
             nextTransactionId: { txnIterator.next()! }, nextPurchaseId: { purchaseIterator.next()! })
 
@@ -173,6 +187,7 @@ enum PostgresLedgerWriter {
                 """, logger: logger)
         }
         try await writeUploads(plan.uploads, conn: conn, nowMs: nowMs, logger: logger)
+        try await writeSponsorship(plan, conn: conn, nowMs: nowMs, logger: logger)
         // Fill the placeholders this batch claimed; a key held by someone else's finished record
         // is not overwritten, and the count check rolls the batch back.
         if !plan.newKeys.isEmpty {
@@ -209,12 +224,12 @@ extension PostgresLedgerWriter {
     static func writeUploads(_ changes: [UploadChange], conn: PostgresConnection, nowMs: Int64, logger: Logger) async throws {
         for change in changes {
             switch change {
-            case .created(let r, let credits):
+            case .created(let r, let credits, let sponsored):
                 try await conn.query("""
                     INSERT INTO file_uploads (upload_id, user_id, file_type, file_count, features, size_bytes, priority,
-                        credits_reserved, status, created_at, updated_at)
+                        credits_reserved, status, sponsored, created_at, updated_at)
                     VALUES (\(r.uploadId), \(r.userId), \(r.fileType), \(Int64(r.fileCount)), \(r.features.joined(separator: ",")),
-                        \(r.sizeBytes), \(r.priority.rawValue), \(credits), 'queued', \(nowMs), \(nowMs))
+                        \(r.sizeBytes), \(r.priority.rawValue), \(credits), 'queued', \(Int64(sponsored ? 1 : 0)), \(nowMs), \(nowMs))
                     """, logger: logger)
             case .captured(let uploadId, let credits):
                 try await conn.query("""
@@ -227,6 +242,43 @@ extension PostgresLedgerWriter {
                         updated_at = \(nowMs) WHERE upload_id = \(uploadId)
                     """, logger: logger)
             }
+        }
+    }
+}
+
+extension PostgresLedgerWriter {
+    /// Read after the platform rows are locked, so batches of all instances see the budget in turn.
+    static func sponsorshipState(
+        _ ops: [PreparedOperation], conn: PostgresConnection, rules: SponsorshipRules, profiles: [String: UserProfile],
+        nowMs: Int64, logger: Logger
+    ) async throws -> SponsorshipState? {
+        guard SponsorshipBudget.needed(ops) else { return nil }
+        var used: Int64 = 0
+        for try await value in try await conn.query(
+            "SELECT used FROM sponsorship_budget WHERE month = \(SponsorshipBudget.month(nowMs))", logger: logger
+        ).decode(Int64.self) {
+            used = value
+        }
+        return SponsorshipState(rules: rules, profiles: profiles, budgetRemaining: rules.monthlyBudgetCredits - used, nowMs: nowMs)
+    }
+
+    static func writeSponsorship(_ plan: BatchPlan, conn: PostgresConnection, nowMs: Int64, logger: Logger) async throws {
+        for (user, delta) in plan.sponsoredSlots.sorted(by: { $0.key < $1.key }) where delta != 0 {
+            var changed = 0
+            for try await _ in try await conn.query("""
+                UPDATE users SET sponsored_used = sponsored_used + \(Int64(delta)), updated_at = \(nowMs)
+                WHERE user_id = \(user) AND sponsored_used + \(Int64(delta)) >= 0 RETURNING user_id
+                """, logger: logger) {
+                changed += 1
+            }
+            guard changed == 1 else { throw StoreInvariantError(description: "user \(user): sponsored slots out of step") }
+        }
+        let budget = SponsorshipBudget.delta(plan)
+        if budget != 0 {
+            try await conn.query("""
+                INSERT INTO sponsorship_budget (month, used) VALUES (\(SponsorshipBudget.month(nowMs)), \(budget))
+                ON CONFLICT (month) DO UPDATE SET used = sponsorship_budget.used + EXCLUDED.used
+                """, logger: logger)
         }
     }
 }

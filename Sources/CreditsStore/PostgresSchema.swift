@@ -126,6 +126,11 @@ enum PostgresSchema {
                 updated_at BIGINT NOT NULL)
             """,
         ]),
+        ("v5-sponsored-uploads", [
+            "ALTER TABLE file_uploads ADD COLUMN sponsored BIGINT NOT NULL DEFAULT 0",
+            "INSERT INTO platform_accounts (name, balance, updated_at) VALUES ('sponsorship', 0, 0), ('sponsored_holds', 0, 0) ON CONFLICT DO NOTHING",
+            "CREATE TABLE sponsorship_budget (month TEXT PRIMARY KEY, used BIGINT NOT NULL)",
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

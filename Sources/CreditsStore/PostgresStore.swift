@@ -21,7 +21,10 @@ public final class PostgresStore: CreditStore {
     ///
     /// - Parameter url: `postgres://user:password@host:port/database`; an optional
     ///   `?search_path=schema` puts the tables in that schema (which must exist).
-    public init(url: String, catalog: Catalog = .default, clock: WallClock = .system, logger: Logger? = nil) async throws {
+    public init(
+        url: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init(),
+        logger: Logger? = nil
+    ) async throws {
         let location = try Location(url)
         let logger = logger ?? Logger(label: "credits.postgres")
         do {
@@ -39,7 +42,7 @@ public final class PostgresStore: CreditStore {
         self.committer = GroupCommitter(
             batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
         ) { [client, logger] ops in
-            await Self.commit(ops, client: client, catalog: catalogCopy, clock: clock, logger: logger)
+            await Self.commit(ops, client: client, catalog: catalogCopy, rules: sponsorship, clock: clock, logger: logger)
         }
         do {
             try await withTimeout(seconds: 15) {
@@ -59,10 +62,11 @@ public final class PostgresStore: CreditStore {
     }
 
     private static func commit(
-        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, clock: WallClock, logger: Logger
+        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, clock: WallClock,
+        logger: Logger
     ) async -> [Result<OperationResult, any Error>] {
         do {
-            return try await applyWithRetries(ops, client: client, catalog: catalog, clock: clock, logger: logger)
+            return try await applyWithRetries(ops, client: client, catalog: catalog, rules: rules, clock: clock, logger: logger)
         } catch {
             if ops.count == 1 { return [.failure(error)] }
             logger.warning("batch failed; applying its operations one by one", metadata: ["error": "\(describe(error))"])
@@ -70,7 +74,7 @@ public final class PostgresStore: CreditStore {
         var results: [Result<OperationResult, any Error>] = []
         for op in ops {
             do {
-                results.append(try await applyWithRetries([op], client: client, catalog: catalog, clock: clock, logger: logger)[0])
+                results.append(try await applyWithRetries([op], client: client, catalog: catalog, rules: rules, clock: clock, logger: logger)[0])
             } catch {
                 results.append(.failure(error))
             }
@@ -79,13 +83,15 @@ public final class PostgresStore: CreditStore {
     }
 
     private static func applyWithRetries(
-        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, clock: WallClock, logger: Logger
+        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, clock: WallClock,
+        logger: Logger
     ) async throws -> [Result<OperationResult, any Error>] {
         var attempt = 1
         while true {
             do {
                 return try await client.withTransaction(logger: logger) { conn in
-                    try await PostgresLedgerWriter.apply(ops, conn: conn, catalog: catalog, nowMs: clock.nowMs(), logger: logger)
+                    try await PostgresLedgerWriter.apply(
+                        ops, conn: conn, catalog: catalog, sponsorship: rules, nowMs: clock.nowMs(), logger: logger)
                 }
             } catch let error as PSQLError where attempt < batchAttemptsMax && isRetryable(error) {
                 attempt += 1
@@ -223,7 +229,8 @@ public final class PostgresStore: CreditStore {
         return UploadQueries.record(
             uploadId: id, userId: user, fileType: type, fileCount: count, features: features, sizeBytes: size,
             priority: priority, status: status, creditsReserved: reserved, creditsCharged: charged, batchId: batch,
-            failureReason: reason, attempts: attempts, createdAt: created, updatedAt: updated)
+            failureReason: reason, attempts: attempts, createdAt: created, updatedAt: updated,
+            sponsored: try row.makeRandomAccess()[15].decode(Int64.self) != 0)
     }
 
     public func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals] {

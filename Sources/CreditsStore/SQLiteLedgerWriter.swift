@@ -12,7 +12,7 @@ struct StoreInvariantError: Error, CustomStringConvertible {
 /// balances and platform balances the batch needs, lets `BatchPlanner` decide, writes its plan.
 enum SQLiteLedgerWriter {
     static func apply(
-        _ ops: [PreparedOperation], db: Database, catalog: Catalog, nowMs: Int64
+        _ ops: [PreparedOperation], db: Database, catalog: Catalog, sponsorship rules: SponsorshipRules, nowMs: Int64
     ) throws -> [Result<OperationResult, any Error>] {
         var existing: [String: KeyRecord] = [:]
         var balances: [String: Int64] = [:]
@@ -20,7 +20,9 @@ enum SQLiteLedgerWriter {
         var uploads: [String: UploadHold] = [:]
         let keyLookup = try db.cachedStatement(sql: "SELECT request_hash, outcome FROM idempotency_keys WHERE key = ?")
         let balanceLookup = try db.cachedStatement(sql: "SELECT balance, reserved FROM user_credits WHERE user_id = ?")
-        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status FROM file_uploads WHERE upload_id = ?")
+        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored FROM file_uploads WHERE upload_id = ?")
+        let profileLookup = try db.cachedStatement(sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?")
+        var profiles: [String: UserProfile] = [:]
         for op in ops {
             for key in op.keys where existing[key] == nil {
                 if let row = try Row.fetchOne(keyLookup, arguments: [key]) {
@@ -36,7 +38,10 @@ enum SQLiteLedgerWriter {
             if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
                let row = try Row.fetchOne(uploadLookup, arguments: [uploadId]) {
                 let status = UploadRecord.Status(rawValue: row[2]) ?? .confirmed
-                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled)
+                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled, sponsored: (row[3] as Int64) != 0)
+            }
+            if case .upload = op.operation, profiles[user] == nil, let row = try Row.fetchOne(profileLookup, arguments: [user]) {
+                profiles[user] = UserProfile(userId: user, walletAddress: row[0], signedUpAtMs: row[1], sponsoredUploadsUsed: row[2])
             }
         }
         var platform: [PlatformAccount: Int64] = [:]
@@ -49,6 +54,7 @@ enum SQLiteLedgerWriter {
 
         let plan = BatchPlanner(catalog: catalog).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
+            sponsorship: try sponsorshipState(ops, db: db, rules: rules, profiles: profiles, nowMs: nowMs),
             platformBalances: platform,
             nextTransactionId: { nextTxn += 1; return nextTxn },
             nextPurchaseId: { nextPurchase += 1; return nextPurchase })
@@ -109,6 +115,7 @@ enum SQLiteLedgerWriter {
             try key.execute(arguments: [k.key, Data(k.requestHash), OutcomeCoding.encode(k.outcome), nowMs])
         }
         try writeUploads(plan.uploads, db: db, nowMs: nowMs)
+        try writeSponsorship(plan, db: db, nowMs: nowMs)
         let platform = try db.cachedStatement(sql: "UPDATE platform_accounts SET balance = ?, updated_at = ? WHERE name = ?")
         for (account, balance) in plan.platformBalances {
             try platform.execute(arguments: [balance, nowMs, account.rawValue])
@@ -120,14 +127,14 @@ extension SQLiteLedgerWriter {
     static func writeUploads(_ changes: [UploadChange], db: Database, nowMs: Int64) throws {
         for change in changes {
             switch change {
-            case .created(let r, let credits):
+            case .created(let r, let credits, let sponsored):
                 try db.cachedStatement(sql: """
                     INSERT INTO file_uploads (upload_id, user_id, file_type, file_count, features, size_bytes, priority,
-                        credits_reserved, status, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+                        credits_reserved, status, sponsored, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
                     """).execute(arguments: [
                         r.uploadId, r.userId, r.fileType, r.fileCount, r.features.joined(separator: ","), r.sizeBytes,
-                        r.priority.rawValue, credits, nowMs, nowMs,
+                        r.priority.rawValue, credits, sponsored ? 1 : 0, nowMs, nowMs,
                     ])
             case .captured(let uploadId, let credits):
                 try db.cachedStatement(sql: """
@@ -139,6 +146,33 @@ extension SQLiteLedgerWriter {
                         updated_at = ? WHERE upload_id = ?
                     """).execute(arguments: [reason, nowMs, uploadId])
             }
+        }
+    }
+}
+
+extension SQLiteLedgerWriter {
+    static func sponsorshipState(
+        _ ops: [PreparedOperation], db: Database, rules: SponsorshipRules, profiles: [String: UserProfile], nowMs: Int64
+    ) throws -> SponsorshipState? {
+        guard SponsorshipBudget.needed(ops) else { return nil }
+        let used = try Int64.fetchOne(db.cachedStatement(sql: "SELECT used FROM sponsorship_budget WHERE month = ?"),
+                                      arguments: [SponsorshipBudget.month(nowMs)]) ?? 0
+        return SponsorshipState(rules: rules, profiles: profiles, budgetRemaining: rules.monthlyBudgetCredits - used, nowMs: nowMs)
+    }
+
+    /// Creators' used slots and the month's budget, in the ledger's transaction.
+    static func writeSponsorship(_ plan: BatchPlan, db: Database, nowMs: Int64) throws {
+        for (user, delta) in plan.sponsoredSlots where delta != 0 {
+            try db.cachedStatement(sql: """
+                UPDATE users SET sponsored_used = sponsored_used + ?, updated_at = ? WHERE user_id = ? AND sponsored_used + ? >= 0
+                """).execute(arguments: [delta, nowMs, user, delta])
+            guard db.changesCount == 1 else { throw StoreInvariantError(description: "user \(user): sponsored slots out of step") }
+        }
+        let budget = SponsorshipBudget.delta(plan)
+        if budget != 0 {
+            try db.cachedStatement(sql: """
+                INSERT INTO sponsorship_budget (month, used) VALUES (?, ?) ON CONFLICT (month) DO UPDATE SET used = used + excluded.used
+                """).execute(arguments: [SponsorshipBudget.month(nowMs), budget])
         }
     }
 }

@@ -141,6 +141,15 @@ enum SQLiteSchema {
                 ) STRICT;
                 """)
         }
+        migrator.registerMigration("v5-sponsored-uploads") { db in
+            try db.execute(sql: """
+                ALTER TABLE file_uploads ADD COLUMN sponsored INTEGER NOT NULL DEFAULT 0;
+                INSERT OR IGNORE INTO platform_accounts (name, balance, updated_at) VALUES ('sponsorship', 0, 0);
+                INSERT OR IGNORE INTO platform_accounts (name, balance, updated_at) VALUES ('sponsored_holds', 0, 0);
+                -- Net sponsored credits per UTC month ("2026-12"), kept with the ledger change.
+                CREATE TABLE sponsorship_budget (month TEXT PRIMARY KEY NOT NULL, used INTEGER NOT NULL) STRICT;
+                """)
+        }
         return migrator
     }
 }

@@ -11,7 +11,7 @@ public final class SQLiteStore: CreditStore {
     private let committer: GroupCommitter<PreparedOperation, OperationResult>
 
     /// Opens (creating if needed) and migrates the database at `path`.
-    public init(path: String, catalog: Catalog = .default, clock: WallClock = .system) throws {
+    public init(path: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init()) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.label = "credits"
@@ -32,7 +32,7 @@ public final class SQLiteStore: CreditStore {
         self.committer = GroupCommitter(
             batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
         ) { [pool, clock] ops in
-            await Self.commit(ops, pool: pool, catalog: catalogCopy, clock: clock)
+            await Self.commit(ops, pool: pool, catalog: catalogCopy, rules: sponsorship, clock: clock)
         }
     }
 
@@ -55,11 +55,11 @@ public final class SQLiteStore: CreditStore {
     /// that should not trip), it is rolled back and each operation is retried in a transaction of
     /// its own, so one bad operation cannot fail the others. Nothing returns before COMMIT.
     private static func commit(
-        _ ops: [PreparedOperation], pool: DatabasePool, catalog: Catalog, clock: WallClock
+        _ ops: [PreparedOperation], pool: DatabasePool, catalog: Catalog, rules: SponsorshipRules, clock: WallClock
     ) async -> [Result<OperationResult, any Error>] {
         do {
             return try await pool.writeWithoutTransaction { db in
-                try applyInTransaction(ops, db: db, catalog: catalog, nowMs: clock.nowMs())
+                try applyInTransaction(ops, db: db, catalog: catalog, rules: rules, nowMs: clock.nowMs())
             }
         } catch {
             if ops.count == 1 { return [.failure(error)] }
@@ -68,7 +68,7 @@ public final class SQLiteStore: CreditStore {
         for op in ops {
             do {
                 let one = try await pool.writeWithoutTransaction { db in
-                    try applyInTransaction([op], db: db, catalog: catalog, nowMs: clock.nowMs())
+                    try applyInTransaction([op], db: db, catalog: catalog, rules: rules, nowMs: clock.nowMs())
                 }
                 results.append(one[0])
             } catch {
@@ -79,11 +79,11 @@ public final class SQLiteStore: CreditStore {
     }
 
     private static func applyInTransaction(
-        _ ops: [PreparedOperation], db: Database, catalog: Catalog, nowMs: Int64
+        _ ops: [PreparedOperation], db: Database, catalog: Catalog, rules: SponsorshipRules, nowMs: Int64
     ) throws -> [Result<OperationResult, any Error>] {
         var results: [Result<OperationResult, any Error>] = []
         try db.inTransaction(.immediate) {
-            results = try SQLiteLedgerWriter.apply(ops, db: db, catalog: catalog, nowMs: nowMs)
+            results = try SQLiteLedgerWriter.apply(ops, db: db, catalog: catalog, sponsorship: rules, nowMs: nowMs)
             return .commit
         }
         return results
@@ -201,7 +201,7 @@ public final class SQLiteStore: CreditStore {
         UploadQueries.record(
             uploadId: row[0], userId: row[1], fileType: row[2], fileCount: row[3], features: row[4], sizeBytes: row[5],
             priority: row[6], status: row[7], creditsReserved: row[8], creditsCharged: row[9], batchId: row[10],
-            failureReason: row[11], attempts: row[12], createdAt: row[13], updatedAt: row[14])
+            failureReason: row[11], attempts: row[12], createdAt: row[13], updatedAt: row[14], sponsored: (row[15] as Int64) != 0)
     }
 
     public func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals] {

@@ -52,3 +52,18 @@ import Testing
         }
     }
 }
+
+extension UploadAPITests {
+    @Test func aNewCreatorsUploadIsSponsoredOverHTTP() async throws {
+        try await withApp { client, _ in
+            _ = try await client.call(.post, "/api/users", body: #"{"userId":"fresh"}"#)
+            let r = try await client.call(.post, "/api/uploads",
+                body: #"{"uploadId":"sp1","userId":"fresh","fileType":"video","sizeBytes":10}"#)
+            #expect(r.status == 202 && r["sponsored"] as? Bool == true && r.int("creditsReserved") == 50 && r.int("balance") == 0)
+            let got = try await client.call(.get, "/api/uploads/sp1")
+            #expect(got["sponsored"] as? Bool == true)
+            let s = try await client.call(.get, "/api/credits/sponsorship?userId=fresh")
+            #expect(s.int("remainingSponsored") == 4)
+        }
+    }
+}

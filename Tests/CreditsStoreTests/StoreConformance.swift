@@ -503,3 +503,89 @@ extension StoreConformance {
         }
     }
 }
+
+/// Sponsored uploads (SEED.md: first 5 free for new creators; issue 6).
+extension StoreConformance {
+    func withStore(_ factory: StoreFactory, sponsorship: SponsorshipRules, _ body: (FreshStore) async throws -> Void) async throws {
+        let fresh = try await factory.make(.default, sponsorship: sponsorship)
+        do {
+            try await body(fresh)
+        } catch {
+            try? await fresh.close()
+            throw error
+        }
+        try await fresh.close()
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aNewCreatorsFirstFiveUploadsAreFreeAndTheSixthIsCharged(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.upsertUser(userId: "neo", walletAddress: nil, signedUpAtMs: nil)
+            _ = try await f.store.execute(adjust("neo", 100, "g"), idempotencyKey: nil)
+            for i in 1...5 {
+                let r = try await f.store.execute(Self.audio("free_\(i)", user: "neo", files: 1, features: []), idempotencyKey: nil)
+                guard case .queued(let q) = r.outcome else { Issue.record("\(r)"); return }
+                #expect(q.sponsored && q.creditsReserved == 15 && q.balance == 100)
+            }
+            var b = try await f.store.balance(userId: "neo")
+            #expect(b.balance == 100 && b.reserved == 0)
+            #expect(try await f.store.userProfile(userId: "neo")?.sponsoredUploadsUsed == 5)
+            let sixth = try await f.store.execute(Self.audio("paid_6", user: "neo", files: 1, features: []), idempotencyKey: nil)
+            guard case .queued(let q6) = sixth.outcome else { Issue.record("\(sixth)"); return }
+            #expect(!q6.sponsored && q6.balance == 85)
+            b = try await f.store.balance(userId: "neo")
+            #expect(b.balance == 85 && b.reserved == 15)
+            #expect(try await f.store.upload(uploadId: "free_1")?.sponsored == true)
+            #expect(try await f.store.upload(uploadId: "paid_6")?.sponsored == false)
+
+            // A sponsored upload confirmed: the platform pays; the creator's totals do not move.
+            _ = try await f.store.execute(.capture(SettleRequest(uploadId: "free_1", userId: "neo")), idempotencyKey: nil)
+            // A sponsored upload that fails gives its slot back, and the next upload is free again.
+            _ = try await f.store.execute(.release(SettleRequest(uploadId: "free_2", userId: "neo", reason: "failed")), idempotencyKey: nil)
+            #expect(try await f.store.userProfile(userId: "neo")?.sponsoredUploadsUsed == 4)
+            let again = try await f.store.execute(Self.audio("free_again", user: "neo", files: 1, features: []), idempotencyKey: nil)
+            guard case .queued(let qa) = again.outcome else { Issue.record("\(again)"); return }
+            #expect(qa.sponsored)
+            b = try await f.store.balance(userId: "neo")
+            #expect(b.balance == 85 && b.totalSpent == 0 && b.reserved == 15)
+            #expect(try await f.store.transactions(userId: "neo", limit: 100, cursor: nil).data.allSatisfy { !$0.type.hasPrefix("sponsored") })
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func anEstablishedOrUnregisteredCreatorIsCharged(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.upsertUser(userId: "old", walletAddress: .some("f1old"), signedUpAtMs: 0)  // 1970, with a wallet
+            for user in ["old", "anon"] {
+                _ = try await f.store.execute(adjust(user, 100, "g-\(user)"), idempotencyKey: nil)
+                let r = try await f.store.execute(Self.audio("u-\(user)", user: user, files: 1, features: []), idempotencyKey: nil)
+                guard case .queued(let q) = r.outcome else { Issue.record("\(r)"); return }
+                #expect(!q.sponsored && q.balance == 85)
+            }
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func theMonthlyBudgetCapsSponsorship(factory: StoreFactory) async throws {
+        var rules = SponsorshipRules()
+        rules.monthlyBudgetCredits = 20
+        try await withStore(factory, sponsorship: rules) { (f: FreshStore) async throws in
+            for user in ["a1", "a2"] {
+                _ = try await f.store.upsertUser(userId: user, walletAddress: nil, signedUpAtMs: nil)
+                _ = try await f.store.execute(adjust(user, 100, "g-\(user)"), idempotencyKey: nil)
+            }
+            let first = try await f.store.execute(Self.audio("b1", user: "a1", files: 1, features: []), idempotencyKey: nil)
+            let second = try await f.store.execute(Self.audio("b2", user: "a2", files: 1, features: []), idempotencyKey: nil)
+            guard case .queued(let q1) = first.outcome, case .queued(let q2) = second.outcome else { Issue.record("\(first) \(second)"); return }
+            #expect(q1.sponsored && !q2.sponsored)  // 15 of 20 used; 15 more would pass the budget
+            // Releasing the sponsored one gives the budget back.
+            _ = try await f.store.execute(.release(SettleRequest(uploadId: "b1", userId: "a1", reason: "failed")), idempotencyKey: nil)
+            let third = try await f.store.execute(Self.audio("b3", user: "a2", files: 1, features: []), idempotencyKey: nil)
+            guard case .queued(let q3) = third.outcome else { Issue.record("\(third)"); return }
+            #expect(q3.sponsored)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+}
