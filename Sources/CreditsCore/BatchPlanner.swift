@@ -115,6 +115,8 @@ public struct BatchPlan: Sendable {
     public var uploads: [UploadChange]
     /// Change of each creator's used sponsored slots (+1 per sponsored upload, −1 per release).
     public var sponsoredSlots: [String: Int]
+    /// Rows of `sponsored_uploads` (explicit sponsorships applied).
+    public var sponsoredUploads: [SponsoredUploadRequest] = []
     /// Final balances of the platform accounts the batch moved.
     public var platformBalances: [PlatformAccount: Int64]
 }
@@ -176,6 +178,16 @@ public struct BatchPlanner {
                r.estimate(catalog: catalog).credits <= budget {
                 sponsored = true
             }
+            var refusal: CreditsError?
+            if case .sponsor(let r) = op {
+                sponsored = true
+                let eligibility = sponsorship.map { $0.rules.eligibility(profiles[op.userId], nowMs: $0.nowMs) }
+                if eligibility?.eligible != true {
+                    refusal = CreditsError(.notEligible, "'\(op.userId)' is not eligible for a sponsored upload (\(eligibility?.reason ?? "no rules"))")
+                } else if r.credits > budget {
+                    refusal = CreditsError(.notEligible, "this month's sponsorship budget is spent")
+                }
+            }
             if let uploadId = op.settledUploadId {
                 // A settlement of an unknown or settled upload is refused and not remembered:
                 // the worker may settle it properly later.
@@ -194,7 +206,7 @@ public struct BatchPlanner {
             let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits, sponsored: sponsored)
             let available = current[op.userId] ?? 0
             let outcome: LedgerOutcome
-            if let refusal = LedgerRules.check(plan, available: available, catalog: catalog) {
+            if let refusal = refusal ?? LedgerRules.check(plan, available: available, catalog: catalog) {
                 outcome = .rejected(refusal)
             } else {
                 if !sponsored {
@@ -227,7 +239,7 @@ public struct BatchPlanner {
                 if sponsored {
                     let credits = plan.postings[0].amount
                     switch op {
-                    case .upload:
+                    case .upload, .sponsor:
                         out.sponsoredSlots[op.userId, default: 0] += 1
                         profiles[op.userId]?.sponsoredUploadsUsed += 1
                         budget -= credits
@@ -238,9 +250,13 @@ public struct BatchPlanner {
                     default: break
                     }
                 }
+                let sponsoredRemaining = sponsorship.map { s in
+                    max(0, s.rules.freeUploads - (profiles[op.userId]?.sponsoredUploadsUsed ?? s.rules.freeUploads))
+                } ?? 0
                 outcome = receipt(op, transactionId: lastId, balance: userBalance, plan: plan, heldCredits: heldCredits,
-                                  sponsored: sponsored, purchases: &out.purchases, uploads: &out.uploads, holds: &holds,
-                                  nextPurchaseId: nextPurchaseId)
+                                  sponsored: sponsored, sponsoredRemaining: sponsoredRemaining,
+                                  sponsoredRows: &out.sponsoredUploads, purchases: &out.purchases,
+                                  uploads: &out.uploads, holds: &holds, nextPurchaseId: nextPurchaseId)
             }
             for key in keyed.keys {
                 let record = KeyRecord(requestHash: keyed.requestHash, outcome: outcome)
@@ -278,7 +294,7 @@ public struct BatchPlanner {
 
     private func receipt(
         _ op: LedgerOperation, transactionId: Int64, balance: Int64, plan: LedgerPlan, heldCredits: Int64, sponsored: Bool,
-        purchases: inout [PurchaseRow], uploads: inout [UploadChange], holds: inout [String: UploadHold],
+        sponsoredRemaining: Int, sponsoredRows: inout [SponsoredUploadRequest], purchases: inout [PurchaseRow], uploads: inout [UploadChange], holds: inout [String: UploadHold],
         nextPurchaseId: () -> Int64
     ) -> LedgerOutcome {
         switch op {
@@ -294,6 +310,11 @@ public struct BatchPlanner {
             return .settled(SettleReceipt(
                 transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
                 credits: heldCredits, status: "confirmed", balance: balance))
+        case .sponsor(let r):
+            sponsoredRows.append(r)
+            return .sponsoredUpload(SponsoredUploadReceipt(
+                transactionId: "txn_\(transactionId)", userId: r.userId, fileUploadId: r.fileUploadId, credits: r.credits,
+                remainingSponsored: sponsoredRemaining, balance: balance))
         case .milestone(let r):
             return .milestoneGranted(MilestoneReceipt(
                 transactionId: "txn_\(transactionId)", userId: r.userId, milestone: r.milestone,
@@ -348,6 +369,7 @@ public struct BatchPlanner {
         case .capture(let r): "upload \(r.uploadId) confirmed"
         case .release(let r): r.reason.isEmpty ? "upload \(r.uploadId) refunded" : "upload \(r.uploadId) refunded: \(r.reason)"
         case .milestone(let r): "milestone \(r.milestone)"
+        case .sponsor(let r): r.reason.isEmpty ? "sponsored upload \(r.fileUploadId)" : "sponsored upload \(r.fileUploadId): \(r.reason)"
         }
     }
 }

@@ -8,6 +8,8 @@ public enum ErrorCode: String, Sendable, Codable, Equatable {
     case idempotencyConflict = "IDEMPOTENCY_CONFLICT"
     /// The thing exists but is not in a state that allows the request (an upload already settled).
     case invalidState = "INVALID_STATE"
+    /// A sponsorship asked for a creator who is not eligible (or the month's budget is spent).
+    case notEligible = "NOT_ELIGIBLE"
     case payloadTooLarge = "PAYLOAD_TOO_LARGE"
     case unavailable = "UNAVAILABLE"
     case `internal` = "INTERNAL"
@@ -20,7 +22,7 @@ public enum ErrorCode: String, Sendable, Codable, Equatable {
         case .insufficientCredits: 402
         case .forbidden: 403
         case .notFound: 404
-        case .idempotencyConflict, .invalidState: 409
+        case .idempotencyConflict, .invalidState, .notEligible: 409
         case .payloadTooLarge: 413
         case .internal: 500
         case .unavailable: 503

@@ -58,6 +58,8 @@ public enum JournalKind: String, Sendable, Codable, CaseIterable {
     case sponsoredCapture = "sponsored_capture"
     /// A failed sponsored upload's hold goes back to the sponsorship account.
     case sponsoredRelease = "sponsored_release"
+    /// An upload paid outright by the sponsorship account (`POST /api/credits/sponsored-uploads`).
+    case sponsoredUpload = "sponsored_upload"
 }
 
 /// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
@@ -112,11 +114,17 @@ public enum LedgerRules {
                 return LedgerPlan(balanceDelta: 0, postings: [
                     Posting(kind: .sponsoredRelease, debit: .platform(.sponsoredHolds), credit: .platform(.sponsorship), amount: heldCredits),
                 ])
+            case .sponsor(let r):
+                return LedgerPlan(balanceDelta: 0, postings: [
+                    Posting(kind: .sponsoredUpload, debit: .platform(.sponsorship), credit: .platform(.uploadFees), amount: r.credits),
+                ])
             default:
                 preconditionFailure("only uploads are sponsored")
             }
         }
         switch op {
+        case .sponsor:
+            preconditionFailure("a sponsorship is always planned as sponsored")
         case .upload(let r):
             let credits = r.estimate(catalog: catalog).credits
             return LedgerPlan(

@@ -115,6 +115,28 @@ public struct MilestoneRequest: Sendable, Codable, Equatable {
     }
 }
 
+/// The seed's `createSponsoredUpload`: the platform pays an upload's credits outright from its
+/// sponsorship account, using one of the creator's free uploads. Natural key:
+/// `sponsored:<fileUploadId>`.
+public struct SponsoredUploadRequest: Sendable, Codable, Equatable {
+    public var userId: String
+    public var fileUploadId: String
+    public var credits: Int64
+    public var reason: String
+    /// Informational values the caller attaches, in cents (the seed's usdValue, gasValue).
+    public var usdValueCents: Int64
+    public var gasValueCents: Int64
+
+    public init(userId: String, fileUploadId: String, credits: Int64, reason: String, usdValueCents: Int64 = 0, gasValueCents: Int64 = 0) {
+        self.userId = userId
+        self.fileUploadId = fileUploadId
+        self.credits = credits
+        self.reason = reason
+        self.usdValueCents = usdValueCents
+        self.gasValueCents = gasValueCents
+    }
+}
+
 /// One change to balances. Each is applied atomically, once per key.
 public enum LedgerOperation: Sendable, Codable, Equatable {
     case purchase(PurchaseRequest)
@@ -124,6 +146,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
     case capture(SettleRequest)
     case release(SettleRequest)
     case milestone(MilestoneRequest)
+    case sponsor(SponsoredUploadRequest)
 
     public var userId: String {
         switch self {
@@ -133,6 +156,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .upload(let r): r.userId
         case .capture(let r), .release(let r): r.userId
         case .milestone(let r): r.userId
+        case .sponsor(let r): r.userId
         }
     }
 
@@ -146,6 +170,15 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .capture(let r): "capture:\(r.uploadId)"
         case .release(let r): "release:\(r.uploadId)"
         case .milestone(let r): "milestone:\(r.userId):\(r.milestone)"
+        case .sponsor(let r): "sponsored:\(r.fileUploadId)"
+        }
+    }
+
+    /// Uploads (sponsored automatically when eligible) and explicit sponsorships.
+    public var mayBeSponsored: Bool {
+        switch self {
+        case .upload, .sponsor: true
+        default: false
         }
     }
 
@@ -181,6 +214,9 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             return ["release", r.uploadId, r.userId].joined(separator: sep)
         case .milestone(let r):
             return ["milestone", r.userId, r.milestone].joined(separator: sep)
+        case .sponsor(let r):
+            return ["sponsor", r.userId, r.fileUploadId, String(r.credits), String(r.usdValueCents), String(r.gasValueCents),
+                    String(r.reason.utf8.count), r.reason].joined(separator: sep)
         }
     }
 
@@ -215,6 +251,14 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             }
         case .capture(let r), .release(let r):
             try Identifier.check(r.uploadId, field: "uploadId")
+            try Self.checkText(r.reason, field: "reason")
+        case .sponsor(let r):
+            try Identifier.check(r.fileUploadId, field: "fileUploadId")
+            if r.credits <= 0 || r.credits > Limits.catalogCreditsMax {
+                throw .validation("creditsCost", "must be between 1 and \(Limits.catalogCreditsMax)")
+            }
+            if r.usdValueCents < 0 || r.usdValueCents > Limits.catalogPriceCentsMax { throw .validation("usdValue", "must be 0 to 1,000,000.00") }
+            if r.gasValueCents < 0 || r.gasValueCents > Limits.catalogPriceCentsMax { throw .validation("gasValue", "must be 0 to 1,000,000.00") }
             try Self.checkText(r.reason, field: "reason")
         case .milestone(let r):
             if catalog.milestone(r.milestone) == nil {

@@ -116,6 +116,25 @@ public struct MilestoneReceipt: Sendable, Codable, Equatable {
     }
 }
 
+public struct SponsoredUploadReceipt: Sendable, Codable, Equatable {
+    public var transactionId: String
+    public var userId: String
+    public var fileUploadId: String
+    public var credits: Int64
+    public var remainingSponsored: Int
+    /// The creator's available balance, untouched by a sponsorship.
+    public var balance: Int64
+
+    public init(transactionId: String, userId: String, fileUploadId: String, credits: Int64, remainingSponsored: Int, balance: Int64) {
+        self.transactionId = transactionId
+        self.userId = userId
+        self.fileUploadId = fileUploadId
+        self.credits = credits
+        self.remainingSponsored = remainingSponsored
+        self.balance = balance
+    }
+}
+
 /// What an operation did. A rejection (insufficient credits) is an outcome too: it is remembered
 /// under the operation's keys so that a retry can never flip it.
 public enum LedgerOutcome: Sendable, Codable, Equatable {
@@ -125,6 +144,7 @@ public enum LedgerOutcome: Sendable, Codable, Equatable {
     case queued(UploadReceipt)
     case settled(SettleReceipt)
     case milestoneGranted(MilestoneReceipt)
+    case sponsoredUpload(SponsoredUploadReceipt)
     case rejected(CreditsError)
 }
 

@@ -32,6 +32,17 @@ struct CreditsController {
         var userId: String?
     }
 
+    /// The seed's createSponsoredUpload; usdValue and gasValue are dollars, as a JSON number
+    /// ("0.60") or string, read exactly (no floating point) to cents.
+    struct SponsoredUploadBody: Decodable {
+        var userId: String
+        var reason: String?
+        var fileUploadId: String
+        var creditsCost: Int64
+        var usdValue: Cents.Text?
+        var gasValue: Cents.Text?
+    }
+
     struct MilestoneBody: Decodable {
         var userId: String
         var milestone: String
@@ -86,6 +97,16 @@ struct CreditsController {
             let body = try await JSONResponse.decode(MilestoneBody.self, from: request)
             let result = try await manager.store.execute(
                 .milestone(MilestoneRequest(userId: body.userId, milestone: body.milestone)),
+                idempotencyKey: request.headers[.idempotencyKey])
+            return try LedgerResponse.make(result)
+        }
+        group.post("sponsored-uploads") { request, _ in
+            let body = try await JSONResponse.decode(SponsoredUploadBody.self, from: request)
+            let result = try await manager.store.execute(
+                .sponsor(SponsoredUploadRequest(
+                    userId: body.userId, fileUploadId: body.fileUploadId, credits: body.creditsCost, reason: body.reason ?? "",
+                    usdValueCents: try Cents.parse(body.usdValue, field: "usdValue"),
+                    gasValueCents: try Cents.parse(body.gasValue, field: "gasValue"))),
                 idempotencyKey: request.headers[.idempotencyKey])
             return try LedgerResponse.make(result)
         }
@@ -281,6 +302,7 @@ enum LedgerResponse {
         case .queued(let receipt): try JSONResponse.make(.accepted, receipt, replayed: result.replayed)
         case .settled(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .milestoneGranted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .sponsoredUpload(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
         }
     }
@@ -305,5 +327,41 @@ extension URI {
         guard let raw = queryParameters.get(name) else { return nil }
         guard let value = Int(raw) else { throw .validation(name, "must be a whole number") }
         return value
+    }
+}
+
+/// Dollar amounts from JSON to integer cents without floating point.
+enum Cents {
+    /// The literal text of a JSON number or string.
+    struct Text: Decodable {
+        var text: String
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) {
+                text = s
+            } else {
+                // Decimal keeps the digits the number was written with.
+                text = "\(try c.decode(Decimal.self))"
+            }
+        }
+    }
+
+    /// "0.6" → 60; at most two decimals, not negative.
+    static func parse(_ value: Text?, field: String) throws(CreditsError) -> Int64 {
+        guard let value else { return 0 }
+        let parts = value.text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, !parts[0].isEmpty, parts[0].allSatisfy(\.isNumber), let whole = Int64(parts[0]),
+              whole <= 1_000_000
+        else { throw .validation(field, "must be an amount in dollars such as 0.60") }
+        var cents = whole * 100
+        if parts.count == 2 {
+            let f = parts[1]
+            guard !f.isEmpty, f.count <= 2, f.allSatisfy(\.isNumber), let n = Int64(f) else {
+                throw .validation(field, "must be an amount in dollars with at most two decimals")
+            }
+            cents += f.count == 1 ? n * 10 : n
+        }
+        return cents
     }
 }

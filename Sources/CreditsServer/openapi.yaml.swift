@@ -166,6 +166,52 @@ paths:
         "413": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+  /api/credits/sponsored-uploads:
+    post:
+      summary: The platform pays an upload outright from its sponsorship account (one of the creator's free uploads)
+      parameters:
+        - {$ref: "#/components/parameters/IdempotencyKey"}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [userId, fileUploadId, creditsCost]
+              properties:
+                userId: {$ref: "#/components/schemas/Identifier"}
+                reason: {type: string, maxLength: 500}
+                fileUploadId: {$ref: "#/components/schemas/Identifier"}
+                creditsCost: {type: integer, minimum: 1, maximum: 10000000}
+                usdValue:
+                  oneOf:
+                    - {type: number, minimum: 0, maximum: 1000000, multipleOf: 0.01}
+                    - {type: string, pattern: "^[0-9]{1,7}([.][0-9]{1,2})?$"}
+                gasValue:
+                  oneOf:
+                    - {type: number, minimum: 0, maximum: 1000000, multipleOf: 0.01}
+                    - {type: string, pattern: "^[0-9]{1,7}([.][0-9]{1,2})?$"}
+      responses:
+        "201":
+          description: Sponsored (or the original response, replayed)
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [transactionId, userId, fileUploadId, credits, remainingSponsored, balance]
+                properties:
+                  transactionId: {type: string}
+                  userId: {type: string}
+                  fileUploadId: {type: string}
+                  credits: {type: integer}
+                  remainingSponsored: {type: integer}
+                  balance: {type: integer}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "413": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/credits/transactions:
     get:
       summary: A user's journal rows, newest first
@@ -442,7 +488,7 @@ components:
       properties:
         error:
           type: string
-          enum: [VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN, INSUFFICIENT_CREDITS, NOT_FOUND, IDEMPOTENCY_CONFLICT, INVALID_STATE, PAYLOAD_TOO_LARGE, UNAVAILABLE, INTERNAL]
+          enum: [VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN, INSUFFICIENT_CREDITS, NOT_FOUND, IDEMPOTENCY_CONFLICT, INVALID_STATE, NOT_ELIGIBLE, PAYLOAD_TOO_LARGE, UNAVAILABLE, INTERNAL]
         message: {type: string}
         field: {type: string}
         required: {type: integer}

@@ -13,6 +13,7 @@ enum LedgerMetrics {
         case .capture: "capture"
         case .release: "release"
         case .milestone: "milestone"
+        case .sponsor: "sponsor"
         }
         let outcome: String = switch result {
         case .success(let r) where r.replayed: "replayed"

@@ -59,6 +59,14 @@ enum OutcomeCoding {
             o.int("credits", r.credits)
             o.int("balance", r.balance)
             return wrap("milestoneGranted", o)
+        case .sponsoredUpload(let r):
+            o.string("transactionId", r.transactionId)
+            o.string("userId", r.userId)
+            o.string("fileUploadId", r.fileUploadId)
+            o.int("credits", r.credits)
+            o.int("remainingSponsored", Int64(r.remainingSponsored))
+            o.int("balance", r.balance)
+            return wrap("sponsoredUpload", o)
         case .rejected(let e):
             o.string("code", e.code.rawValue)
             o.string("message", e.message)

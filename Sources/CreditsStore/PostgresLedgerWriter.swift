@@ -63,7 +63,7 @@ enum PostgresLedgerWriter {
         }
         // Creators of new uploads (sponsorship), locked after the balances.
         var profiles: [String: UserProfile] = [:]
-        let creators = Set(ops.filter { if case .upload = $0.operation { true } else { false } }.map(\.operation.userId)).sorted()
+        let creators = Set(ops.filter { $0.operation.mayBeSponsored }.map(\.operation.userId)).sorted()
         if !creators.isEmpty {
             for try await (user, wallet, signed, used) in try await conn.query("""
                 SELECT user_id, wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ANY(\(creators)::text[])
@@ -272,6 +272,12 @@ extension PostgresLedgerWriter {
                 changed += 1
             }
             guard changed == 1 else { throw StoreInvariantError(description: "user \(user): sponsored slots out of step") }
+        }
+        for r in plan.sponsoredUploads {
+            try await conn.query("""
+                INSERT INTO sponsored_uploads (file_upload_id, user_id, reason, credits, usd_value_cents, gas_value_cents, created_at)
+                VALUES (\(r.fileUploadId), \(r.userId), \(r.reason), \(r.credits), \(r.usdValueCents), \(r.gasValueCents), \(nowMs))
+                """, logger: logger)
         }
         let budget = SponsorshipBudget.delta(plan)
         if budget != 0 {

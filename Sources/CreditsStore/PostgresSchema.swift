@@ -131,6 +131,18 @@ enum PostgresSchema {
             "INSERT INTO platform_accounts (name, balance, updated_at) VALUES ('sponsorship', 0, 0), ('sponsored_holds', 0, 0) ON CONFLICT DO NOTHING",
             "CREATE TABLE sponsorship_budget (month TEXT PRIMARY KEY, used BIGINT NOT NULL)",
         ]),
+        ("v6-sponsored-uploads-table", [
+            """
+            CREATE TABLE sponsored_uploads (
+                file_upload_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                credits BIGINT NOT NULL,
+                usd_value_cents BIGINT NOT NULL,
+                gas_value_cents BIGINT NOT NULL,
+                created_at BIGINT NOT NULL)
+            """,
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

@@ -40,7 +40,7 @@ enum SQLiteLedgerWriter {
                 let status = UploadRecord.Status(rawValue: row[2]) ?? .confirmed
                 uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled, sponsored: (row[3] as Int64) != 0)
             }
-            if case .upload = op.operation, profiles[user] == nil, let row = try Row.fetchOne(profileLookup, arguments: [user]) {
+            if op.operation.mayBeSponsored, profiles[user] == nil, let row = try Row.fetchOne(profileLookup, arguments: [user]) {
                 profiles[user] = UserProfile(userId: user, walletAddress: row[0], signedUpAtMs: row[1], sponsoredUploadsUsed: row[2])
             }
         }
@@ -167,6 +167,12 @@ extension SQLiteLedgerWriter {
                 UPDATE users SET sponsored_used = sponsored_used + ?, updated_at = ? WHERE user_id = ? AND sponsored_used + ? >= 0
                 """).execute(arguments: [delta, nowMs, user, delta])
             guard db.changesCount == 1 else { throw StoreInvariantError(description: "user \(user): sponsored slots out of step") }
+        }
+        for r in plan.sponsoredUploads {
+            try db.cachedStatement(sql: """
+                INSERT INTO sponsored_uploads (file_upload_id, user_id, reason, credits, usd_value_cents, gas_value_cents, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [r.fileUploadId, r.userId, r.reason, r.credits, r.usdValueCents, r.gasValueCents, nowMs])
         }
         let budget = SponsorshipBudget.delta(plan)
         if budget != 0 {

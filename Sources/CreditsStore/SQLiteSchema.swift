@@ -150,6 +150,20 @@ enum SQLiteSchema {
                 CREATE TABLE sponsorship_budget (month TEXT PRIMARY KEY NOT NULL, used INTEGER NOT NULL) STRICT;
                 """)
         }
+        migrator.registerMigration("v6-sponsored-uploads-table") { db in
+            try db.execute(sql: """
+                -- The seed's sponsored_uploads: uploads the platform paid for outright.
+                CREATE TABLE sponsored_uploads (
+                    file_upload_id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    credits INTEGER NOT NULL,
+                    usd_value_cents INTEGER NOT NULL,
+                    gas_value_cents INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL
+                ) STRICT;
+                """)
+        }
         return migrator
     }
 }

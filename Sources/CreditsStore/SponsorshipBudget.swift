@@ -16,7 +16,7 @@ enum SponsorshipBudget {
     static func needed(_ ops: [PreparedOperation]) -> Bool {
         ops.contains { op in
             switch op.operation {
-            case .upload, .release: true
+            case .upload, .release, .sponsor: true
             default: false
             }
         }
@@ -26,7 +26,7 @@ enum SponsorshipBudget {
     static func delta(_ plan: BatchPlan) -> Int64 {
         plan.journal.reduce(Int64(0)) { sum, row in
             switch row.kind {
-            case .sponsoredHold: sum + row.amount
+            case .sponsoredHold, .sponsoredUpload: sum + row.amount
             case .sponsoredRelease: sum - row.amount
             default: sum
             }

@@ -256,3 +256,23 @@ extension APITests {
         }
     }
 }
+
+extension APITests {
+    /// SEED.md's createSponsoredUpload example over HTTP: usdValue 0.60, gasValue 0.48.
+    @Test func sponsoredUploadsOverHTTP() async throws {
+        try await withApp { client, _ in
+            _ = try await client.call(.post, "/api/users", body: #"{"userId":"user_123"}"#)
+            let body = #"{"userId":"user_123","reason":"new_creator","fileUploadId":"upload_123","creditsCost":15,"usdValue":0.60,"gasValue":0.48}"#
+            let r = try await client.call(.post, "/api/credits/sponsored-uploads", body: body)
+            #expect(r.status == 201 && r.int("credits") == 15 && r.int("remainingSponsored") == 4)
+            let again = try await client.call(.post, "/api/credits/sponsored-uploads", body: body)
+            #expect(again.status == 201 && again.replayed)
+            let refused = try await client.call(.post, "/api/credits/sponsored-uploads",
+                body: #"{"userId":"stranger","fileUploadId":"u9","creditsCost":15}"#)
+            #expect(refused.status == 409 && refused.string("error") == "NOT_ELIGIBLE")
+            let bad = try await client.call(.post, "/api/credits/sponsored-uploads",
+                body: #"{"userId":"user_123","fileUploadId":"u10","creditsCost":15,"usdValue":0.605}"#)
+            #expect(bad.status == 400 && bad.string("field") == "usdValue")
+        }
+    }
+}

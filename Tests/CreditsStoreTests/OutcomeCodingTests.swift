@@ -17,6 +17,7 @@ import Testing
         .rejected(CreditsError(.idempotencyConflict, "")),
         .queued(UploadReceipt(uploadId: "up_1", userId: "u", status: "queued", creditsReserved: 60, sponsored: false, balance: 40)),
         .milestoneGranted(MilestoneReceipt(transactionId: "txn_5", userId: "u", milestone: "plays_1k", credits: 25, balance: 25)),
+        .sponsoredUpload(SponsoredUploadReceipt(transactionId: "txn_6", userId: "u", fileUploadId: "f", credits: 15, remainingSponsored: 4, balance: 0)),
         .settled(SettleReceipt(transactionId: "txn_4", uploadId: "up_1", userId: "u", credits: 60, status: "refunded", balance: 100)),
     ]
 

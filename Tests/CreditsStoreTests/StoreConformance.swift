@@ -589,3 +589,25 @@ extension StoreConformance {
         }
     }
 }
+
+extension StoreConformance {
+    @Test(arguments: StoreFactory.all)
+    func anExplicitSponsoredUploadUsesASlotAndIsRefusedWhenNotEligible(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.upsertUser(userId: "sam", walletAddress: nil, signedUpAtMs: nil)
+            let op = LedgerOperation.sponsor(SponsoredUploadRequest(
+                userId: "sam", fileUploadId: "upload_123", credits: 15, reason: "new_creator", usdValueCents: 60, gasValueCents: 48))
+            let first = try await f.store.execute(op, idempotencyKey: nil)
+            guard case .sponsoredUpload(let r) = first.outcome else { Issue.record("\(first)"); return }
+            #expect(r.credits == 15 && r.remainingSponsored == 4 && r.balance == 0)
+            let again = try await f.store.execute(op, idempotencyKey: nil)
+            #expect(again.replayed && again.outcome == first.outcome)
+            #expect(try await f.store.userProfile(userId: "sam")?.sponsoredUploadsUsed == 1)
+            let stranger = try await f.store.execute(.sponsor(SponsoredUploadRequest(
+                userId: "nobody", fileUploadId: "upload_x", credits: 15, reason: "")), idempotencyKey: nil)
+            #expect(stranger.outcome.rejection?.code == .notEligible)
+            #expect(try await f.store.balance(userId: "sam") == UserCredits(userId: "sam"))
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+}

@@ -78,6 +78,7 @@ extension LedgerOutcome {
         case .queued(let r): r.balance
         case .settled(let r): r.balance
         case .milestoneGranted(let r): r.balance
+        case .sponsoredUpload(let r): r.balance
         case .rejected: nil
         }
     }
