@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     /// Time source of the reports' windows and sponsorship.
     public var clock: WallClock
     public var sponsorship = SponsorshipRules()
+    /// Stripe endpoint secrets (`STRIPE_WEBHOOK_SECRET`, comma-separated during a rotation).
+    public var stripeWebhookSecrets: [String] = []
     /// Served at `/metrics` in Prometheus text format when set (the process bootstraps
     /// swift-metrics with it).
     public var metrics: PrometheusCollectorRegistry?
@@ -72,6 +74,11 @@ public func buildRouter(
     UsersController(manager: manager, rules: configuration.sponsorship, clock: configuration.clock)
         .addRoutes(users: router.group("api/users"), credits: credits)
     UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
+    StripeWebhookController(
+        manager: manager,
+        signature: configuration.stripeWebhookSecrets.isEmpty ? nil : StripeSignature(secrets: configuration.stripeWebhookSecrets),
+        clock: configuration.clock
+    ).addRoutes(to: router.group("api/webhooks"))
     AdminController(manager: manager, gas: gasManager, paymentFees: configuration.paymentFees, clock: configuration.clock)
         .addRoutes(to: router.group("api/admin"))
     return router

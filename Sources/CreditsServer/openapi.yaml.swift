@@ -346,6 +346,36 @@ paths:
         "413": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+  /api/webhooks/stripe:
+    post:
+      summary: Stripe events, verified by their Stripe-Signature (no key)
+      security: []
+      parameters:
+        - {name: Stripe-Signature, in: header, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object}
+      responses:
+        "200":
+          description: Received (applied, already applied, or ignored)
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [received, applied]
+                properties:
+                  received: {type: boolean}
+                  applied: {type: boolean}
+                  eventId: {type: string}
+                  type: {type: string}
+                  detail: {type: string}
+        "400": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "413": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/uploads/{uploadId}:
     get:
       summary: An upload's state

@@ -59,12 +59,15 @@ struct Serve: AsyncParsableCommand {
         }
         let location = PostgresStore.redacted(store.databaseLocation)
         let manager = try gas.makeManager(store: ledger, clock: .system, logger: logger)
+        var configuration = ServerConfiguration(
+            host: host, port: port, serviceKey: serviceKey, adminKey: adminKey,
+            paymentFees: PaymentFeeSchedule(basisPoints: paymentFeeBasisPoints, fixedCents: paymentFeeFixedCents),
+            metrics: registry)
+        configuration.stripeWebhookSecrets = (env["STRIPE_WEBHOOK_SECRET"] ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let app = buildApplication(
             store: ledger,
-            configuration: ServerConfiguration(
-                host: host, port: port, serviceKey: serviceKey, adminKey: adminKey,
-                paymentFees: PaymentFeeSchedule(basisPoints: paymentFeeBasisPoints, fixedCents: paymentFeeFixedCents),
-                metrics: registry),
+            configuration: configuration,
             logger: logger,
             gasManager: manager,
             services: [GasManagerService(manager: manager, tickMs: gas.tickMs)],
