@@ -7,14 +7,7 @@ import Testing
 @Suite struct StoreConformance {
     /// Runs `body` against a fresh store and closes it afterwards, even when `body` throws.
     func withStore(_ factory: StoreFactory, _ body: (FreshStore) async throws -> Void) async throws {
-        let fresh = try await factory.make(.default)
-        do {
-            try await body(fresh)
-        } catch {
-            try? await fresh.close()
-            throw error
-        }
-        try await fresh.close()
+        try await withStore(factory, sponsorship: SponsorshipRules(), body)
     }
 
     @Test(arguments: StoreFactory.all)
