@@ -1,5 +1,10 @@
 import CreditsCore
+import CreditsStore
+import CreditsWorker
 import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
 
 /// The operators' page: figures and charts rendered on the server as HTML with inline SVG. No
 /// script, no font or style from elsewhere, so it works offline; one column on a phone.
@@ -134,18 +139,12 @@ enum Dashboard {
     }
 }
 
-import CreditsStore
-import CreditsWorker
-import HTTPTypes
-import Hummingbird
-import NIOCore
-
 /// `GET /admin`: the last 14 days.
 func renderDashboard(manager: CreditManager, gas: FilecoinGasManager?, configuration: ServerConfiguration) async throws -> Response {
     let days = 14
     let now = configuration.clock.nowMs()
     let since = (now / 86_400_000 - Int64(days) + 1) * 86_400_000
-    let rate = gas?.config.usdPerFil ?? DecimalRate("5")!
+    let rate = gas?.config.usdPerFil ?? DecimalRate.defaultUsdPerFil
     let stats = try await manager.getPlatformCreditStats(days: days, nowMs: now, usdPerFil: rate, fees: configuration.paymentFees)
     let daily = try await manager.store.dailyTotals(sinceMs: since)
     let txs = try await manager.store.gasTransactions(sinceMs: since, limit: 100_000)

@@ -92,3 +92,20 @@ extension HTTPField.Name {
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 }
+
+/// The HTTP form of a ledger outcome: 201 with the receipt, or the remembered rejection; a replay
+/// is marked `Idempotent-Replayed: true`.
+enum LedgerResponse {
+    static func make(_ result: OperationResult) throws -> Response {
+        switch result.outcome {
+        case .purchased(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .spent(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .adjusted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .queued(let receipt): try JSONResponse.make(.accepted, receipt, replayed: result.replayed)
+        case .settled(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .milestoneGranted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .sponsoredUpload(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
+        }
+    }
+}

@@ -80,11 +80,14 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             return .none
         }
         let digest = Array(SHA256.hash(data: Data(key.utf8)))
-        if Self.equal(digest, adminKeyDigest) { return .admin }
-        if Self.equal(digest, serviceKeyDigest) { return .service }
+        if ConstantTime.equal(digest, adminKeyDigest) { return .admin }
+        if ConstantTime.equal(digest, serviceKeyDigest) { return .service }
         return .none
     }
+}
 
+/// Byte comparison whose time does not depend on where the bytes differ (keys, signatures).
+enum ConstantTime {
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0

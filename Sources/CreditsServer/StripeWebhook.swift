@@ -33,14 +33,9 @@ struct StripeSignature {
         let signed = Array("\(timestamp).".utf8) + body
         for secret in secrets {
             let expected = Array(HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Array(secret.utf8))))
-            for candidate in signatures where Self.constantTimeEqual(candidate, expected) { return }
+            for candidate in signatures where ConstantTime.equal(candidate, expected) { return }
         }
         throw .validation("Stripe-Signature", "no signature matches the body")
-    }
-
-    static func sign(body: [UInt8], secret: String, timestamp: Int64) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).".utf8) + body, using: SymmetricKey(data: Array(secret.utf8)))
-        return "t=\(timestamp),v1=" + mac.map { String(format: "%02x", $0) }.joined()
     }
 
     static func hexBytes(_ hex: String) -> [UInt8]? {
@@ -64,13 +59,6 @@ struct StripeSignature {
         case 0x41...0x46: c - 0x41 + 10
         default: nil
         }
-    }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in a.indices { diff |= a[i] ^ b[i] }
-        return diff == 0
     }
 }
 

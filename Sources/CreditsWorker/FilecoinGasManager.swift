@@ -22,7 +22,7 @@ public actor FilecoinGasManager {
         public var stuckAfterEpochs: Int64 = 4
         /// Replacements of one message at most; after that the attempt counts as failed.
         public var replacementsMax = 3
-        public var usdPerFil = DecimalRate("5")!
+        public var usdPerFil = DecimalRate.defaultUsdPerFil
         public var seed: UInt64 = 1
 
         public init() {}

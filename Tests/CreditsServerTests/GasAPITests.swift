@@ -14,8 +14,8 @@ import Testing
     @Test func queueTenForceABatchSeeThemConfirmed() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let clock = ManualClock(startMs: 5_000_000)
-        let wall = WallClock { clock.now }
+        let clock = VirtualClock(startMs: 5_000_000)
+        let wall = clock.wallClock
         let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: wall)
         var chainConfig = SimulatedChain.Config()
         chainConfig.genesisMs = 5_000_000

@@ -11,7 +11,7 @@ import Testing
         var store: SQLiteStore
         var chain: SimulatedChain
         var manager: FilecoinGasManager
-        var clock: ManualClock
+        var clock: VirtualClock
         var dir: TempDir
 
         /// Advances one epoch and runs one worker step, `n` times.
@@ -25,8 +25,8 @@ import Testing
 
     func setup(chain chainConfig: SimulatedChain.Config = .init(), config: FilecoinGasManager.Config = .init()) throws -> Setup {
         let dir = try TempDir()
-        let clock = ManualClock(startMs: 1_000_000)
-        let wall = WallClock { clock.now }
+        let clock = VirtualClock(startMs: 1_000_000)
+        let wall = clock.wallClock
         var chainConfig = chainConfig
         chainConfig.genesisMs = 1_000_000
         let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: wall)

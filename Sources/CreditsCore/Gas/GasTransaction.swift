@@ -128,6 +128,9 @@ public struct DecimalRate: Sendable, Equatable {
         if nanos > 1_000_000_000_000_000 { return nil }
     }
 
+    /// The FIL/USD rate used when none is configured (reports only; `--fil-usd` sets it).
+    public static let defaultUsdPerFil = DecimalRate("5")!
+
     /// USD cents for an amount of attoFIL, rounded down.
     public func cents(attoFil: Int128) -> Int64 {
         Int64(attoFil * nanos * 100 / 1_000_000_000 / 1_000_000_000_000_000_000)
