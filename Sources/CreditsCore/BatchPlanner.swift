@@ -39,14 +39,6 @@ public struct JournalRow: Sendable, Equatable {
     public var description: String
 }
 
-public struct PurchaseRow: Sendable, Equatable {
-    public var id: Int64
-    public var userId: String
-    public var package: CreditPackage
-    public var paymentMethod: PaymentMethod
-    public var paymentId: String
-}
-
 /// What the ledger knows of an upload: whose it is, what it holds, whether it is settled.
 public struct UploadHold: Sendable, Equatable {
     public var userId: String
@@ -96,6 +88,10 @@ public struct UserDelta: Sendable, Equatable {
     public var purchased: Int64 = 0
     /// The balance the planner read before the batch; the store's conditional update checks it.
     public var balanceBefore: Int64
+
+    /// The lowest balance the store's conditional update may leave: zero, or the planned balance
+    /// when that is below zero (arrears from a payment reversal, or credits reducing them).
+    public var floor: Int64 { min(0, balanceBefore + balance) }
 }
 
 public struct NewKey: Sendable, Equatable {
@@ -110,7 +106,8 @@ public struct BatchPlan: Sendable {
     /// One entry per user whose balance changes, ordered by user id (the lock order).
     public var users: [UserDelta]
     public var journal: [JournalRow]
-    public var purchases: [PurchaseRow]
+    /// Payments (`credit_purchases` rows) the batch changed, in their final state, ordered by key.
+    public var payments: [PaymentState]
     public var newKeys: [NewKey]
     public var uploads: [UploadChange]
     /// Change of each creator's used sponsored slots (+1 per sponsored upload, −1 per release).
@@ -140,6 +137,7 @@ public struct BatchPlanner {
     ///   - balances: each user's available balance (absent: a user never seen, 0).
     ///   - reserved: each user's held credits (absent: 0).
     ///   - uploads: the holds of the uploads the batch's captures and releases name.
+    ///   - payments: the payments the batch's purchases and provider events name (absent: none yet).
     ///   - platformBalances: every platform account's balance.
     ///   - nextTransactionId, nextPurchaseId: id allocators, called once per row in order.
     public func plan(
@@ -148,6 +146,7 @@ public struct BatchPlanner {
         balances: [String: Int64],
         reserved: [String: Int64] = [:],
         uploads: [String: UploadHold] = [:],
+        payments: [PaymentKey: PaymentState] = [:],
         sponsorship: SponsorshipState? = nil,
         platformBalances: [PlatformAccount: Int64],
         nextTransactionId: () -> Int64,
@@ -159,7 +158,9 @@ public struct BatchPlanner {
         var holds = uploads
         var deltas: [String: UserDelta] = [:]
         var platform = platformBalances
-        var out = BatchPlan(results: [], users: [], journal: [], purchases: [], newKeys: [], uploads: [], sponsoredSlots: [:],
+        var paymentStates = payments
+        var changedPayments = Set<PaymentKey>()
+        var out = BatchPlan(results: [], users: [], journal: [], payments: [], newKeys: [], uploads: [], sponsoredSlots: [:],
                             platformBalances: [:])
         var profiles = sponsorship?.profiles ?? [:]
         var budget = sponsorship?.budgetRemaining ?? 0
@@ -171,6 +172,16 @@ public struct BatchPlanner {
                 continue
             }
             let op = keyed.operation
+            if let key = op.paymentKey {
+                let outcome = planPayment(
+                    op, state: paymentStates[key] ?? PaymentState(paymentMethod: key.paymentMethod, paymentId: key.paymentId),
+                    balances: balances, current: &current, deltas: &deltas, platform: &platform, journal: &out.journal,
+                    nextTransactionId: nextTransactionId, nextPurchaseId: nextPurchaseId) { paymentStates[key] = $0 }
+                if outcome.changed { changedPayments.insert(key) }
+                record(outcome.outcome, for: keyed, keys: &keys, newKeys: &out.newKeys)
+                out.results.append(.success(OperationResult(outcome: outcome.outcome, replayed: false)))
+                continue
+            }
             var heldCredits: Int64 = 0
             var sponsored = false
             if case .upload(let r) = op, let s = sponsorship,
@@ -179,7 +190,10 @@ public struct BatchPlanner {
                 sponsored = true
             }
             var refusal: CreditsError?
-            if case .sponsor(let r) = op {
+            if op.mayBeSponsored, let available = current[op.userId], available < 0 {
+                // In arrears: no new uploads, sponsored or not, until the debt is repaid.
+                refusal = LedgerRules.arrears(owed: -available)
+            } else if case .sponsor(let r) = op {
                 sponsored = true
                 let eligibility = sponsorship.map { $0.rules.eligibility(profiles[op.userId], nowMs: $0.nowMs) }
                 if eligibility?.eligible != true {
@@ -220,20 +234,12 @@ public struct BatchPlanner {
                 }
                 var userBalance = available
                 var held = currentHeld[op.userId] ?? 0
-                var lastId: Int64 = 0
-                for posting in plan.postings {
-                    let debitAfter = Self.move(posting.debit, -posting.amount, user: &userBalance, held: &held, platform: &platform)
-                    let creditAfter = Self.move(posting.credit, posting.amount, user: &userBalance, held: &held, platform: &platform)
-                    lastId = nextTransactionId()
-                    // A row between platform accounts only (sponsorship) belongs to no user's history.
-                    let rowUser = posting.debit.isUserScoped || posting.credit.isUserScoped ? op.userId : ""
-                    out.journal.append(JournalRow(
-                        id: lastId, kind: posting.kind, userId: rowUser, debit: posting.debit, credit: posting.credit,
-                        amount: posting.amount, debitBalanceAfter: debitAfter, creditBalanceAfter: creditAfter,
-                        reference: op.naturalKey, description: Self.description(op)))
-                }
+                let lastId = Self.post(
+                    plan.postings, userId: op.userId, reference: op.naturalKey, description: Self.description(op),
+                    user: &userBalance, held: &held, platform: &platform, journal: &out.journal, nextTransactionId: nextTransactionId)
                 precondition(userBalance == available + plan.balanceDelta, "postings add up to the plan")
-                precondition(userBalance >= 0 && held >= 0, "an accepted plan leaves no user below zero")
+                precondition((userBalance >= 0 || plan.balanceDelta >= 0) && held >= 0,
+                             "an accepted plan leaves no user below zero, except one already in arrears")
                 current[op.userId] = userBalance
                 currentHeld[op.userId] = held
                 if sponsored {
@@ -255,21 +261,26 @@ public struct BatchPlanner {
                 } ?? 0
                 outcome = receipt(op, transactionId: lastId, balance: userBalance, plan: plan, heldCredits: heldCredits,
                                   sponsored: sponsored, sponsoredRemaining: sponsoredRemaining,
-                                  sponsoredRows: &out.sponsoredUploads, purchases: &out.purchases,
-                                  uploads: &out.uploads, holds: &holds, nextPurchaseId: nextPurchaseId)
+                                  sponsoredRows: &out.sponsoredUploads,
+                                  uploads: &out.uploads, holds: &holds)
             }
-            for key in keyed.keys {
-                let record = KeyRecord(requestHash: keyed.requestHash, outcome: outcome)
-                keys[key] = record
-                out.newKeys.append(NewKey(key: key, requestHash: keyed.requestHash, outcome: outcome))
-            }
+            record(outcome, for: keyed, keys: &keys, newKeys: &out.newKeys)
             out.results.append(.success(OperationResult(outcome: outcome, replayed: false)))
         }
         out.users = deltas.values.sorted { $0.userId < $1.userId }
+        out.payments = changedPayments.sorted().compactMap { paymentStates[$0] }
         for (account, balance) in platform where balance != platformBalances[account] {
             out.platformBalances[account] = balance
         }
         return out
+    }
+
+    /// Remembers an outcome under every key of its operation.
+    private func record(_ outcome: LedgerOutcome, for keyed: KeyedOperation, keys: inout [String: KeyRecord], newKeys: inout [NewKey]) {
+        for key in keyed.keys {
+            keys[key] = KeyRecord(requestHash: keyed.requestHash, outcome: outcome)
+            newKeys.append(NewKey(key: key, requestHash: keyed.requestHash, outcome: outcome))
+        }
     }
 
     /// nil when none of the operation's keys is known; otherwise its replay or conflict.
@@ -294,8 +305,8 @@ public struct BatchPlanner {
 
     private func receipt(
         _ op: LedgerOperation, transactionId: Int64, balance: Int64, plan: LedgerPlan, heldCredits: Int64, sponsored: Bool,
-        sponsoredRemaining: Int, sponsoredRows: inout [SponsoredUploadRequest], purchases: inout [PurchaseRow], uploads: inout [UploadChange], holds: inout [String: UploadHold],
-        nextPurchaseId: () -> Int64
+        sponsoredRemaining: Int, sponsoredRows: inout [SponsoredUploadRequest], uploads: inout [UploadChange],
+        holds: inout [String: UploadHold]
     ) -> LedgerOutcome {
         switch op {
         case .upload(let r):
@@ -324,14 +335,8 @@ public struct BatchPlanner {
             return .settled(SettleReceipt(
                 transactionId: "txn_\(transactionId)", uploadId: r.uploadId, userId: r.userId,
                 credits: heldCredits, status: "refunded", balance: balance))
-        case .purchase(let r):
-            guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
-            let id = nextPurchaseId()
-            purchases.append(PurchaseRow(id: id, userId: r.userId, package: pkg, paymentMethod: r.paymentMethod, paymentId: r.paymentId))
-            return .purchased(PurchaseReceipt(
-                purchaseId: "pur_\(id)", userId: r.userId, package: pkg.id, credits: pkg.totalCredits,
-                baseCredits: pkg.credits, bonusCredits: pkg.bonusCredits, priceCents: pkg.priceCents,
-                paymentMethod: r.paymentMethod, paymentId: r.paymentId, status: "completed", balance: balance))
+        case .purchase, .paymentEvent:
+            preconditionFailure("payments are planned by planPayment")
         case .spend(let r):
             return .spent(SpendReceipt(
                 transactionId: "txn_\(transactionId)", userId: r.userId, credits: r.credits,
@@ -341,6 +346,27 @@ public struct BatchPlanner {
                 transactionId: "txn_\(transactionId)", adjustmentId: r.adjustmentId, userId: r.userId,
                 credits: r.credits, balance: balance))
         }
+    }
+
+    /// Appends the journal rows of `postings`, moving the balances they touch; returns the last row's id.
+    static func post(
+        _ postings: [Posting], userId: String, reference: String, description: String,
+        user: inout Int64, held: inout Int64, platform: inout [PlatformAccount: Int64], journal: inout [JournalRow],
+        nextTransactionId: () -> Int64
+    ) -> Int64 {
+        var lastId: Int64 = 0
+        for posting in postings {
+            let debitAfter = move(posting.debit, -posting.amount, user: &user, held: &held, platform: &platform)
+            let creditAfter = move(posting.credit, posting.amount, user: &user, held: &held, platform: &platform)
+            lastId = nextTransactionId()
+            // A row between platform accounts only (sponsorship) belongs to no user's history.
+            let rowUser = posting.debit.isUserScoped || posting.credit.isUserScoped ? userId : ""
+            journal.append(JournalRow(
+                id: lastId, kind: posting.kind, userId: rowUser, debit: posting.debit, credit: posting.credit,
+                amount: posting.amount, debitBalanceAfter: debitAfter, creditBalanceAfter: creditAfter,
+                reference: reference, description: description))
+        }
+        return lastId
     }
 
     private static func move(
@@ -365,6 +391,7 @@ public struct BatchPlanner {
         case .spend(let r): r.description
         case .adjust(let r): r.reason
         case .purchase(let r): "\(r.package) package via \(r.paymentMethod.rawValue)"
+        case .paymentEvent(let r): "\(r.paymentMethod.rawValue) event \(r.eventId): payment \(r.kind.rawValue)"
         case .upload(let r): "hold for upload \(r.uploadId)"
         case .capture(let r): "upload \(r.uploadId) confirmed"
         case .release(let r): r.reason.isEmpty ? "upload \(r.uploadId) refunded" : "upload \(r.uploadId) refunded: \(r.reason)"

@@ -4,6 +4,8 @@ public enum ErrorCode: String, Sendable, Codable, Equatable {
     case unauthorized = "UNAUTHORIZED"
     case forbidden = "FORBIDDEN"
     case insufficientCredits = "INSUFFICIENT_CREDITS"
+    /// A payment reversal left the balance below zero: nothing can be spent until it is repaid.
+    case accountInArrears = "ACCOUNT_IN_ARREARS"
     case notFound = "NOT_FOUND"
     case idempotencyConflict = "IDEMPOTENCY_CONFLICT"
     /// The thing exists but is not in a state that allows the request (an upload already settled).
@@ -19,7 +21,7 @@ public enum ErrorCode: String, Sendable, Codable, Equatable {
         switch self {
         case .validationError: 400
         case .unauthorized: 401
-        case .insufficientCredits: 402
+        case .insufficientCredits, .accountInArrears: 402
         case .forbidden: 403
         case .notFound: 404
         case .idempotencyConflict, .invalidState, .notEligible: 409
@@ -44,11 +46,14 @@ public struct CreditsError: Error, Sendable, Codable, Equatable, CustomStringCon
     public var required: Int64?
     public var available: Int64?
     public var suggestedPackage: String?
+    /// For `ACCOUNT_IN_ARREARS`: the credits owed.
+    public var owed: Int64?
 
     public init(
         _ code: ErrorCode, _ message: String, field: String? = nil,
-        required: Int64? = nil, available: Int64? = nil, suggestedPackage: String? = nil
+        required: Int64? = nil, available: Int64? = nil, suggestedPackage: String? = nil, owed: Int64? = nil
     ) {
+        self.owed = owed
         self.code = code
         self.message = message
         self.field = field

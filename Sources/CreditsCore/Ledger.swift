@@ -60,6 +60,11 @@ public enum JournalKind: String, Sendable, Codable, CaseIterable {
     case sponsoredRelease = "sponsored_release"
     /// An upload paid outright by the sponsorship account (`POST /api/credits/sponsored-uploads`).
     case sponsoredUpload = "sponsored_upload"
+    /// Credits a payment takes back: a refund (in proportion), a failure, a dispute, a reversal.
+    /// The buyer's balance may go below zero (arrears).
+    case paymentReversal = "payment_reversal"
+    /// Credits a won dispute gives back.
+    case paymentRestore = "payment_restore"
 }
 
 /// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
@@ -145,13 +150,8 @@ public enum LedgerRules {
             return LedgerPlan(
                 balanceDelta: m.credits, earnedDelta: m.credits,
                 postings: [Posting(kind: .milestone, debit: .platform(.promotions), credit: user, amount: m.credits)])
-        case .purchase(let r):
-            guard let pkg = catalog.package(r.package) else { preconditionFailure("validated before planning") }
-            var postings = [Posting(kind: .purchase, debit: .platform(.sales), credit: user, amount: pkg.credits)]
-            if pkg.bonusCredits > 0 {
-                postings.append(Posting(kind: .purchaseBonus, debit: .platform(.promotions), credit: user, amount: pkg.bonusCredits))
-            }
-            return LedgerPlan(balanceDelta: pkg.totalCredits, purchasedDelta: pkg.totalCredits, postings: postings)
+        case .purchase, .paymentEvent:
+            preconditionFailure("payments are planned from their state: PaymentRules and BatchPlanner")
         case .spend(let r):
             return LedgerPlan(
                 balanceDelta: -r.credits, spentDelta: r.credits,
@@ -171,7 +171,14 @@ public enum LedgerRules {
     /// nil when `available` covers the plan; otherwise the 402 the user sees.
     public static func check(_ plan: LedgerPlan, available: Int64, catalog: Catalog) -> CreditsError? {
         if plan.balanceDelta >= 0 || available + plan.balanceDelta >= 0 { return nil }
+        if available < 0 { return arrears(owed: -available) }
         return insufficient(required: -plan.balanceDelta, available: available, catalog: catalog)
+    }
+
+    /// The 402 of a user whose balance a payment reversal left below zero.
+    public static func arrears(owed: Int64) -> CreditsError {
+        CreditsError(.accountInArrears, "the account owes \(owed) credits after a payment reversal; the next purchase repays them first",
+                     owed: owed)
     }
 
     public static func insufficient(required: Int64, available: Int64, catalog: Catalog) -> CreditsError {

@@ -9,12 +9,16 @@ public struct PurchaseRequest: Sendable, Codable, Equatable {
     public var package: String
     public var paymentMethod: PaymentMethod
     public var paymentId: String
+    /// Grant the credits now (the default) rather than when the provider confirms the payment
+    /// (`--require-payment-confirmation`). A server setting, not part of the request's identity.
+    public var grantAtOnce: Bool
 
-    public init(userId: String, package: String, paymentMethod: PaymentMethod, paymentId: String) {
+    public init(userId: String, package: String, paymentMethod: PaymentMethod, paymentId: String, grantAtOnce: Bool = true) {
         self.userId = userId
         self.package = package
         self.paymentMethod = paymentMethod
         self.paymentId = paymentId
+        self.grantAtOnce = grantAtOnce
     }
 }
 
@@ -147,7 +151,11 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
     case release(SettleRequest)
     case milestone(MilestoneRequest)
     case sponsor(SponsoredUploadRequest)
+    /// A verified payment provider event (Stripe, PayPal).
+    case paymentEvent(PaymentEventRequest)
 
+    /// The user the operation names; empty for a provider event that names none (the payment's
+    /// purchase, read in the transaction, decides).
     public var userId: String {
         switch self {
         case .purchase(let r): r.userId
@@ -157,6 +165,16 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .capture(let r), .release(let r): r.userId
         case .milestone(let r): r.userId
         case .sponsor(let r): r.userId
+        case .paymentEvent(let r): r.userId
+        }
+    }
+
+    /// The payment a purchase or a provider event is about.
+    public var paymentKey: PaymentKey? {
+        switch self {
+        case .purchase(let r): PaymentKey(r.paymentMethod, r.paymentId)
+        case .paymentEvent(let r): PaymentKey(r.paymentMethod, r.paymentId)
+        default: nil
         }
     }
 
@@ -171,6 +189,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .release(let r): "release:\(r.uploadId)"
         case .milestone(let r): "milestone:\(r.userId):\(r.milestone)"
         case .sponsor(let r): "sponsored:\(r.fileUploadId)"
+        case .paymentEvent(let r): "payment-event:\(r.paymentMethod.rawValue):\(r.eventId)"
         }
     }
 
@@ -217,12 +236,19 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .sponsor(let r):
             return ["sponsor", r.userId, r.fileUploadId, String(r.credits), String(r.usdValueCents), String(r.gasValueCents),
                     String(r.reason.utf8.count), r.reason].joined(separator: sep)
+        case .paymentEvent(let r):
+            return ["payment-event", r.paymentMethod.rawValue, r.eventId, r.paymentId, r.kind.rawValue, r.userId, r.package,
+                    String(r.amountCents), String(r.refundedCents)].joined(separator: sep)
         }
     }
 
     /// Checks every field against the catalog and the limits; throws naming the field.
     public func validate(catalog: Catalog) throws(CreditsError) {
-        try Identifier.check(userId, field: "userId")
+        if case .paymentEvent(let r) = self, r.userId.isEmpty {
+            // A provider event may name no user.
+        } else {
+            try Identifier.check(userId, field: "userId")
+        }
         switch self {
         case .purchase(let r):
             if catalog.package(r.package) == nil {
@@ -260,6 +286,16 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             if r.usdValueCents < 0 || r.usdValueCents > Limits.catalogPriceCentsMax { throw .validation("usdValue", "must be 0 to 1,000,000.00") }
             if r.gasValueCents < 0 || r.gasValueCents > Limits.catalogPriceCentsMax { throw .validation("gasValue", "must be 0 to 1,000,000.00") }
             try Self.checkText(r.reason, field: "reason")
+        case .paymentEvent(let r):
+            try Identifier.check(r.eventId, field: "eventId")
+            try Identifier.check(r.paymentId, field: "paymentId")
+            if !r.package.isEmpty, catalog.package(r.package) == nil {
+                throw .validation("package", "unknown package '\(r.package)'")
+            }
+            for (field, cents) in [("amount", r.amountCents), ("amountRefunded", r.refundedCents)]
+            where cents < 0 || cents > Limits.catalogPriceCentsMax {
+                throw .validation(field, "must be 0 to 1,000,000.00")
+            }
         case .milestone(let r):
             if catalog.milestone(r.milestone) == nil {
                 let known = catalog.milestones.map(\.id).joined(separator: ", ")

@@ -11,10 +11,13 @@ public struct PurchaseReceipt: Sendable, Codable, Equatable {
     public var status: String
     /// The buyer's available balance right after this purchase.
     public var balance: Int64
+    /// Credits of this purchase that went to repay arrears first (absent when none).
+    public var arrearsRepaid: Int64?
 
     public init(purchaseId: String, userId: String, package: String, credits: Int64, baseCredits: Int64,
                 bonusCredits: Int64, priceCents: Int64, paymentMethod: PaymentMethod, paymentId: String,
-                status: String, balance: Int64) {
+                status: String, balance: Int64, arrearsRepaid: Int64? = nil) {
+        self.arrearsRepaid = arrearsRepaid
         self.purchaseId = purchaseId
         self.userId = userId
         self.package = package
@@ -145,6 +148,7 @@ public enum LedgerOutcome: Sendable, Codable, Equatable {
     case settled(SettleReceipt)
     case milestoneGranted(MilestoneReceipt)
     case sponsoredUpload(SponsoredUploadReceipt)
+    case paymentEvent(PaymentEventReceipt)
     case rejected(CreditsError)
 }
 

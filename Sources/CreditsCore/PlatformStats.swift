@@ -9,12 +9,15 @@ public struct PlatformTotals: Sendable, Equatable {
     public var creditsOutstanding: Int64
     public var activeUsers: Int
     public var payingUsers: Int
+    /// Money returned on the window's purchases: refunds, open disputes, reversals.
+    public var refundsCents: Int64
     public var confirmedUploads: Int
     public var uploadCreditsCharged: Int64
 
     public init(purchases: Int = 0, revenueCents: Int64 = 0, creditsSold: Int64 = 0, creditsSpent: Int64 = 0,
-                creditsOutstanding: Int64 = 0, activeUsers: Int = 0, payingUsers: Int = 0, confirmedUploads: Int = 0,
-                uploadCreditsCharged: Int64 = 0) {
+                creditsOutstanding: Int64 = 0, activeUsers: Int = 0, payingUsers: Int = 0, refundsCents: Int64 = 0,
+                confirmedUploads: Int = 0, uploadCreditsCharged: Int64 = 0) {
+        self.refundsCents = refundsCents
         self.purchases = purchases
         self.revenueCents = revenueCents
         self.creditsSold = creditsSold
@@ -88,9 +91,10 @@ public struct PlatformStats: Sendable, Codable, Equatable {
 
     /// - Parameters: `purchasePrices` are the window's purchase prices, for per-purchase fees.
     public static func compute(
-        days: Int, totals t: PlatformTotals, purchasePricesCents: [Int64], refundsCents: Int64 = 0,
+        days: Int, totals t: PlatformTotals, purchasePricesCents: [Int64],
         gasSpentUsdCents: Int64, fees: PaymentFeeSchedule
     ) -> PlatformStats {
+        let refundsCents = t.refundsCents
         let net = t.revenueCents - refundsCents
         let paymentFees = purchasePricesCents.reduce(Int64(0)) { $0 + fees.feeCents(priceCents: $1) }
         let margin = net - paymentFees - gasSpentUsdCents

@@ -23,6 +23,13 @@ public struct ServerConfiguration: Sendable {
     public var sponsorship = SponsorshipRules()
     /// Stripe endpoint secrets (`STRIPE_WEBHOOK_SECRET`, comma-separated during a rotation).
     public var stripeWebhookSecrets: [String] = []
+    /// PayPal: the webhook id (`PAYPAL_WEBHOOK_ID`) and the PEM certificate whose key signs the
+    /// transmissions (read from `PAYPAL_CERT_FILE`). Both, or the route answers 404.
+    public var paypalWebhookId: String?
+    public var paypalCertificatePEM: String?
+    /// Purchases record a pending purchase and credits arrive with the provider's verified
+    /// event; by default the purchase call grants at once and events reconcile it.
+    public var requirePaymentConfirmation = false
     /// Served at `/metrics` in Prometheus text format when set (the process bootstraps
     /// swift-metrics with it).
     public var metrics: PrometheusCollectorRegistry?
@@ -37,6 +44,23 @@ public struct ServerConfiguration: Sendable {
         self.paymentFees = paymentFees
         self.clock = clock
         self.metrics = metrics
+    }
+}
+
+extension ServerConfiguration {
+    /// The PayPal verifier, when both settings are present (checked at start-up by `serve`).
+    var paypalSignature: PayPalSignature? {
+        guard let id = paypalWebhookId, let pem = paypalCertificatePEM else { return nil }
+        return try? PayPalSignature(webhookId: id, certificatePEM: pem)
+    }
+
+    /// Throws a readable error when the PayPal settings are half there or the certificate is unusable.
+    public func checkPayPal() throws {
+        switch (paypalWebhookId, paypalCertificatePEM) {
+        case (nil, nil): return
+        case (.some(let id), .some(let pem)): _ = try PayPalSignature(webhookId: id, certificatePEM: pem)
+        default: throw CreditsError.validation("PAYPAL_WEBHOOK_ID", "PAYPAL_WEBHOOK_ID and PAYPAL_CERT_FILE go together: set both or neither")
+        }
     }
 }
 
@@ -70,7 +94,8 @@ public func buildRouter(
         try await renderDashboard(manager: manager, gas: gasManager, configuration: configuration)
     }
     let credits = router.group("api/credits")
-    CreditsController(manager: manager).addRoutes(to: credits)
+    CreditsController(manager: manager, requirePaymentConfirmation: configuration.requirePaymentConfirmation)
+        .addRoutes(to: credits)
     UsersController(manager: manager, rules: configuration.sponsorship, clock: configuration.clock)
         .addRoutes(users: router.group("api/users"), credits: credits)
     UploadsController(manager: manager).addRoutes(to: router.group("api/uploads"))
@@ -79,6 +104,8 @@ public func buildRouter(
         signature: configuration.stripeWebhookSecrets.isEmpty ? nil : StripeSignature(secrets: configuration.stripeWebhookSecrets),
         clock: configuration.clock
     ).addRoutes(to: router.group("api/webhooks"))
+    PayPalWebhookController(manager: manager, signature: configuration.paypalSignature)
+        .addRoutes(to: router.group("api/webhooks"))
     AdminController(manager: manager, gas: gasManager, paymentFees: configuration.paymentFees, clock: configuration.clock)
         .addRoutes(to: router.group("api/admin"))
     return router

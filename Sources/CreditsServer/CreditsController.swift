@@ -10,6 +10,8 @@ import NIOCore
 /// `/api/credits/*`: balance, purchase, estimate, spend, transactions (API.md).
 struct CreditsController {
     let manager: CreditManager
+    /// `--require-payment-confirmation`: purchases wait for the provider's event.
+    var requirePaymentConfirmation = false
 
     struct PurchaseBody: Decodable {
         var userId: String
@@ -59,6 +61,27 @@ struct CreditsController {
         var createdAt: String
     }
 
+    /// The user's balances and what they owe (a payment reversal's arrears).
+    struct BalanceBody: Encodable {
+        var userId: String
+        var balance: Int64
+        var reserved: Int64
+        var totalEarned: Int64
+        var totalSpent: Int64
+        var totalPurchased: Int64
+        var arrears: Int64
+
+        init(_ c: UserCredits) {
+            userId = c.userId
+            balance = c.balance
+            reserved = c.reserved
+            totalEarned = c.totalEarned
+            totalSpent = c.totalSpent
+            totalPurchased = c.totalPurchased
+            arrears = max(0, -c.balance)
+        }
+    }
+
     struct PageBody: Encodable {
         var data: [EntryBody]
         var nextCursor: String?
@@ -67,7 +90,7 @@ struct CreditsController {
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.get("balance") { request, _ in
             let userId = try request.uri.requiredQuery("userId")
-            return try JSONResponse.make(.ok, try await manager.getUserCredits(userId))
+            return try JSONResponse.make(.ok, BalanceBody(try await manager.getUserCredits(userId)))
         }
         group.post("purchase") { request, _ in
             let body = try await JSONResponse.decode(PurchaseBody.self, from: request)
@@ -76,7 +99,7 @@ struct CreditsController {
             }
             let result = try await manager.purchaseCredits(
                 body.userId, body.package, paymentMethod: method, paymentId: body.paymentId,
-                idempotencyKey: request.headers[.idempotencyKey])
+                idempotencyKey: request.headers[.idempotencyKey], grantAtOnce: !requirePaymentConfirmation)
             return try LedgerResponse.make(result)
         }
         group.post("estimate") { request, _ in

@@ -41,6 +41,10 @@ enum Cents {
     struct Text: Decodable {
         var text: String
 
+        init(_ text: String) {
+            self.text = text
+        }
+
         init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
             if let s = try? c.decode(String.self) {

@@ -77,8 +77,10 @@ struct ErrorBody: Encodable {
     var required: Int64?
     var available: Int64?
     var suggestedPackage: String?
+    var owed: Int64?
 
     init(_ e: CreditsError) {
+        owed = e.owed
         error = e.code.rawValue
         message = e.message
         field = e.field
@@ -98,13 +100,15 @@ extension HTTPField.Name {
 enum LedgerResponse {
     static func make(_ result: OperationResult) throws -> Response {
         switch result.outcome {
-        case .purchased(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        // A purchase waiting for the provider's confirmation is accepted, not yet done.
+        case .purchased(let receipt): try JSONResponse.make(receipt.status == "pending" ? .accepted : .created, receipt, replayed: result.replayed)
         case .spent(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .adjusted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .queued(let receipt): try JSONResponse.make(.accepted, receipt, replayed: result.replayed)
         case .settled(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .milestoneGranted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .sponsoredUpload(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
+        case .paymentEvent(let receipt): try JSONResponse.make(.ok, receipt, replayed: result.replayed)
         case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
         }
     }

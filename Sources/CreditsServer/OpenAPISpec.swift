@@ -101,6 +101,11 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/PurchaseReceipt"}
+        "202":
+          description: Recorded as pending; credits arrive with the provider's verified event (--require-payment-confirmation)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/PurchaseReceipt"}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
@@ -362,15 +367,33 @@ paths:
           description: Received (applied, already applied, or ignored)
           content:
             application/json:
-              schema:
-                type: object
-                required: [received, applied]
-                properties:
-                  received: {type: boolean}
-                  applied: {type: boolean}
-                  eventId: {type: string}
-                  type: {type: string}
-                  detail: {type: string}
+              schema: {$ref: "#/components/schemas/WebhookAnswer"}
+        "400": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "413": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+  /api/webhooks/paypal:
+    post:
+      summary: PayPal events, verified by their transmission signature (no key)
+      security: []
+      parameters:
+        - {name: PAYPAL-TRANSMISSION-ID, in: header, required: true, schema: {type: string}}
+        - {name: PAYPAL-TRANSMISSION-TIME, in: header, required: true, schema: {type: string}}
+        - {name: PAYPAL-TRANSMISSION-SIG, in: header, required: true, schema: {type: string}}
+        - {name: PAYPAL-AUTH-ALGO, in: header, required: false, schema: {type: string}}
+        - {name: PAYPAL-CERT-URL, in: header, required: false, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {type: object}
+      responses:
+        "200":
+          description: Received (applied, already applied, or ignored)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/WebhookAnswer"}
         "400": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "413": {$ref: "#/components/responses/Error"}
@@ -518,18 +541,35 @@ components:
       properties:
         error:
           type: string
-          enum: [VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN, INSUFFICIENT_CREDITS, NOT_FOUND, IDEMPOTENCY_CONFLICT, INVALID_STATE, NOT_ELIGIBLE, PAYLOAD_TOO_LARGE, UNAVAILABLE, INTERNAL]
+          enum: [VALIDATION_ERROR, UNAUTHORIZED, FORBIDDEN, INSUFFICIENT_CREDITS, ACCOUNT_IN_ARREARS, NOT_FOUND, IDEMPOTENCY_CONFLICT, INVALID_STATE, NOT_ELIGIBLE, PAYLOAD_TOO_LARGE, UNAVAILABLE, INTERNAL]
         message: {type: string}
         field: {type: string}
         required: {type: integer}
         available: {type: integer}
         suggestedPackage: {type: string}
+        owed: {type: integer, description: "ACCOUNT_IN_ARREARS: credits owed"}
+    WebhookAnswer:
+      type: object
+      required: [received, applied]
+      properties:
+        received: {type: boolean}
+        applied: {type: boolean}
+        eventId: {type: string}
+        type: {type: string}
+        purchaseId: {type: string}
+        status: {$ref: "#/components/schemas/PurchaseStatus"}
+        creditsChange: {type: integer, description: "credits this event granted (positive) or took back (negative)"}
+        detail: {type: string}
+    PurchaseStatus:
+      type: string
+      enum: [unclaimed, pending, completed, failed, partially_refunded, refunded, disputed, reversed]
     Balance:
       type: object
-      required: [userId, balance, reserved, totalEarned, totalSpent, totalPurchased]
+      required: [userId, balance, reserved, totalEarned, totalSpent, totalPurchased, arrears]
       properties:
         userId: {type: string}
-        balance: {type: integer}
+        balance: {type: integer, description: "available credits; below zero only in arrears"}
+        arrears: {type: integer, minimum: 0, description: "credits owed after a payment reversal (0 when none)"}
         reserved: {type: integer, minimum: 0}
         totalEarned: {type: integer}
         totalSpent: {type: integer}
@@ -547,8 +587,9 @@ components:
         priceCents: {type: integer}
         paymentMethod: {type: string}
         paymentId: {type: string}
-        status: {type: string}
+        status: {$ref: "#/components/schemas/PurchaseStatus"}
         balance: {type: integer}
+        arrearsRepaid: {type: integer, description: "credits of this purchase that repaid arrears first"}
     Estimate:
       type: object
       required: [credits, baseCredits, featureCredits, discountCredits, fileType, fileCount, features]

@@ -62,28 +62,12 @@ struct StripeSignature {
     }
 }
 
-/// `POST /api/webhooks/stripe`. Applies `payment_intent.succeeded` (completes the purchase whose
-/// paymentId is the intent id, or creates it from the intent's metadata userId and package) exactly
-/// once: the event id is stored as an idempotency key in the ledger's transaction, and the
-/// purchase's natural key makes a purchase call and the event one grant in either order.
+/// `POST /api/webhooks/stripe`: verifies the signature, maps the event to the payment it is
+/// about (the purchase's paymentId is the payment intent id) and applies it once per event id.
 struct StripeWebhookController {
     let manager: CreditManager
     let signature: StripeSignature?
     let clock: WallClock
-
-    /// Event types this service will apply but does not yet: answered 503, so Stripe retries
-    /// them (for up to three days) rather than counting them delivered.
-    static let notYetHandled: Set<String> = [
-        "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created", "charge.dispute.closed",
-    ]
-
-    struct Answer: Encodable {
-        var received: Bool
-        var applied: Bool
-        var eventId: String?
-        var type: String?
-        var detail: String?
-    }
 
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.post("stripe") { request, context in
@@ -97,39 +81,61 @@ struct StripeWebhookController {
                   let id = event["id"] as? String, let type = event["type"] as? String
             else { throw CreditsError.validation("body", "not a Stripe event (id and type are required)") }
             guard Identifier.isValid(id) else { throw CreditsError.validation("id", "not a Stripe event id") }
-            switch type {
-            case "payment_intent.succeeded":
-                return try await succeeded(id: id, event: event, logger: context.logger)
-            case let t where Self.notYetHandled.contains(t):
-                throw CreditsError(.unavailable, "Stripe event type \(t) is not handled yet; Stripe will retry it")
-            default:
-                return try JSONResponse.make(.ok, Answer(received: true, applied: false, eventId: id, type: type, detail: "ignored"))
+            let object = JSONFields.object(JSONFields.object(event["data"])["object"])
+            switch StripeEvents.paymentEvent(id: id, type: type, object: object) {
+            case .apply(let paymentEvent):
+                return try await PaymentWebhooks.apply(paymentEvent, type: type, manager: manager, logger: context.logger)
+            case .ignore(let why):
+                return try PaymentWebhooks.ignored(eventId: id, type: type, detail: why)
             }
         }
     }
+}
 
-    private func succeeded(id: String, event: [String: Any], logger: Logger) async throws -> Response {
-        let object = (event["data"] as? [String: Any])?["object"] as? [String: Any] ?? [:]
-        let metadata = object["metadata"] as? [String: Any] ?? [:]
-        guard let intent = object["id"] as? String, let userId = metadata["userId"] as? String,
-              let package = metadata["package"] as? String
-        else {
-            return try JSONResponse.make(.ok, Answer(
-                received: true, applied: false, eventId: id, type: "payment_intent.succeeded",
-                detail: "the payment intent has no metadata userId and package; nothing to grant"))
+/// Stripe's event objects (API reference: PaymentIntent, Charge, Dispute) as payment events.
+enum StripeEvents {
+    static func paymentEvent(id: String, type: String, object: [String: Any]) -> WebhookMapping {
+        let kind: PaymentEventKind
+        let intent: String?
+        switch type {
+        case "payment_intent.succeeded", "payment_intent.payment_failed":
+            kind = type == "payment_intent.succeeded" ? .succeeded : .failed
+            intent = JSONFields.string(object["id"])
+        case "charge.refunded":
+            kind = .refunded
+            intent = JSONFields.string(object["payment_intent"])
+        case "charge.dispute.created":
+            kind = .disputeOpened
+            intent = JSONFields.string(object["payment_intent"])
+        case "charge.dispute.closed":
+            switch JSONFields.string(object["status"]) {
+            // An inquiry closed without a chargeback took no money.
+            case "won", "warning_closed": kind = .disputeWon
+            case "lost": kind = .disputeLost
+            case let other: return .ignore("dispute closed with status \(other ?? "none"); nothing to change")
+            }
+            intent = JSONFields.string(object["payment_intent"])
+        default:
+            return .ignore("event type not used by this service")
         }
-        do {
-            let result = try await manager.purchaseCredits(
-                userId, package, paymentMethod: .stripe, paymentId: intent, idempotencyKey: "stripe-event:\(id)")
-            let applied: Bool
-            if case .purchased = result.outcome { applied = !result.replayed } else { applied = false }
-            return try JSONResponse.make(.ok, Answer(received: true, applied: applied, eventId: id, type: "payment_intent.succeeded",
-                                                     detail: result.replayed ? "already applied" : "purchase completed"))
-        } catch let error as CreditsError where error.code == .idempotencyConflict || error.code == .validationError {
-            // Retrying cannot change this: acknowledge, and leave it to operators (logged).
-            logger.error("Stripe event not applied", metadata: ["event": "\(id)", "reason": "\(error.message)"])
-            return try JSONResponse.make(.ok, Answer(received: true, applied: false, eventId: id, type: "payment_intent.succeeded",
-                                                     detail: error.message))
+        guard let intent, Identifier.isValid(intent) else {
+            return .ignore("the event names no payment intent; nothing to change")
         }
+        if let currency = JSONFields.string(object["currency"]), currency.lowercased() != "usd" {
+            return .ignore("currency \(currency) is not the catalog's (usd); not applied")
+        }
+        let metadata = JSONFields.object(object["metadata"])
+        var request = PaymentEventRequest(paymentMethod: .stripe, eventId: id, paymentId: intent, kind: kind)
+        if kind == .succeeded {
+            // What the intent collected, and who bought which package (the metadata the platform set).
+            request.amountCents = JSONFields.int(object["amount_received"]) ?? JSONFields.int(object["amount"]) ?? 0
+            request.userId = JSONFields.string(metadata["userId"]) ?? ""
+            request.package = JSONFields.string(metadata["package"]) ?? ""
+            if request.userId.isEmpty != request.package.isEmpty { request.userId = ""; request.package = "" }
+        } else if kind == .refunded {
+            request.amountCents = JSONFields.int(object["amount_captured"]) ?? JSONFields.int(object["amount"]) ?? 0
+            request.refundedCents = JSONFields.int(object["amount_refunded"]) ?? 0
+        }
+        return .apply(request)
     }
 }

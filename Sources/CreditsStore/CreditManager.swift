@@ -19,13 +19,24 @@ public struct CreditManager: Sendable {
         try await store.hasCredits(userId: userId, credits: credits)
     }
 
-    /// Grants the package's credits and bonus at once. Idempotent on (paymentMethod, paymentId).
+    /// Buys a package. With `grantAtOnce` (the default) its credits and bonus are granted now and
+    /// provider events reconcile the purchase later; without, it is recorded pending and the
+    /// provider's confirmation grants them. Either order of call and confirmation gives one grant.
+    /// Idempotent on (paymentMethod, paymentId).
     public func purchaseCredits(
         _ userId: String, _ package: String, paymentMethod: PaymentMethod, paymentId: String,
-        idempotencyKey: String? = nil
+        idempotencyKey: String? = nil, grantAtOnce: Bool = true
     ) async throws -> OperationResult {
-        let request = PurchaseRequest(userId: userId, package: package, paymentMethod: paymentMethod, paymentId: paymentId)
+        let request = PurchaseRequest(
+            userId: userId, package: package, paymentMethod: paymentMethod, paymentId: paymentId, grantAtOnce: grantAtOnce)
         return try await store.execute(.purchase(request), idempotencyKey: idempotencyKey)
+    }
+
+    /// Applies a verified provider event (seed: "credit reversal on failed payments") exactly once
+    /// per event id: completes, fails, refunds (in proportion), disputes or reverses a purchase.
+    /// A reversal the balance cannot cover leaves the buyer in arrears.
+    public func applyPaymentEvent(_ event: PaymentEventRequest) async throws -> OperationResult {
+        try await store.execute(.paymentEvent(event), idempotencyKey: nil)
     }
 
     public func estimateUploadCost(_ request: EstimateRequest) throws(CreditsError) -> Estimate {

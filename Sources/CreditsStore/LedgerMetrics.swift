@@ -14,6 +14,7 @@ enum LedgerMetrics {
         case .release: "release"
         case .milestone: "milestone"
         case .sponsor: "sponsor"
+        case .paymentEvent: "payment_event"
         }
         let outcome: String = switch result {
         case .success(let r) where r.replayed: "replayed"

@@ -21,6 +21,7 @@ enum OutcomeCoding {
             o.string("paymentId", r.paymentId)
             o.string("status", r.status)
             o.int("balance", r.balance)
+            if let repaid = r.arrearsRepaid { o.int("arrearsRepaid", repaid) }
             return wrap("purchased", o)
         case .spent(let r):
             o.string("transactionId", r.transactionId)
@@ -67,6 +68,17 @@ enum OutcomeCoding {
             o.int("remainingSponsored", Int64(r.remainingSponsored))
             o.int("balance", r.balance)
             return wrap("sponsoredUpload", o)
+        case .paymentEvent(let r):
+            o.string("eventId", r.eventId)
+            o.string("paymentMethod", r.paymentMethod.rawValue)
+            o.string("paymentId", r.paymentId)
+            o.string("event", r.event.rawValue)
+            if let purchaseId = r.purchaseId { o.string("purchaseId", purchaseId) }
+            if let userId = r.userId { o.string("userId", userId) }
+            o.string("status", r.status)
+            o.int("creditsChange", r.creditsChange)
+            if let balance = r.balance { o.int("balance", balance) }
+            return wrap("paymentEvent", o)
         case .rejected(let e):
             o.string("code", e.code.rawValue)
             o.string("message", e.message)
@@ -74,6 +86,7 @@ enum OutcomeCoding {
             if let required = e.required { o.int("required", required) }
             if let available = e.available { o.int("available", available) }
             if let suggested = e.suggestedPackage { o.string("suggestedPackage", suggested) }
+            if let owed = e.owed { o.int("owed", owed) }
             return wrap("rejected", o)
         }
     }

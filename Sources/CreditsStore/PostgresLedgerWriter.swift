@@ -1,4 +1,5 @@
 import CreditsCore
+import Crypto
 import Logging
 import NIOCore
 import PostgresNIO
@@ -48,8 +49,28 @@ enum PostgresLedgerWriter {
             }
         }
 
-        // 3. Lock users whose operations may apply, then the platform rows.
-        let users = Set(ops.filter { $0.keys.allSatisfy { existing[$0] == nil } }.map(\.operation.userId)).sorted()
+        // 3. Payments the batch's purchases and provider events name, one at a time across
+        //    instances (a transaction-scoped advisory lock per payment, taken in order, before any
+        //    user row), so that a purchase call and its webhook, or two deliveries of an event,
+        //    never plan against the same payment at once. Then users whose operations may apply.
+        let fresh = ops.filter { $0.keys.allSatisfy { existing[$0] == nil } }
+        let paymentKeys = Set(fresh.compactMap(\.operation.paymentKey)).sorted()
+        var payments: [PaymentKey: PaymentState] = [:]
+        if !paymentKeys.isEmpty {
+            let lockIds = Set(paymentKeys.map(Self.lockId)).sorted()
+            try await conn.query("SELECT pg_advisory_xact_lock(k) FROM unnest(\(lockIds)::bigint[]) AS t(k) ORDER BY k", logger: logger)
+            let rows = try await conn.query("""
+                SELECT \(unescaped: PaymentRows.columns) FROM credit_purchases
+                WHERE payment_method || ':' || payment_id = ANY(\(paymentKeys.map(\.description))::text[])
+                """, logger: logger)
+            for try await row in rows {
+                let state = try PaymentRows.decode(try row.map(PostgresStore.value))
+                payments[state.key] = state
+            }
+        }
+        var userSet = Set(fresh.map(\.operation.userId).filter { !$0.isEmpty })
+        for state in payments.values { if let owner = state.userId { userSet.insert(owner) } }
+        let users = userSet.sorted()
         var balances: [String: Int64] = [:]
         var reserved: [String: Int64] = [:]
         if !users.isEmpty {
@@ -94,7 +115,7 @@ enum PostgresLedgerWriter {
         // 4. Ids (at most two journal rows and one purchase per operation; unused ones are gaps).
         var txnIds: [Int64] = []
         var purchaseIds: [Int64] = []
-        let purchaseCount = ops.filter { if case .purchase = $0.operation { true } else { false } }.count
+        let purchaseCount = ops.filter { $0.operation.paymentKey != nil }.count
         for try await id in try await conn.query("""
             SELECT nextval('credit_transactions_id_seq') FROM generate_series(1, \(2 * ops.count))
             """, logger: logger).decode(Int64.self) {
@@ -111,6 +132,7 @@ enum PostgresLedgerWriter {
         var purchaseIterator = purchaseIds.makeIterator()
         let plan = BatchPlanner(catalog: catalog).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
+            payments: payments,
             sponsorship: try await sponsorshipState(ops, conn: conn, rules: rules, profiles: profiles, nowMs: nowMs, logger: logger),
             platformBalances: platform,
             nextTransactionId: { txnIterator.next()! }, nextPurchaseId: { purchaseIterator.next()! })
@@ -135,8 +157,9 @@ enum PostgresLedgerWriter {
                 FROM unnest(\(updates.map(\.userId))::text[], \(updates.map(\.balance))::bigint[],
                             \(updates.map(\.reserved))::bigint[],
                             \(updates.map(\.earned))::bigint[], \(updates.map(\.spent))::bigint[],
-                            \(updates.map(\.purchased))::bigint[]) AS d(user_id, delta, held, earned, spent, purchased)
-                WHERE u.user_id = d.user_id AND u.balance + d.delta >= 0 AND u.reserved + d.held >= 0
+                            \(updates.map(\.purchased))::bigint[], \(updates.map(\.floor))::bigint[])
+                    AS d(user_id, delta, held, earned, spent, purchased, floor)
+                WHERE u.user_id = d.user_id AND u.balance + d.delta >= d.floor AND u.reserved + d.held >= 0
                 RETURNING u.user_id, u.balance
                 """, logger: logger).decode((String, Int64).self) {
                 after[user] = balance
@@ -155,8 +178,9 @@ enum PostgresLedgerWriter {
                 FROM unnest(\(inserts.map(\.userId))::text[], \(inserts.map(\.balance))::bigint[],
                             \(inserts.map(\.reserved))::bigint[],
                             \(inserts.map(\.earned))::bigint[], \(inserts.map(\.spent))::bigint[],
-                            \(inserts.map(\.purchased))::bigint[]) AS d(user_id, delta, held, earned, spent, purchased)
-                WHERE d.delta >= 0 AND d.held >= 0
+                            \(inserts.map(\.purchased))::bigint[], \(inserts.map(\.floor))::bigint[])
+                    AS d(user_id, delta, held, earned, spent, purchased, floor)
+                WHERE d.delta >= d.floor AND d.held >= 0
                 RETURNING user_id
                 """, logger: logger) {
                 count += 1
@@ -174,17 +198,19 @@ enum PostgresLedgerWriter {
                     \(j.map(\.creditBalanceAfter))::bigint[], \(j.map(\.reference))::text[], \(j.map(\.description))::text[])
                 """, logger: logger)
         }
-        if !plan.purchases.isEmpty {
-            let p = plan.purchases
-            try await conn.query("""
-                INSERT INTO credit_purchases (id, user_id, package, payment_method, payment_id, credits, base_credits,
-                    bonus_credits, price_cents, status, created_at, updated_at)
-                SELECT *, 'completed', \(nowMs)::bigint, \(nowMs)::bigint FROM unnest(\(p.map(\.id))::bigint[],
-                    \(p.map(\.userId))::text[], \(p.map(\.package.id))::text[], \(p.map(\.paymentMethod.rawValue))::text[],
-                    \(p.map(\.paymentId))::text[], \(p.map(\.package.totalCredits))::bigint[],
-                    \(p.map(\.package.credits))::bigint[], \(p.map(\.package.bonusCredits))::bigint[],
-                    \(p.map(\.package.priceCents))::bigint[])
-                """, logger: logger)
+        for p in plan.payments {
+            var bindings = PostgresBindings()
+            for value in PaymentRows.values(p, nowMs: nowMs) {
+                switch value {
+                case .int(let v): bindings.append(v)
+                case .text(let t): bindings.append(t)
+                }
+            }
+            let placeholders = (1...bindings.count).map { "$\($0)" }.joined(separator: ", ")
+            try await conn.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO credit_purchases (\(PaymentRows.upsertColumns)) VALUES (\(placeholders))
+                \(PaymentRows.upsertConflict)
+                """, binds: bindings), logger: logger)
         }
         try await writeUploads(plan.uploads, conn: conn, nowMs: nowMs, logger: logger)
         try await writeSponsorship(plan, conn: conn, nowMs: nowMs, logger: logger)
@@ -221,6 +247,13 @@ enum PostgresLedgerWriter {
 }
 
 extension PostgresLedgerWriter {
+    /// The advisory lock of a payment: the first 8 bytes of SHA-256 of its key (a collision only
+    /// serializes two payments that did not need it).
+    static func lockId(_ key: PaymentKey) -> Int64 {
+        let digest = Array(SHA256.hash(data: Array("payment:\(key)".utf8)))
+        return digest[0..<8].reduce(Int64(0)) { $0 << 8 | Int64($1) }
+    }
+
     static func writeUploads(_ changes: [UploadChange], conn: PostgresConnection, nowMs: Int64, logger: Logger) async throws {
         for change in changes {
             switch change {

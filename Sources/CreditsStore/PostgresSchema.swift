@@ -143,6 +143,25 @@ enum PostgresSchema {
                 created_at BIGINT NOT NULL)
             """,
         ]),
+        // Payments: the facts providers reported and the credits granted and taken back. A row
+        // without user_id is a payment whose events came before anyone bought with it.
+        ("v7-payments", [
+            "ALTER TABLE credit_purchases ALTER COLUMN user_id DROP NOT NULL",
+            "ALTER TABLE credit_purchases ALTER COLUMN package DROP NOT NULL",
+            """
+            ALTER TABLE credit_purchases
+                ADD COLUMN granted_on_call BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN succeeded BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN failed BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN amount_cents BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN refunded_cents BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN dispute TEXT NOT NULL DEFAULT 'none',
+                ADD COLUMN reversed BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN credits_granted BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN credits_reversed BIGINT NOT NULL DEFAULT 0
+            """,
+            "UPDATE credit_purchases SET granted_on_call = 1, credits_granted = credits",
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

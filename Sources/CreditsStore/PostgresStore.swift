@@ -318,7 +318,7 @@ public final class PostgresStore: CreditStore {
         }
     }
 
-    private static func value(_ cell: PostgresCell) throws -> SQLValue {
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
         if cell.bytes == nil { return .null }
         switch cell.dataType {
         case .int8: return .int(try cell.decode(Int64.self))

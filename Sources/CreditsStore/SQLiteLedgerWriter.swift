@@ -22,7 +22,11 @@ enum SQLiteLedgerWriter {
         let balanceLookup = try db.cachedStatement(sql: "SELECT balance, reserved FROM user_credits WHERE user_id = ?")
         let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored FROM file_uploads WHERE upload_id = ?")
         let profileLookup = try db.cachedStatement(sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?")
+        let paymentLookup = try db.cachedStatement(sql: """
+            SELECT \(PaymentRows.columns) FROM credit_purchases WHERE payment_method = ? AND payment_id = ?
+            """)
         var profiles: [String: UserProfile] = [:]
+        var payments: [PaymentKey: PaymentState] = [:]
         for op in ops {
             for key in op.keys where existing[key] == nil {
                 if let row = try Row.fetchOne(keyLookup, arguments: [key]) {
@@ -31,9 +35,18 @@ enum SQLiteLedgerWriter {
                 }
             }
             let user = op.operation.userId
-            if balances[user] == nil, let row = try Row.fetchOne(balanceLookup, arguments: [user]) {
-                balances[user] = row[0]
-                reserved[user] = row[1]
+            var users = user.isEmpty ? [] : [user]
+            if let key = op.operation.paymentKey, payments[key] == nil,
+               let row = try Row.fetchOne(paymentLookup, arguments: [key.paymentMethod.rawValue, key.paymentId]) {
+                payments[key] = try PaymentRows.decode(SQLiteStore.values(row))
+            }
+            // A provider event moves the credits of the payment's buyer, whoever the event names.
+            if let owner = op.operation.paymentKey.flatMap({ payments[$0]?.userId }) { users.append(owner) }
+            for user in users where balances[user] == nil {
+                if let row = try Row.fetchOne(balanceLookup, arguments: [user]) {
+                    balances[user] = row[0]
+                    reserved[user] = row[1]
+                }
             }
             if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
                let row = try Row.fetchOne(uploadLookup, arguments: [uploadId]) {
@@ -54,6 +67,7 @@ enum SQLiteLedgerWriter {
 
         let plan = BatchPlanner(catalog: catalog).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
+            payments: payments,
             sponsorship: try sponsorshipState(ops, db: db, rules: rules, profiles: profiles, nowMs: nowMs),
             platformBalances: platform,
             nextTransactionId: { nextTxn += 1; return nextTxn },
@@ -68,21 +82,21 @@ enum SQLiteLedgerWriter {
         let update = try db.cachedStatement(sql: """
             UPDATE user_credits SET balance = balance + ?, reserved = reserved + ?, total_earned = total_earned + ?,
                 total_spent = total_spent + ?, total_purchased = total_purchased + ?, updated_at = ?
-            WHERE user_id = ? AND balance + ? >= 0 AND reserved + ? >= 0
+            WHERE user_id = ? AND balance + ? >= ? AND reserved + ? >= 0
             RETURNING balance
             """)
         let insert = try db.cachedStatement(sql: """
             INSERT INTO user_credits (user_id, balance, reserved, total_earned, total_spent, total_purchased, created_at, updated_at)
-            SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ? >= 0 AND ? >= 0
+            SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE ? >= ? AND ? >= 0
             RETURNING balance
             """)
         for u in plan.users {
             let after = existingUsers[u.userId] == nil
                 ? try Int64.fetchOne(insert, arguments: [
-                    u.userId, u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, nowMs, u.balance, u.reserved,
+                    u.userId, u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, nowMs, u.balance, u.floor, u.reserved,
                 ])
                 : try Int64.fetchOne(update, arguments: [
-                    u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, u.userId, u.balance, u.reserved,
+                    u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, u.userId, u.balance, u.floor, u.reserved,
                 ])
             guard after == u.balanceBefore + u.balance else {
                 throw StoreInvariantError(description: "user \(u.userId): balance moved under the writer")
@@ -99,16 +113,18 @@ enum SQLiteLedgerWriter {
                 r.debitBalanceAfter, r.creditBalanceAfter, r.reference, r.description, nowMs,
             ])
         }
-        let purchase = try db.cachedStatement(sql: """
-            INSERT INTO credit_purchases (id, user_id, package, payment_method, payment_id, credits, base_credits,
-                bonus_credits, price_cents, status, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?)
+        let payment = try db.cachedStatement(sql: """
+            INSERT INTO credit_purchases (\(PaymentRows.upsertColumns))
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            \(PaymentRows.upsertConflict)
             """)
-        for p in plan.purchases {
-            try purchase.execute(arguments: [
-                p.id, p.userId, p.package.id, p.paymentMethod.rawValue, p.paymentId, p.package.totalCredits,
-                p.package.credits, p.package.bonusCredits, p.package.priceCents, nowMs, nowMs,
-            ])
+        for p in plan.payments {
+            try payment.execute(arguments: StatementArguments(PaymentRows.values(p, nowMs: nowMs).map { value -> (any DatabaseValueConvertible)? in
+                switch value {
+                case .int(let v): v
+                case .text(let t): t
+                }
+            }))
         }
         let key = try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, request_hash, outcome, created_at) VALUES (?, ?, ?, ?)")
         for k in plan.newKeys {

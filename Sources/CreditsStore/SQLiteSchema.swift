@@ -164,6 +164,43 @@ enum SQLiteSchema {
                 ) STRICT;
                 """)
         }
+        migrator.registerMigration("v7-payments") { db in
+            // SQLite cannot drop a NOT NULL: the table is rebuilt. A row without user_id is a
+            // payment whose provider events came before anyone bought with it.
+            try db.execute(sql: """
+                CREATE TABLE credit_purchases_v7 (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    user_id TEXT,
+                    package TEXT,
+                    payment_method TEXT NOT NULL,
+                    payment_id TEXT NOT NULL,
+                    credits INTEGER NOT NULL,
+                    base_credits INTEGER NOT NULL,
+                    bonus_credits INTEGER NOT NULL,
+                    price_cents INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    granted_on_call INTEGER NOT NULL DEFAULT 0,
+                    succeeded INTEGER NOT NULL DEFAULT 0,
+                    failed INTEGER NOT NULL DEFAULT 0,
+                    amount_cents INTEGER NOT NULL DEFAULT 0,
+                    refunded_cents INTEGER NOT NULL DEFAULT 0,
+                    dispute TEXT NOT NULL DEFAULT 'none',
+                    reversed INTEGER NOT NULL DEFAULT 0,
+                    credits_granted INTEGER NOT NULL DEFAULT 0,
+                    credits_reversed INTEGER NOT NULL DEFAULT 0,
+                    UNIQUE (payment_method, payment_id)
+                ) STRICT;
+                INSERT INTO credit_purchases_v7 (id, user_id, package, payment_method, payment_id, credits, base_credits,
+                    bonus_credits, price_cents, status, created_at, updated_at, granted_on_call, credits_granted)
+                SELECT id, user_id, package, payment_method, payment_id, credits, base_credits, bonus_credits, price_cents,
+                    status, created_at, updated_at, 1, credits FROM credit_purchases;
+                DROP TABLE credit_purchases;
+                ALTER TABLE credit_purchases_v7 RENAME TO credit_purchases;
+                CREATE INDEX credit_purchases_by_user ON credit_purchases (user_id, id);
+                """)
+        }
         return migrator
     }
 }

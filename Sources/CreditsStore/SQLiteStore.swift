@@ -210,14 +210,16 @@ public final class SQLiteStore: CreditStore {
 
     private static func fetch(_ db: Database, _ queries: [String], _ sinceMs: Int64) throws -> [[[SQLValue]]] {
         try queries.map { sql in
-            try Row.fetchAll(db, sql: sql, arguments: [sinceMs]).map { row in
-                Array(row.databaseValues).map { value -> SQLValue in
-                    switch value.storage {
-                    case .int64(let v): .int(v)
-                    case .string(let s): .text(s)
-                    default: .null
-                    }
-                }
+            try Row.fetchAll(db, sql: sql, arguments: [sinceMs]).map(values)
+        }
+    }
+
+    static func values(_ row: Row) -> [SQLValue] {
+        Array(row.databaseValues).map { value -> SQLValue in
+            switch value.storage {
+            case .int64(let v): .int(v)
+            case .string(let s): .text(s)
+            default: .null
             }
         }
     }

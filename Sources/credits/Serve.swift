@@ -23,6 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Card fee rate in basis points, for the platform report's margin (Stripe: 290 = 2.9%).")
     var paymentFeeBasisPoints: Int64 = 290
     @Option(help: "Card fee per purchase in cents (Stripe: 30).") var paymentFeeFixedCents: Int64 = 30
+    @Flag(help: "Record purchases as pending; credits arrive with the provider's verified webhook event.")
+    var requirePaymentConfirmation = false
     @OptionGroup var store: StoreOptions
     @OptionGroup var gas: GasOptions
 
@@ -65,6 +67,17 @@ struct Serve: AsyncParsableCommand {
             metrics: registry)
         configuration.stripeWebhookSecrets = (env["STRIPE_WEBHOOK_SECRET"] ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        configuration.requirePaymentConfirmation = requirePaymentConfirmation
+        configuration.paypalWebhookId = env["PAYPAL_WEBHOOK_ID"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            if let path = env["PAYPAL_CERT_FILE"], !path.isEmpty {
+                configuration.paypalCertificatePEM = try String(contentsOfFile: path, encoding: .utf8)
+            }
+            try configuration.checkPayPal()
+        } catch {
+            try? await ledger.close()
+            throw ValidationError("PayPal webhook settings: \(error)")
+        }
         let app = buildApplication(
             store: ledger,
             configuration: configuration,

@@ -116,26 +116,6 @@ import Testing
 }
 
 @Suite struct LedgerRulesTests {
-    @Test func purchasePostsBaseFromSalesAndBonusFromPromotions() {
-        let plan = LedgerRules.plan(
-            .purchase(PurchaseRequest(userId: "u1", package: "creator", paymentMethod: .stripe, paymentId: "pi_1")),
-            catalog: .default)
-        #expect(plan.balanceDelta == 550)
-        #expect(plan.purchasedDelta == 550)
-        #expect(plan.postings == [
-            Posting(kind: .purchase, debit: .platform(.sales), credit: .user("u1"), amount: 500),
-            Posting(kind: .purchaseBonus, debit: .platform(.promotions), credit: .user("u1"), amount: 50),
-        ])
-    }
-
-    @Test func starterHasNoBonusRow() {
-        let plan = LedgerRules.plan(
-            .purchase(PurchaseRequest(userId: "u1", package: "starter", paymentMethod: .paypal, paymentId: "p")),
-            catalog: .default)
-        #expect(plan.postings.count == 1)
-        #expect(plan.balanceDelta == 100)
-    }
-
     @Test func canonicalFormsDifferWhenAnyFieldDiffers() {
         let a = LedgerOperation.spend(SpendRequest(userId: "u", credits: 15, fileUploadId: "f", description: "x"))
         let b = LedgerOperation.spend(SpendRequest(userId: "u", credits: 16, fileUploadId: "f", description: "x"))

@@ -1,5 +1,6 @@
 import CreditsTestSupport
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import Testing
 
@@ -89,6 +90,53 @@ struct MultiInstanceTests {
                 #expect(r.status == 201 && r.replayed, "acknowledged spend \(ack.upload) was lost: \(r.text)")
                 #expect(r.string("transactionId") == ack.transactionId)
             }
+        }
+        let reconcile = try runCredits(["reconcile", "--database", url])
+        #expect(reconcile.status == 0, "\(reconcile.output)")
+    }
+
+    /// Proves: a provider event delivered to two instances at the same moment, and the platform's
+    /// purchase call racing it, move credits once. Per payment: the succeeded event to both
+    /// instances, the purchase call to one, then a partial refund to both. Each event is applied
+    /// by exactly one instance; every buyer ends with 550 − floor(550 × 500 / 2000) = 413.
+    @Test func webhookDuplicatesOnTwoInstancesApplyOnce() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        let env = ["STRIPE_WEBHOOK_SECRET": StripeWebhookTests.secret]
+        let a = try ServerProcess(database: url, logFile: dir.path + "/a.log", environment: env)
+        defer { a.stop() }
+        let b = try ServerProcess(database: url, logFile: dir.path + "/b.log", environment: env)
+        defer { b.stop() }
+        try await a.waitUntilReady()
+        try await b.waitUntilReady()
+
+        func deliver(_ port: Int, _ body: String) async throws -> Reply {
+            let headers: HTTPFields = [
+                .contentType: "application/json",
+                HTTPField.Name("Stripe-Signature")!: StripeWebhookTests.signature(body, at: Int64(Date().timeIntervalSince1970)),
+            ]
+            return try await HTTP.post(port: port, "/api/webhooks/stripe", body: body, headers: headers)
+        }
+        for i in 0..<20 {
+            let user = "hook_u\(i)"
+            let succeeded = StripeWebhookTests.succeeded("evt_ok_\(i)", intent: "pi_mi_\(i)", userId: user)
+            async let first = deliver(a.port, succeeded)
+            async let second = deliver(b.port, succeeded)
+            async let call = HTTP.call(port: i % 2 == 0 ? a.port : b.port, .post, "/api/credits/purchase",
+                body: #"{"userId":"\#(user)","package":"creator","paymentMethod":"stripe","paymentId":"pi_mi_\#(i)"}"#)
+            let (r1, r2, r3) = try await (first, second, call)
+            #expect(r1.status == 200 && r2.status == 200 && r3.status == 201, "\(r1.text) / \(r2.text) / \(r3.text)")
+            #expect([r1, r2].filter { $0["applied"] as? Bool == true }.count == 1, "\(r1.text) / \(r2.text)")
+
+            let refund = StripeWebhookTests.envelope("evt_rf_\(i)", "charge.refunded", StripeWebhookTests.charge(intent: "pi_mi_\(i)", refunded: 500))
+            async let r4 = deliver(a.port, refund)
+            async let r5 = deliver(b.port, refund)
+            let refunds = try await [r4, r5]
+            #expect(refunds.filter { $0["applied"] as? Bool == true }.count == 1)
+            #expect(refunds.compactMap { $0.int("creditsChange") }.contains(-137))
+            let balance = try await HTTP.call(port: b.port, .get, "/api/credits/balance?userId=\(user)")
+            #expect(balance.int("balance") == 413)
         }
         let reconcile = try runCredits(["reconcile", "--database", url])
         #expect(reconcile.status == 0, "\(reconcile.output)")

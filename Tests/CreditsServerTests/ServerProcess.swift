@@ -59,13 +59,14 @@ final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
 
-    init(database: String, logFile: String) throws {
+    init(database: String, logFile: String, environment: [String: String] = [:]) throws {
         port = try freePort()
         process.executableURL = URL(fileURLWithPath: try creditsExecutable())
         process.arguments = ["serve", "--port", String(port), "--database", database]
         var env = ProcessInfo.processInfo.environment
         env["CREDITS_API_KEY"] = serviceKey
         env["CREDITS_ADMIN_KEY"] = adminKey
+        env.merge(environment) { $1 }
         process.environment = env
         FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
@@ -106,6 +107,14 @@ enum HTTP {
     ) async throws -> Reply {
         try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(10))) { client in
             try await send(client, method, uri, key: key, body: body, idempotencyKey: idempotencyKey)
+        }
+    }
+
+    /// A POST with exactly these headers (webhooks sign instead of using a key).
+    static func post(port: Int, _ uri: String, body: String, headers: HTTPFields) async throws -> Reply {
+        try await TestClient.withClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(10))) { client in
+            let response = try await client.execute(.init(uri, method: .post, authority: "127.0.0.1", headers: headers, body: ByteBuffer(string: body)))
+            return Reply(status: Int(response.status.code), headers: response.headers, text: response.body.map { String(buffer: $0) } ?? "")
         }
     }
 

@@ -22,6 +22,14 @@ import Testing
         var earned: Int64 = 0
     }
 
+    /// A payment as the model sees it: facts merged from events, and credits its buyer holds.
+    struct ModelPayment {
+        var user: String?
+        var package: CreditPackage?
+        var facts = PaymentFacts()
+        var net: Int64 = 0
+    }
+
     struct Done {
         var op: LedgerOperation
         var key: String?
@@ -42,9 +50,13 @@ import Testing
         let catalog = Catalog.default
         var rng = SplitMix64(seed: seed)
         var model: [String: ModelUser] = [:]
+        var payments: [String: ModelPayment] = [:]
+        /// Payment ids whose events were sent before any purchase, by the user who will buy with them.
+        var early: [String: String] = [:]
         var done: [Done] = []
         var counter = 0
         var operations = 0
+        var seen: [String: Int] = [:]  // what the run exercised, so a generator change cannot hollow it out
         let users = (0..<24).map { "user_\($0)" }
 
         for _ in 0..<500 {
@@ -59,9 +71,30 @@ import Testing
                 } else if dice < 22, let earlier = done.filter({ $0.key != nil }).randomElement(using: &rng) {
                     // An earlier key with a new body: refused, nothing changes.
                     planned.append(.conflict(spend(user, 1, "conflict_\(counter)"), key: earlier.key))
-                } else if dice < 45 {
+                } else if dice < 30, let id = early.first(where: { $0.value == user })?.key {
+                    // A purchase whose provider events came first.
+                    early[id] = nil
+                    planned.append(.new(purchase(user, catalog.packages.randomElement(using: &rng)!.id, id), key: key))
+                } else if dice < 40 {
                     let pkg = catalog.packages.randomElement(using: &rng)!.id
-                    planned.append(.new(purchase(user, pkg, "pay_\(counter)", Bool.random(using: &rng) ? .stripe : .paypal), key: key))
+                    planned.append(.new(purchase(user, pkg, "pay_\(counter)"), key: key))
+                } else if dice < 45 {
+                    // A provider event: on one of the user's payments, or on one nobody bought with yet.
+                    let mine = payments.filter { $0.value.user == user }.keys.sorted()
+                    let id: String
+                    if let pick = mine.randomElement(using: &rng), dice < 44 {
+                        id = pick
+                    } else {
+                        id = early.first(where: { $0.value == user })?.key ?? "pay_early_\(counter)"
+                        early[id] = user
+                    }
+                    // An open dispute is often closed next, so that restorations happen too.
+                    let kind = payments[id]?.facts.dispute == .open && Bool.random(using: &rng)
+                        ? [PaymentEventKind.disputeWon, .disputeLost].randomElement(using: &rng)!
+                        : PaymentEventKind.allCases.randomElement(using: &rng)!
+                    planned.append(.new(.paymentEvent(PaymentEventRequest(
+                        paymentMethod: .stripe, eventId: "evt_\(counter)", paymentId: id, kind: kind,
+                        refundedCents: kind == .refunded ? Int64.random(in: 0...10_000, using: &rng) : 0)), key: key))
                 } else if dice < 70 {
                     planned.append(.new(spend(user, Int64.random(in: 1...400, using: &rng), "up_\(counter)"), key: key))
                 } else if dice < 80 {
@@ -115,12 +148,32 @@ import Testing
                 case .new(let op, let key):
                     let r = try result.get()
                     #expect(!r.replayed)
+                    if let paymentId = op.paymentKey?.paymentId {
+                        // Payments: the model merges the facts and moves the buyer to the target.
+                        let before = payments[paymentId] ?? ModelPayment()
+                        let owner = before.user ?? (op.userId.isEmpty ? nil : op.userId)
+                        let expected = Self.applyPayment(op, to: &payments[paymentId, default: ModelPayment()], catalog: catalog)
+                        if expected < 0 { seen["reversal", default: 0] += 1 }
+                        if expected > 0, case .paymentEvent = op { seen["restore", default: 0] += 1 }
+                        if owner == nil { seen["event before purchase", default: 0] += 1 }
+                        if case .purchase = op, before.facts != PaymentFacts() { seen["purchase after events", default: 0] += 1 }
+                        if let owner {
+                            model[owner, default: ModelUser()].balance += expected
+                            model[owner, default: ModelUser()].purchased += expected
+                        }
+                        #expect(r.outcome.balance == owner.map { model[$0]!.balance }, "seed \(seed): \(op) gave \(r.outcome)")
+                        done.append(Done(op: op, key: key, outcome: r.outcome))
+                        continue
+                    }
+                    let wasInArrears = (model[op.userId]?.balance ?? 0) < 0
                     let expected = Self.apply(op, to: &model[op.userId, default: ModelUser()], catalog: catalog)
                     switch (expected, r.outcome) {
                     case (.some(let balance), let outcome):
                         #expect(outcome.balance == balance, "seed \(seed): \(op) gave \(outcome), model says balance \(balance)")
                     case (.none, let outcome):
-                        #expect(outcome.rejection?.code == .insufficientCredits, "seed \(seed): \(op) gave \(outcome), model says rejected")
+                        let code: ErrorCode = wasInArrears ? .accountInArrears : .insufficientCredits
+                        seen[code.rawValue, default: 0] += 1
+                        #expect(outcome.rejection?.code == code, "seed \(seed): \(op) gave \(outcome), model says \(code)")
                     }
                     done.append(Done(op: op, key: key, outcome: r.outcome))
                 }
@@ -128,6 +181,9 @@ import Testing
         }
 
         #expect(operations >= 3_000, "seed \(seed): only \(operations) operations")
+        for what in ["reversal", "restore", "event before purchase", "purchase after events", "ACCOUNT_IN_ARREARS", "INSUFFICIENT_CREDITS"] {
+            #expect(seen[what, default: 0] > 0, "seed \(seed): no \(what) in the run: \(seen)")
+        }
         for (user, m) in model {
             let b = try await store.balance(userId: user)
             #expect(b == UserCredits(userId: user, balance: m.balance, reserved: m.reserved, totalEarned: m.earned,
@@ -139,24 +195,41 @@ import Testing
         try await store.close()
     }
 
-    /// The model: the balance after `op`, or nil when it must be refused for insufficient credits.
-    static func apply(_ op: LedgerOperation, to user: inout ModelUser, catalog: Catalog) -> Int64? {
+    /// The model of a payment: the change to its buyer's credits.
+    static func applyPayment(_ op: LedgerOperation, to p: inout ModelPayment, catalog: Catalog) -> Int64 {
         switch op {
         case .purchase(let r):
-            let credits = catalog.package(r.package)!.totalCredits
-            user.balance += credits
-            user.purchased += credits
+            p.user = r.userId
+            p.package = catalog.package(r.package)
+            p.facts.grantedOnCall = true
+        case .paymentEvent(let r):
+            p.facts = p.facts.merging(r.kind, amountCents: r.amountCents, refundedCents: r.refundedCents)
+        default:
+            preconditionFailure("not a payment")
+        }
+        guard let package = p.package else { return 0 }
+        let target = PaymentRules.target(p.facts, package: package)
+        defer { p.net = target }
+        return target - p.net
+    }
+
+    /// The model: the balance after `op`, or nil when it must be refused (insufficient credits, or
+    /// arrears: nothing is spent while the balance is below zero).
+    static func apply(_ op: LedgerOperation, to user: inout ModelUser, catalog: Catalog) -> Int64? {
+        switch op {
+        case .purchase, .paymentEvent:
+            preconditionFailure("payments are modelled by applyPayment")
         case .spend(let r):
             guard user.balance >= r.credits else { return nil }
             user.balance -= r.credits
             user.spent += r.credits
         case .adjust(let r):
-            guard user.balance + r.credits >= 0 else { return nil }
+            guard r.credits > 0 || user.balance + r.credits >= 0 else { return nil }
             user.balance += r.credits
             if r.credits > 0 { user.earned += r.credits }
         case .upload(let r):
             let credits = try! Pricing.estimate(r.estimateRequest, catalog: catalog).credits
-            guard user.balance >= credits else { return nil }
+            guard user.balance >= credits, user.balance >= 0 else { return nil }
             user.balance -= credits
             user.reserved += credits
             user.holds[r.uploadId] = credits

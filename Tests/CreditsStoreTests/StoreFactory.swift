@@ -79,6 +79,7 @@ extension LedgerOutcome {
         case .settled(let r): r.balance
         case .milestoneGranted(let r): r.balance
         case .sponsoredUpload(let r): r.balance
+        case .paymentEvent(let r): r.balance
         case .rejected: nil
         }
     }

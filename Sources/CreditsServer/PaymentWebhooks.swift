@@ -1,0 +1,68 @@
+import CreditsCore
+import CreditsStore
+import Foundation
+import Hummingbird
+import Logging
+
+/// What both webhook endpoints answer: 200 whenever the event was verified, applied or not, so
+/// that the provider stops retrying; `applied` says whether credits or the purchase changed.
+struct WebhookAnswer: Encodable {
+    var received = true
+    var applied: Bool
+    var eventId: String?
+    var type: String?
+    var purchaseId: String?
+    var status: String?
+    var creditsChange: Int64?
+    var detail: String?
+}
+
+/// A provider event read: a payment event to apply, or why it changes nothing.
+enum WebhookMapping: Equatable {
+    case apply(PaymentEventRequest)
+    case ignore(String)
+}
+
+enum PaymentWebhooks {
+    /// Applies a provider event once. A rejection retrying cannot change (a validation error, a
+    /// payment claimed by another buyer) is acknowledged and logged for operators.
+    static func apply(_ event: PaymentEventRequest, type: String, manager: CreditManager, logger: Logger) async throws -> Response {
+        do {
+            let result = try await manager.applyPaymentEvent(event)
+            switch result.outcome {
+            case .paymentEvent(let r):
+                let detail = result.replayed ? "already applied" : r.userId == nil ? "recorded; no purchase for this payment yet" : nil
+                return try JSONResponse.make(.ok, WebhookAnswer(
+                    applied: !result.replayed, eventId: event.eventId, type: type, purchaseId: r.purchaseId, status: r.status,
+                    creditsChange: r.creditsChange, detail: detail))
+            case .rejected(let e):
+                logger.error("payment event not applied", metadata: ["event": "\(event.eventId)", "reason": "\(e.message)"])
+                return try JSONResponse.make(.ok, WebhookAnswer(applied: false, eventId: event.eventId, type: type, detail: e.message))
+            default:
+                throw StoreOutcomeMismatch()
+            }
+        } catch let error as CreditsError where error.code == .idempotencyConflict || error.code == .validationError {
+            logger.error("payment event not applied", metadata: ["event": "\(event.eventId)", "reason": "\(error.message)"])
+            return try JSONResponse.make(.ok, WebhookAnswer(applied: false, eventId: event.eventId, type: type, detail: error.message))
+        }
+    }
+
+    static func ignored(eventId: String, type: String, detail: String) throws -> Response {
+        try JSONResponse.make(.ok, WebhookAnswer(applied: false, eventId: eventId, type: type, detail: detail))
+    }
+
+    struct StoreOutcomeMismatch: Error {}
+}
+
+/// Reading provider JSON (decoded with JSONSerialization: the bodies are large and mostly ignored).
+enum JSONFields {
+    static func object(_ value: Any?) -> [String: Any] { value as? [String: Any] ?? [:] }
+
+    static func string(_ value: Any?) -> String? { value as? String }
+
+    /// A whole number, or nil (a fraction or another type is not one).
+    static func int(_ value: Any?) -> Int64? {
+        if value is String || value is Bool { return nil }
+        return (value as? Int).map(Int64.init)
+    }
+}
