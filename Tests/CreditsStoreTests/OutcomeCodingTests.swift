@@ -19,6 +19,14 @@ import Testing
         .milestoneGranted(MilestoneReceipt(transactionId: "txn_5", userId: "u", milestone: "plays_1k", credits: 25, balance: 25)),
         .sponsoredUpload(SponsoredUploadReceipt(transactionId: "txn_6", userId: "u", fileUploadId: "f", credits: 15, remainingSponsored: 4, balance: 0)),
         .settled(SettleReceipt(transactionId: "txn_4", uploadId: "up_1", userId: "u", credits: 60, status: "refunded", balance: 100)),
+        .purchased(PurchaseReceipt(purchaseId: "pur_2", userId: "u", package: "starter", credits: 100, baseCredits: 100,
+                                   bonusCredits: 0, priceCents: 500, paymentMethod: .stripe, paymentId: "pi_2",
+                                   status: "completed", balance: -400, arrearsRepaid: 100)),
+        .paymentEvent(PaymentEventReceipt(eventId: "evt_1", paymentMethod: .stripe, paymentId: "pi_1", event: .disputeOpened,
+                                          purchaseId: "pur_1", userId: "u", status: "disputed", creditsChange: -550, balance: -500)),
+        .paymentEvent(PaymentEventReceipt(eventId: "WH-1", paymentMethod: .paypal, paymentId: "CAP1", event: .refunded,
+                                          purchaseId: nil, userId: nil, status: "unclaimed", creditsChange: 0, balance: nil)),
+        .rejected(CreditsError(.accountInArrears, "owes", owed: 500)),
     ]
 
     @Test(arguments: outcomes)
