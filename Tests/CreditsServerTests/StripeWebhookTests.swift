@@ -167,7 +167,11 @@ import Testing
             // The money came back to the buyer: platform stats count it.
             // (The store stamps rows with the real time; the report's clock is this test's.)
             let stats = try await client.call(.get, "/api/admin/platform-stats?days=365", key: adminKey)
-            #expect(stats.string("refunds") == "20.00" && stats.string("totalRevenue") == "80.00", "\(stats.text)")
+            #expect(stats.string("totalRevenue") == "80.00" && stats.string("refunds") == "20.00", "\(stats.text)")
+            #expect(stats.string("netRevenue") == "60.00")
+            #expect(stats.string("paymentFees") == "2.92")  // (58 + 30) + (174 + 30) cents
+            #expect(stats.string("grossMargin") == "57.08")
+            #expect(stats.int("creditsOutstanding") == 1_799)  // 1,800 less the 1 spent after repaying
         }
     }
 

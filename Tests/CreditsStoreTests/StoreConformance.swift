@@ -450,6 +450,23 @@ extension StoreConformance {
             let later = try await f.store.platformTotals(sinceMs: Int64.max / 2).0
             #expect(later.purchases == 0 && later.creditsSpent == 0 && later.activeUsers == 0)
             #expect(later.creditsOutstanding == t.creditsOutstanding)
+
+            // Payments move the report: a $15.00 refund of bob's pro ($60), a dispute opened on his
+            // starter ($5), and eve's starter whose payment failed.
+            func event(_ id: String, _ payment: String, _ kind: PaymentEventKind, refunded: Int64 = 0) -> LedgerOperation {
+                .paymentEvent(PaymentEventRequest(paymentMethod: .stripe, eventId: id, paymentId: payment, kind: kind, refundedCents: refunded))
+            }
+            _ = try await f.store.execute(event("evt_1", "pi_bob", .refunded, refunded: 1_500), idempotencyKey: nil)  // 575 back
+            _ = try await f.store.execute(event("evt_2", "pi_bob2", .disputeOpened), idempotencyKey: nil)  // 100 back
+            _ = try await f.store.execute(purchase("eve", "starter", "pi_eve"), idempotencyKey: nil)
+            _ = try await f.store.execute(event("evt_3", "pi_eve", .failed), idempotencyKey: nil)
+            let (t2, prices2) = try await f.store.platformTotals(sinceMs: 0)
+            #expect(t2.purchases == 3 && t2.revenueCents == 8_500 && t2.creditsSold == 2_950)  // eve never paid
+            #expect(prices2.sorted() == [500, 2000, 6000])
+            #expect(t2.refundsCents == 1_500 + 500)
+            #expect(t2.creditsOutstanding == t.creditsOutstanding - 575 - 100)  // floor(2300 × 1500 / 6000) = 575
+            #expect(t2.activeUsers == 4 && t2.payingUsers == 2)  // eve has journal rows but paid nothing
+            #expect(try await f.store.reconcile().ok)
         }
     }
 }
