@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "CreditsCore", targets: ["CreditsCore"]),
         .library(name: "CreditsStore", targets: ["CreditsStore"]),
         .library(name: "CreditsChain", targets: ["CreditsChain"]),
+        .library(name: "CreditsLotus", targets: ["CreditsLotus"]),
         .library(name: "CreditsWorker", targets: ["CreditsWorker"]),
         .library(name: "CreditsServer", targets: ["CreditsServer"]),
         .executable(name: "credits", targets: ["credits"]),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure domain: catalog, pricing, ledger rules. Imports nothing but the stdlib.
@@ -41,6 +43,17 @@ let package = Package(
         ),
         // The chain protocol and a simulated Filecoin on virtual time.
         .target(name: "CreditsChain", dependencies: ["CreditsCore"]),
+        // The chain protocol over a Lotus node's JSON-RPC API.
+        .target(
+            name: "CreditsLotus",
+            dependencies: [
+                "CreditsCore", "CreditsChain",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The gas manager: batches uploads onto the chain and settles their holds.
         .target(
             name: "CreditsWorker",
@@ -74,6 +87,7 @@ let package = Package(
                 "CreditsCore",
                 "CreditsStore",
                 "CreditsChain",
+                "CreditsLotus",
                 "CreditsWorker",
                 "CreditsServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,6 +101,17 @@ let package = Package(
             name: "CreditsTestSupport",
             dependencies: ["CreditsStore", .product(name: "PostgresNIO", package: "postgres-nio")],
             path: "Tests/CreditsTestSupport"
+        ),
+        // A fake Lotus JSON-RPC node on 127.0.0.1 for the adapter's and the server's tests.
+        .target(
+            name: "LotusTestSupport",
+            dependencies: [
+                "CreditsCore", "CreditsChain",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/LotusTestSupport"
         ),
         .testTarget(name: "CreditsCoreTests", dependencies: ["CreditsCore"]),
         .testTarget(
@@ -105,12 +130,22 @@ let package = Package(
             name: "CreditsServerTests",
             dependencies: [
                 "CreditsCore", "CreditsStore", "CreditsServer", "CreditsTestSupport", "CreditsChain", "CreditsWorker",
+                "LotusTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "CreditsLotusTests",
+            dependencies: [
+                "CreditsCore", "CreditsStore", "CreditsChain", "CreditsLotus", "CreditsWorker", "CreditsTestSupport", "LotusTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

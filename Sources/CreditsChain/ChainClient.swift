@@ -27,6 +27,8 @@ public struct ChainMessage: Sendable, Equatable {
 }
 
 public struct ChainReceipt: Sendable, Equatable {
+    /// The message that landed: the one asked about, or the replacement that took its nonce.
+    public var messageCid: String
     /// 0 = success; anything else reverted.
     public var exitCode: Int
     public var gasUsed: Int64
@@ -34,7 +36,8 @@ public struct ChainReceipt: Sendable, Equatable {
     /// What the message cost, from the chain's own accounting (StateReplay's GasCost).
     public var cost: MessageFee
 
-    public init(exitCode: Int, gasUsed: Int64, height: Int64, cost: MessageFee) {
+    public init(messageCid: String, exitCode: Int, gasUsed: Int64, height: Int64, cost: MessageFee) {
+        self.messageCid = messageCid
         self.exitCode = exitCode
         self.gasUsed = gasUsed
         self.height = height
@@ -56,12 +59,17 @@ public struct ChainError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// What the gas manager needs from Filecoin. `SimulatedChain` implements it on virtual time; a
-/// Lotus JSON-RPC adapter is the next step (ChainHead, MpoolPushMessage, StateWaitMsg, StateReplay).
+/// What the gas manager needs from Filecoin. `SimulatedChain` implements it on virtual time;
+/// `LotusChain` (CreditsLotus) over a Lotus node's JSON-RPC API.
 public protocol ChainClient: Sendable {
     func head() async throws -> ChainHead
     /// Pushes a message; returns its CID.
     func push(_ message: ChainMessage) async throws -> String
-    /// The receipt of a landed message, or nil while it is pending.
+    /// Replaces a pending message with `message` (a higher premium) under the same sender nonce,
+    /// so that at most one of them lands; returns the new CID. Throws a final `ChainError` when
+    /// the message already landed or this client does not know it.
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String
+    /// The receipt of a landed message, or nil while it is pending. The receipt of a replaced
+    /// message is its replacement's (`messageCid` names the one that landed).
     func receipt(cid: String) async throws -> ChainReceipt?
 }

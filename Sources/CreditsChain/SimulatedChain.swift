@@ -40,6 +40,7 @@ public final class SimulatedChain: ChainClient, Sendable {
     struct Pending: Sendable {
         var message: ChainMessage
         var stuck: Bool
+        var nonce: Int64
     }
 
     struct State: Sendable {
@@ -51,6 +52,10 @@ public final class SimulatedChain: ChainClient, Sendable {
         var pending: [String: Pending] = [:]
         var receipts: [String: ChainReceipt] = [:]
         var nextCid = 1
+        /// Every CID's sender nonce, and the CID that landed for a nonce.
+        var nonces: [String: Int64] = [:]
+        var landed: [Int64: String] = [:]
+        var nextNonce: Int64 = 0
         /// Base fee at every height, for tests and the hindsight optimum.
         var baseFees: [Int128] = []
     }
@@ -78,19 +83,40 @@ public final class SimulatedChain: ChainClient, Sendable {
             advance(&s)
             try maybeFail(&s)
             if message.gasLimit > Filecoin.messageGasLimitMax { throw ChainError("gas limit over a quarter block", retryable: false) }
-            let cid = "bafysim\(config.seed)x\(s.nextCid)"
-            s.nextCid += 1
-            let stuck = s.rng.chance(ppm: config.stuckRatePPM)
-            s.pending[cid] = Pending(message: message, stuck: stuck)
-            return cid
+            let nonce = s.nextNonce
+            s.nextNonce += 1
+            return add(message, nonce: nonce, &s)
         }
+    }
+
+    public func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        try state.withLock { s in
+            advance(&s)
+            try maybeFail(&s)
+            guard let old = s.pending[cid] else { throw ChainError("message \(cid) is not pending: nothing to replace", retryable: false) }
+            // As Lotus's mpool: a replacement must raise the premium by at least 25%.
+            guard message.premium * 4 >= old.message.premium * 5 else {
+                throw ChainError("replacement premium below 1.25x", retryable: false)
+            }
+            s.pending[cid] = nil
+            return add(message, nonce: old.nonce, &s)
+        }
+    }
+
+    private func add(_ message: ChainMessage, nonce: Int64, _ s: inout State) -> String {
+        let cid = "bafysim\(config.seed)x\(s.nextCid)"
+        s.nextCid += 1
+        s.pending[cid] = Pending(message: message, stuck: s.rng.chance(ppm: config.stuckRatePPM), nonce: nonce)
+        s.nonces[cid] = nonce
+        return cid
     }
 
     public func receipt(cid: String) async throws -> ChainReceipt? {
         try state.withLock { s in
             advance(&s)
             try maybeFail(&s)
-            return s.receipts[cid]
+            guard let nonce = s.nonces[cid], let landed = s.landed[nonce] else { return nil }
+            return s.receipts[landed]
         }
     }
 
@@ -116,7 +142,8 @@ public final class SimulatedChain: ChainClient, Sendable {
             let reverted = s.rng.chance(ppm: config.revertRatePPM)
             let cost = MessageFee.compute(baseFee: s.baseFee, feeCap: p.message.feeCap, premium: p.message.premium,
                                           gasLimit: p.message.gasLimit, gasUsed: gasUsed)
-            s.receipts[cid] = ChainReceipt(exitCode: reverted ? 33 : 0, gasUsed: gasUsed, height: s.height, cost: cost)
+            s.receipts[cid] = ChainReceipt(messageCid: cid, exitCode: reverted ? 33 : 0, gasUsed: gasUsed, height: s.height, cost: cost)
+            s.landed[p.nonce] = cid
             s.pending[cid] = nil
         }
         let fullness = nextDemand(&s)

@@ -62,7 +62,9 @@ enum JSONFields {
 
     /// A whole number, or nil (a fraction or another type is not one).
     static func int(_ value: Any?) -> Int64? {
-        if value is String || value is Bool { return nil }
+        // JSON numbers arrive as NSNumber; a JSON boolean is one too, of ObjC type "c"
+        // (`is Bool` would also match the numbers 0 and 1).
+        guard let n = value as? NSNumber, !(value is String), String(cString: n.objCType) != "c" else { return nil }
         return (value as? Int).map(Int64.init)
     }
 }

@@ -233,6 +233,8 @@ public actor FilecoinGasManager {
             }
             inflight[cid] = nil
             f.tx.updatedAtMs = clock.nowMs()
+            // The replaced message may be the one that landed: the receipt names it.
+            f.tx.messageCid = receipt.messageCid
             f.tx.gasUsed = receipt.gasUsed
             f.tx.totalCost = receipt.cost.total
             // Gas in nanoFIL for metrics: attoFIL totals would pass Int64.
@@ -260,21 +262,46 @@ public actor FilecoinGasManager {
         }
     }
 
-    /// A message that has not landed: push it again with at least 1.25× the premium.
+    /// A message that has not landed: replaced, under the same nonce, by one with at least 1.25×
+    /// the premium, so that at most one of the two lands.
     private func replace(_ cid: String, _ f: InFlight, head: ChainHead) async {
-        inflight[cid] = nil
-        var old = f.tx
-        old.status = .replaced
-        old.updatedAtMs = clock.nowMs()
-        try? await store.saveGasTransaction(old)
         if f.replacements >= config.replacementsMax {
+            inflight[cid] = nil
+            var old = f.tx
+            old.status = .replaced
+            old.updatedAtMs = clock.nowMs()
+            try? await store.saveGasTransaction(old)
             let reason = "message \(cid) never landed"
             _ = try? await store.transitionUploads(old.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
             await retryOrFallBack(old.uploadIds, attempt: old.attempt, batchId: old.batchId, reason: reason)
             return
         }
-        await push(old.uploadIds, attempt: old.attempt, batchId: old.batchId, head: head,
-                   premium: RetrySchedule.replacementPremium(old.premium), replacements: f.replacements + 1)
+        let premium = RetrySchedule.replacementPremium(f.tx.premium)
+        let message = ChainMessage(uploadIds: f.tx.uploadIds, gasLimit: f.tx.gasLimit,
+                                   feeCap: MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium), premium: premium)
+        let newCid: String
+        do {
+            newCid = try await chain.replace(cid, with: message)
+        } catch {
+            // It landed meanwhile, or the node refused: keep waiting for it; its receipt decides.
+            inflight[cid]?.pushedAtHeight = head.height
+            return
+        }
+        inflight[cid] = nil
+        var old = f.tx
+        old.status = .replaced
+        old.updatedAtMs = clock.nowMs()
+        try? await store.saveGasTransaction(old)
+        var tx = f.tx
+        tx.id = "\(f.tx.batchId)-a\(f.tx.attempt)-r\(f.replacements + 1)"
+        tx.messageCid = newCid
+        tx.premium = premium
+        tx.feeCap = message.feeCap
+        tx.baseFee = head.baseFee
+        tx.createdAtMs = clock.nowMs()
+        tx.updatedAtMs = tx.createdAtMs
+        try? await store.saveGasTransaction(tx)
+        inflight[newCid] = InFlight(tx: tx, pushedAtHeight: head.height, replacements: f.replacements + 1)
     }
 
     /// Backoff and retry; after the last attempt a batch is split into single messages, and a

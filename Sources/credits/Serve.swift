@@ -41,6 +41,14 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = .info
         // The catalog and the database first: a bad configuration fails before anything is printed.
         let ledger = try await store.openStore()
+        // Then the chain: a Lotus node that cannot be reached or refuses the token stops here.
+        let manager: FilecoinGasManager
+        do {
+            manager = try await gas.makeManager(store: ledger, clock: .system, logger: logger)
+        } catch {
+            try? await ledger.close()
+            throw error
+        }
         let env = ProcessInfo.processInfo.environment
         var serviceKey = env["CREDITS_API_KEY"] ?? ""
         var adminKey = env["CREDITS_ADMIN_KEY"] ?? ""
@@ -60,7 +68,6 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("CREDITS_API_KEY and CREDITS_ADMIN_KEY must differ")
         }
         let location = PostgresStore.redacted(store.databaseLocation)
-        let manager = try gas.makeManager(store: ledger, clock: .system, logger: logger)
         var configuration = ServerConfiguration(
             host: host, port: port, serviceKey: serviceKey, adminKey: adminKey,
             paymentFees: PaymentFeeSchedule(basisPoints: paymentFeeBasisPoints, fixedCents: paymentFeeFixedCents),

@@ -25,10 +25,13 @@ func creditsExecutable() throws -> String {
 }
 
 /// Runs `credits ARGS` to completion; returns its exit code and output.
-func runCredits(_ arguments: [String]) throws -> (status: Int32, output: String) {
+func runCredits(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try creditsExecutable())
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
@@ -59,10 +62,10 @@ final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
 
-    init(database: String, logFile: String, environment: [String: String] = [:]) throws {
+    init(database: String, logFile: String, environment: [String: String] = [:], arguments: [String] = []) throws {
         port = try freePort()
         process.executableURL = URL(fileURLWithPath: try creditsExecutable())
-        process.arguments = ["serve", "--port", String(port), "--database", database]
+        process.arguments = ["serve", "--port", String(port), "--database", database] + arguments
         var env = ProcessInfo.processInfo.environment
         env["CREDITS_API_KEY"] = serviceKey
         env["CREDITS_ADMIN_KEY"] = adminKey

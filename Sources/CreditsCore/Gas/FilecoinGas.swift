@@ -61,6 +61,12 @@ public struct MessageFee: Sendable, Equatable {
 
     public var total: Int128 { baseFeeBurn + overEstimationBurn + minerTip }
 
+    public init(baseFeeBurn: Int128, overEstimationBurn: Int128, minerTip: Int128) {
+        self.baseFeeBurn = baseFeeBurn
+        self.overEstimationBurn = overEstimationBurn
+        self.minerTip = minerTip
+    }
+
     /// - Parameters: baseFee, feeCap, premium in attoFIL per gas; gas in units.
     public static func compute(baseFee: Int128, feeCap: Int128, premium: Int128, gasLimit: Int64, gasUsed: Int64) -> MessageFee {
         precondition(gasLimit >= gasUsed && gasUsed >= 0)

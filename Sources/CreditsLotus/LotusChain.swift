@@ -1,0 +1,270 @@
+import AsyncHTTPClient
+import CreditsChain
+import CreditsCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The chain protocol over a Lotus node's JSON-RPC 2.0 API (`POST <url>/rpc/v1`,
+/// `Authorization: Bearer <JWT>`), with the shapes of Lotus's api-methods-v1-stable: big numbers
+/// as decimal strings of attoFIL, CIDs as `{"/": "bafy..."}`.
+///
+/// - `head`: `Filecoin.ChainHead` (the base fee is the tipset's `Blocks[0].ParentBaseFee`).
+/// - `push`: `Filecoin.GasEstimateMessageGas [msg, {MaxFee}, null]` fills the gas limit (the
+///   policy's fee cap and premium are kept), then `Filecoin.MpoolPushMessage [msg, {MaxFee}]`
+///   signs it with the node's wallet and assigns the nonce.
+/// - `replace`: the same message and nonce with the new premium and fee cap, signed with
+///   `Filecoin.WalletSignMessage` and sent with `Filecoin.MpoolPush`, as `lotus mpool replace`
+///   does; at most one of the two can land.
+/// - `receipt`: one `Filecoin.StateWaitMsg [cid, confidence, lookback, true]` per message, in a
+///   task of its own (it blocks until the message lands), and `Filecoin.StateReplay [tsk, cid]`
+///   for the exact cost. The lookup names the message that landed: a replacement is noticed and
+///   its receipt used. `receipt` answers nil until the wait has finished.
+///
+/// The token is sent only in the Authorization header and never logged or put in an error.
+public final class LotusChain: ChainClient, Sendable {
+    public struct Config: Sendable {
+        /// The node's API base (`http://127.0.0.1:1234`); `/rpc/v1` is appended.
+        public var url: String
+        public var token: String
+        /// The sending wallet (held by the node) and the storage actor the batches call.
+        public var from: String
+        public var to: String
+        /// The actor method a batch calls (a stand-in for the storage contract's addPieces).
+        public var method: Int64 = 0
+        /// The most one message may cost, in attoFIL (Lotus's MessageSendSpec.MaxFee).
+        public var maxFee: Int128 = 1_000_000_000_000_000  // 0.001 FIL
+        /// Epochs a receipt must be buried under before it counts.
+        public var confidence: Int64 = 5
+        /// How far back StateWaitMsg looks for a message that may already have landed.
+        public var lookbackEpochs: Int64 = 2_880
+        /// Timeout of one ordinary call, and of one StateWaitMsg (which blocks until a message lands).
+        public var callTimeoutMs: Int64 = 30_000
+        public var waitTimeoutMs: Int64 = 30 * 60_000
+
+        public init(url: String, token: String, from: String, to: String) {
+            self.url = url
+            self.token = token
+            self.from = from
+            self.to = to
+        }
+    }
+
+    enum Wait {
+        case waiting
+        case landed(ChainReceipt)
+    }
+
+    struct State {
+        /// Messages this process pushed, by CID, for replacement.
+        var messages: [String: [String: Any]] = [:]
+        var waits: [String: Wait] = [:]
+        var nextId = 1
+    }
+
+    public let config: Config
+    private let client: HTTPClient
+    private let logger: Logger
+    private let state = Mutex(UnsafeState())
+
+    /// Mutex needs Sendable contents; the JSON dictionaries are only touched under the lock.
+    struct UnsafeState: @unchecked Sendable {
+        var value = State()
+    }
+
+    public init(config: Config, client: HTTPClient = .shared, logger: Logger = Logger(label: "credits.lotus")) {
+        self.config = config
+        self.client = client
+        self.logger = logger
+    }
+
+    // MARK: ChainClient
+
+    public func head() async throws -> ChainHead {
+        let tipset = try object(try await call("Filecoin.ChainHead", []), "ChainHead")
+        guard let blocks = tipset["Blocks"] as? [Any], let first = blocks.first as? [String: Any],
+              let fee = Self.bigInt(first["ParentBaseFee"]), let height = Self.int(tipset["Height"])
+        else { throw ChainError("Filecoin.ChainHead: a tipset without Blocks[0].ParentBaseFee or Height", retryable: true) }
+        return ChainHead(height: height, baseFee: fee)
+    }
+
+    public func push(_ message: ChainMessage) async throws -> String {
+        let spec: [String: Any] = ["MaxFee": String(config.maxFee)]
+        var msg = messageJSON(message)
+        msg["GasLimit"] = 0  // the node estimates it
+        let estimated = try object(try await call("Filecoin.GasEstimateMessageGas", [msg, spec, NSNull()]), "GasEstimateMessageGas")
+        guard let gasLimit = Self.int(estimated["GasLimit"]), gasLimit > 0 else {
+            throw ChainError("Filecoin.GasEstimateMessageGas returned no gas limit", retryable: true)
+        }
+        msg["GasLimit"] = gasLimit
+        let signed = try object(try await call("Filecoin.MpoolPushMessage", [msg, spec]), "MpoolPushMessage")
+        guard let cid = Self.cid(signed["CID"]), let pushed = signed["Message"] as? [String: Any] else {
+            throw ChainError("Filecoin.MpoolPushMessage returned no CID", retryable: false)
+        }
+        state.withLock { $0.value.messages[cid] = pushed }
+        logger.debug("pushed", metadata: ["cid": "\(cid)", "uploads": "\(message.uploadIds.count)", "gasLimit": "\(gasLimit)"])
+        return cid
+    }
+
+    public func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        guard var msg = state.withLock({ $0.value.messages[cid] }) else {
+            throw ChainError("message \(cid) was not pushed by this process: it cannot be replaced", retryable: false)
+        }
+        msg["GasPremium"] = String(message.premium)
+        msg["GasFeeCap"] = String(message.feeCap)
+        let signed = try object(try await call("Filecoin.WalletSignMessage", [config.from, msg]), "WalletSignMessage")
+        let pushed = try await call("Filecoin.MpoolPush", [signed])
+        guard let newCid = Self.cid(pushed) else { throw ChainError("Filecoin.MpoolPush returned no CID", retryable: false) }
+        state.withLock {
+            $0.value.messages[newCid] = msg
+            $0.value.messages[cid] = nil
+            // The old CID's wait may still finish; nobody asks for it any more.
+            $0.value.waits[cid] = nil
+        }
+        logger.info("replaced", metadata: ["cid": "\(cid)", "by": "\(newCid)", "premium": "\(message.premium)"])
+        return newCid
+    }
+
+    public func receipt(cid: String) async throws -> ChainReceipt? {
+        let (result, start) = state.withLock { s -> (ChainReceipt?, Bool) in
+            switch s.value.waits[cid] {
+            case .landed(let r):
+                s.value.waits[cid] = nil
+                s.value.messages[cid] = nil
+                return (r, false)
+            case .waiting:
+                return (nil, false)
+            case nil:
+                s.value.waits[cid] = .waiting
+                return (nil, true)
+            }
+        }
+        if start {
+            Task { await self.wait(for: cid) }
+        }
+        return result
+    }
+
+    /// One StateWaitMsg (blocking until the message, or a replacement of it, lands with
+    /// `confidence`), then StateReplay for its cost. A failure or timeout ends the wait; the
+    /// next `receipt` call starts another.
+    private func wait(for cid: String) async {
+        do {
+            let lookup = try object(try await call(
+                "Filecoin.StateWaitMsg", [["/": cid], config.confidence, config.lookbackEpochs, true],
+                timeoutMs: config.waitTimeoutMs), "StateWaitMsg")
+            guard let landed = Self.cid(lookup["Message"]), let receipt = lookup["Receipt"] as? [String: Any],
+                  let exitCode = Self.int(receipt["ExitCode"]), let gasUsed = Self.int(receipt["GasUsed"]),
+                  let height = Self.int(lookup["Height"]), let tipset = lookup["TipSet"] as? [Any]
+            else { throw ChainError("Filecoin.StateWaitMsg: a lookup without Message, Receipt, TipSet or Height", retryable: true) }
+            if landed != cid {
+                logger.info("replaced message landed", metadata: ["cid": "\(cid)", "landed": "\(landed)"])
+            }
+            let replay = try object(try await call("Filecoin.StateReplay", [tipset, ["/": landed]]), "StateReplay")
+            let gas = replay["GasCost"] as? [String: Any] ?? [:]
+            guard let burn = Self.bigInt(gas["BaseFeeBurn"]), let over = Self.bigInt(gas["OverEstimationBurn"]),
+                  let tip = Self.bigInt(gas["MinerTip"]), let total = Self.bigInt(gas["TotalCost"])
+            else { throw ChainError("Filecoin.StateReplay: no GasCost", retryable: true) }
+            let cost = MessageFee(baseFeeBurn: burn, overEstimationBurn: over, minerTip: tip)
+            if cost.total != total {
+                logger.warning("StateReplay's TotalCost differs from its parts", metadata: ["cid": "\(landed)", "total": "\(total)"])
+            }
+            let r = ChainReceipt(messageCid: landed, exitCode: Int(exitCode), gasUsed: gasUsed, height: height, cost: cost)
+            state.withLock { s in
+                if case .waiting = s.value.waits[cid] { s.value.waits[cid] = .landed(r) }
+            }
+        } catch {
+            logger.notice("waiting for a message failed; will wait again", metadata: ["cid": "\(cid)", "error": "\(error)"])
+            state.withLock { _ = $0.value.waits.removeValue(forKey: cid) }
+        }
+    }
+
+    // MARK: JSON-RPC
+
+    /// One JSON-RPC call. HTTP and transport failures and timeouts are retryable; a refused
+    /// token and JSON-RPC protocol errors are final; other node errors are judged by message.
+    func call(_ method: String, _ params: [Any], timeoutMs: Int64? = nil) async throws -> Any {
+        let id = state.withLock { s -> Int in
+            defer { s.value.nextId += 1 }
+            return s.value.nextId
+        }
+        let body = try JSONSerialization.data(withJSONObject: ["jsonrpc": "2.0", "method": method, "params": params, "id": id])
+        var request = HTTPClientRequest(url: config.url + "/rpc/v1")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Authorization", value: "Bearer \(config.token)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .milliseconds(timeoutMs ?? config.callTimeoutMs))
+            bytes = try await response.body.collect(upTo: 16 << 20)
+        } catch {
+            throw ChainError("\(method): the Lotus node did not answer (\(Self.describe(error)))", retryable: true)
+        }
+        switch response.status.code {
+        case 200: break
+        case 401, 403: throw ChainError("\(method): the Lotus node refused the API token (HTTP \(response.status.code))", retryable: false)
+        default: throw ChainError("\(method): the Lotus node answered HTTP \(response.status.code)", retryable: true)
+        }
+        guard let reply = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any] else {
+            throw ChainError("\(method): the Lotus node's answer is not JSON-RPC", retryable: true)
+        }
+        if let error = reply["error"] as? [String: Any] {
+            let code = Self.int(error["code"]) ?? 0
+            let message = (error["message"] as? String ?? "").prefix(300)
+            throw ChainError("\(method): JSON-RPC error \(code): \(message)", retryable: Self.retryable(code: code, message: String(message)))
+        }
+        guard let result = reply["result"] else { throw ChainError("\(method): no result", retryable: true) }
+        return result
+    }
+
+    /// Protocol errors (a malformed request, an unknown method, bad params) and errors Lotus
+    /// reports for a message that can never pass are final; the rest (internal errors,
+    /// temporary node conditions) are retried.
+    static func retryable(code: Int64, message: String) -> Bool {
+        if [-32700, -32600, -32601, -32602].contains(code) { return false }
+        let lower = message.lowercased()
+        let final = ["insufficient funds", "not enough funds", "nonce too low", "already in mpool", "gas limit", "max fee",
+                     "unknown actor", "key not found", "permission"]
+        return !final.contains { lower.contains($0) }
+    }
+
+    /// A transport error's own text (connection refused, a timeout); it never holds the token,
+    /// which travels only in a header.
+    static func describe(_ error: any Error) -> String {
+        String(String(describing: error).prefix(200))
+    }
+
+    private func object(_ value: Any, _ method: String) throws -> [String: Any] {
+        guard let o = value as? [String: Any] else { throw ChainError("Filecoin.\(method): an unexpected result shape", retryable: true) }
+        return o
+    }
+
+    /// A batch as a Lotus message. Params carry the upload ids (newline-separated), a stand-in
+    /// for the storage contract's addPieces encoding.
+    func messageJSON(_ m: ChainMessage) -> [String: Any] {
+        [
+            "Version": 0, "To": config.to, "From": config.from, "Nonce": 0, "Value": "0",
+            "GasLimit": m.gasLimit, "GasFeeCap": String(m.feeCap), "GasPremium": String(m.premium),
+            "Method": config.method, "Params": Data(m.uploadIds.joined(separator: "\n").utf8).base64EncodedString(),
+        ]
+    }
+
+    static func cid(_ value: Any?) -> String? { (value as? [String: Any])?["/"] as? String }
+
+    static func int(_ value: Any?) -> Int64? {
+        // JSON numbers arrive as NSNumber; a JSON boolean is one too, of ObjC type "c"
+        // (`is Bool` would also match the numbers 0 and 1).
+        guard let n = value as? NSNumber, !(value is String), String(cString: n.objCType) != "c" else { return nil }
+        return (value as? Int).map(Int64.init)
+    }
+
+    /// Lotus's big.Int: a decimal string (a JSON number is accepted too).
+    static func bigInt(_ value: Any?) -> Int128? {
+        if let s = value as? String { return Int128(s, radix: 10) }
+        return int(value).map { Int128($0) }
+    }
+}

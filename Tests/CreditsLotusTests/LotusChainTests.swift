@@ -1,0 +1,289 @@
+import AsyncHTTPClient
+import CreditsChain
+import CreditsCore
+@testable import CreditsLotus
+import CreditsStore
+import CreditsTestSupport
+import CreditsWorker
+import Foundation
+import Logging
+import LotusTestSupport
+import Synchronization
+import Testing
+
+/// Log lines kept in memory, to prove what the adapter logs (and never the token).
+final class CapturedLogs: Sendable {
+    let lines = Mutex<[String]>([])
+
+    struct Handler: LogHandler {
+        let sink: CapturedLogs
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                 file: String, function: String, line: UInt) {
+            let all = self.metadata.merging(metadata ?? [:]) { $1 }
+            sink.lines.withLock { $0.append("\(level) \(message) \(all)") }
+        }
+    }
+
+    var logger: Logger {
+        var l = Logger(label: "test.lotus") { _ in Handler(sink: self) }
+        l.logLevel = .trace
+        return l
+    }
+}
+
+/// The gas manager's whole lifecycle through `LotusChain` against a fake Lotus node, with the
+/// assertions the simulated-chain tests make (GasManagerTests), and every failure mode.
+@Suite struct LotusChainTests {
+    static let token = "eyJhbGciOiJIUzI1NiJ9.test-lotus-token.c2VjcmV0"
+
+    struct Setup {
+        var store: SQLiteStore
+        var fake: FakeLotus
+        var lotus: LotusChain
+        var manager: FilecoinGasManager
+        var clock: VirtualClock
+        var logs: CapturedLogs
+
+        /// Advances an epoch and runs a worker step until `done` or `epochs` have passed; the
+        /// receipts arrive from waits on real sockets, so each step also gives them a moment.
+        func run(epochs: Int, until done: () async throws -> Bool = { false }) async throws {
+            for _ in 0..<epochs {
+                clock.advance(ms: 30_000)
+                await manager.step()
+                if try await done() { return }
+                try await Task.sleep(for: .milliseconds(3))
+            }
+        }
+    }
+
+    func withSetup(
+        chain chainConfig: SimulatedChain.Config = .init(), config: FilecoinGasManager.Config = .init(),
+        lotusConfig: @Sendable (inout LotusChain.Config) -> Void = { _ in }, _ body: @Sendable (Setup) async throws -> Void
+    ) async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = VirtualClock(startMs: 1_000_000)
+        var chainConfig = chainConfig
+        chainConfig.genesisMs = 1_000_000
+        let fake = FakeLotus(chain: SimulatedChain(config: chainConfig, clock: clock.wallClock), token: Self.token)
+        try await fake.serve { url in
+            let logs = CapturedLogs()
+            var lc = LotusChain.Config(url: url, token: Self.token, from: "f1sender", to: "f01234")
+            lc.confidence = 1
+            lc.callTimeoutMs = 2_000
+            lotusConfig(&lc)
+            let lotus = LotusChain(config: lc, logger: logs.logger)
+            let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
+            var config = config
+            config.stuckAfterEpochs = max(config.stuckAfterEpochs, lc.confidence + 4)
+            let manager = FilecoinGasManager(store: store, chain: lotus, clock: clock.wallClock, config: config, logger: logs.logger)
+            do {
+                try await body(Setup(store: store, fake: fake, lotus: lotus, manager: manager, clock: clock, logs: logs))
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            try await store.close()
+            // The token travels in the Authorization header and nowhere in the logs.
+            #expect(logs.lines.withLock { $0.allSatisfy { !$0.contains(Self.token) && !$0.contains("test-lotus-token") } })
+        }
+    }
+
+    func fund(_ s: Setup, _ user: String, _ credits: Int64) async throws {
+        _ = try await s.store.execute(.adjust(AdjustmentRequest(userId: user, credits: credits, adjustmentId: "fund-\(user)", reason: "test")),
+                                      idempotencyKey: nil)
+    }
+
+    @Test func headReadsTheBaseFeeAsABigIntegerString() async throws {
+        try await withSetup { s in
+            let head = try await s.lotus.head()
+            #expect(head.baseFee == 100_000_000 && head.height == 0)
+            #expect(s.fake.authorizations == ["Bearer \(Self.token)"])
+        }
+    }
+
+    /// GasManagerTests.tenUploadsForcedIntoOneBatchAreConfirmedAndCaptured, through Lotus.
+    @Test func tenUploadsForcedIntoOneBatchAreConfirmedAndCaptured() async throws {
+        try await withSetup { s in
+            try await fund(s, "u1", 1_000)
+            for i in 0..<10 {
+                let r = try await s.manager.queueUpload(UploadRequest(uploadId: "f\(i)", userId: "u1", fileType: "audio", sizeBytes: 1_000, priority: .low))
+                guard case .queued = r.outcome else { Issue.record("\(r)"); return }
+            }
+            #expect(try await s.store.balance(userId: "u1").reserved == 150)
+            let batches = try await s.manager.processNow()
+            #expect(batches.count == 1)
+            #expect(try await s.store.upload(uploadId: "f0")?.status == .submitted)
+            try await s.run(epochs: 200) { try await s.store.upload(uploadId: "f9")?.status == .confirmed }
+            for i in 0..<10 {
+                let u = try #require(try await s.store.upload(uploadId: "f\(i)"))
+                #expect(u.status == .confirmed && u.creditsCharged == 15 && u.batchId == batches[0])
+            }
+            let b = try await s.store.balance(userId: "u1")
+            #expect((b.balance, b.reserved, b.totalSpent) == (850, 0, 150))
+            let stats = try await s.manager.getGasStats(days: 1)
+            #expect(stats.batches == 1 && stats.uploads == 10 && stats.averageBatchSizeHundredths == 1_000)
+            let model = BatchGasModel.addPieces.savingsPPM(items: 10)
+            #expect(abs(stats.batchingSavingsPPM - model) < 10_000, "measured \(stats.batchingSavingsPPM) ppm, model \(model) ppm")
+            // The recorded cost is StateReplay's, to the attoFIL.
+            let tx = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+            let landed = try #require(try await s.fake.chain.receipt(cid: tx.messageCid))
+            #expect(tx.totalCost == landed.cost.total && tx.status == .confirmed)
+            #expect(s.fake.calls.contains("Filecoin.GasEstimateMessageGas") && s.fake.calls.contains("Filecoin.MpoolPushMessage"))
+            #expect(s.fake.calls.contains("Filecoin.StateWaitMsg") && s.fake.calls.contains("Filecoin.StateReplay"))
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
+    /// A message that never lands is replaced under its own nonce with at least 1.25× the
+    /// premium (WalletSignMessage + MpoolPush); when none lands, the upload is refunded.
+    @Test func aMessageThatNeverLandsIsReplacedUnderItsNonceThenRefunded() async throws {
+        var chain = SimulatedChain.Config()
+        chain.stuckRatePPM = 1_000_000
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 2
+        config.retry.delayBaseMs = 30_000
+        try await withSetup(chain: chain, config: config) { s in
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            try await s.run(epochs: 600) { try await s.store.upload(uploadId: "f")?.status == .refunded }
+            #expect(try await s.store.upload(uploadId: "f")?.status == .refunded)
+            #expect(try await s.store.balance(userId: "u1").balance == 100)
+            let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
+            let replaced = txs.filter { $0.status == .replaced }
+            #expect(!replaced.isEmpty)
+            #expect(s.fake.calls.contains("Filecoin.WalletSignMessage") && s.fake.calls.contains("Filecoin.MpoolPush"))
+            // Each replacement kept the nonce of the message it replaced and raised the premium ≥ 1.25×.
+            let byId = Dictionary(uniqueKeysWithValues: txs.map { ($0.id, $0) })
+            var checked = 0
+            for tx in replaced {
+                guard let r = tx.id.split(separator: "-").last, r.hasPrefix("r"), let n = Int(r.dropFirst()),
+                      let next = byId[String(tx.id.dropLast(r.count) + "r\(n + 1)")]
+                else { continue }
+                #expect(next.premium * 4 >= tx.premium * 5)
+                #expect(s.fake.nonce(of: next.messageCid) == s.fake.nonce(of: tx.messageCid))
+                checked += 1
+            }
+            #expect(checked > 0)
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
+    /// Someone else replaces the message before it lands (an operator's `lotus mpool replace`):
+    /// StateWaitMsg on the original CID returns the replacement's lookup, and the batch is
+    /// settled on the message that landed.
+    @Test func aMessageReplacedElsewhereIsNoticedAndSettled() async throws {
+        try await withSetup { s in
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            let original = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first).messageCid
+            let replacement = try await s.fake.replaceElsewhere(original)  // before the next tipset includes it
+            try await s.run(epochs: 100) { try await s.store.upload(uploadId: "f")?.status == .confirmed }
+            #expect(try await s.store.upload(uploadId: "f")?.status == .confirmed)
+            let tx = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+            #expect(tx.messageCid == replacement && tx.status == .confirmed)
+            #expect(s.logs.lines.withLock { $0.contains { $0.contains("replaced message landed") } })
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
+    /// RPC errors and timeouts on every method, and a push whose answer is lost after the node
+    /// took it (the retry then sends a second message: gas may be paid twice, credits never
+    /// move twice): each ends in a retry, a replacement or a refund; every upload ends confirmed
+    /// or refunded and no hold is lost.
+    @Test func rpcErrorsTimeoutsAndRevertsEndConfirmedOrRefunded() async throws {
+        var chain = SimulatedChain.Config()
+        chain.seed = 11
+        chain.revertRatePPM = 300_000
+        chain.stuckRatePPM = 50_000
+        chain.rpcErrorRatePPM = 30_000
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 3
+        config.retry.delayBaseMs = 30_000
+        config.retry.delayMaxMs = 120_000
+        try await withSetup(chain: chain, config: config, lotusConfig: { $0.callTimeoutMs = 300 }) { s in
+            s.fake.faults.withLock {
+                $0.hangMs = 1_000
+                $0.failNext = ["Filecoin.MpoolPushMessage": 2, "Filecoin.StateReplay": 2, "Filecoin.GasEstimateMessageGas": 1]
+                $0.hangNext = ["Filecoin.ChainHead": 1, "Filecoin.MpoolPushMessage": 1, "Filecoin.StateWaitMsg": 1]
+                $0.hangAfterNext = ["Filecoin.MpoolPushMessage": 1]
+            }
+            let users = (0..<3).map { "user_\($0)" }
+            for u in users { try await fund(s, u, 100_000) }
+            var queued: [String: Int64] = [:]
+            for i in 0..<30 {
+                let r = try await s.manager.queueUpload(UploadRequest(
+                    uploadId: "up_\(i)", userId: users[i % 3], fileType: ["audio", "video", "album"][i % 3], sizeBytes: 10,
+                    priority: UploadPriority.allCases[i % 3]))
+                if case .queued(let receipt) = r.outcome { queued["up_\(i)"] = receipt.creditsReserved }
+                if i % 5 == 0 { try await s.run(epochs: 1) }
+            }
+            let ids = Array(queued.keys)
+            try await s.run(epochs: 3_000) {
+                for id in ids {
+                    let status = try await s.store.upload(uploadId: id)?.status
+                    if status != .confirmed && status != .refunded { return false }
+                }
+                return true
+            }
+            var captured: Int64 = 0
+            var balance: Int64 = 0
+            for (id, credits) in queued {
+                let u = try #require(try await s.store.upload(uploadId: id))
+                #expect(u.status == .confirmed || u.status == .refunded, "\(id) ended \(u.status)")
+                if u.status == .confirmed { captured += credits }
+            }
+            for u in users {
+                let b = try await s.store.balance(userId: u)
+                #expect(b.reserved == 0)
+                balance += b.balance
+            }
+            #expect(balance == 3 * 100_000 - captured)
+            #expect(s.fake.faultsSpent, "\(s.fake.faults.withLock { $0 })")
+            let stats = try await s.manager.getGasStats(days: 1)
+            #expect(stats.successRatePPM < 1_000_000)  // reverts happened and were retried
+            let report = try await s.store.reconcile()
+            #expect(report.ok, "\(report.problems)")
+        }
+    }
+
+    @Test func aRefusedTokenIsAFinalErrorThatDoesNotEchoTheToken() async throws {
+        try await withSetup(lotusConfig: { $0.token = "wrong-token-value" }) { s in
+            do {
+                _ = try await s.lotus.head()
+                Issue.record("a refused token was accepted")
+            } catch let e as ChainError {
+                #expect(!e.retryable && e.message.contains("refused the API token"))
+                #expect(!e.message.contains("wrong-token-value"))
+            }
+        }
+    }
+
+    @Test func anUnreachableNodeIsARetryableError() async throws {
+        var config = LotusChain.Config(url: "http://127.0.0.1:9", token: Self.token, from: "f1a", to: "f01")
+        config.callTimeoutMs = 500  // the HTTP client retries a refused connection until the deadline
+        let lotus = LotusChain(config: config)
+        do {
+            _ = try await lotus.head()
+            Issue.record("no error from a closed port")
+        } catch let e as ChainError {
+            #expect(e.retryable && e.message.contains("did not answer"))
+            #expect(!e.message.contains(Self.token))
+        }
+    }
+
+    @Test func jsonRpcErrorsAreClassified() {
+        #expect(!LotusChain.retryable(code: -32601, message: "method not found"))
+        #expect(!LotusChain.retryable(code: 1, message: "mpool push: not enough funds"))
+        #expect(LotusChain.retryable(code: 1, message: "context deadline exceeded"))
+        #expect(LotusChain.retryable(code: -32603, message: "internal error"))
+    }
+}

@@ -1,0 +1,224 @@
+import CreditsChain
+import CreditsCore
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+
+/// A Lotus JSON-RPC endpoint (`POST /rpc/v1`) for tests, on 127.0.0.1 and a free port, serving
+/// the documented shapes (api-methods-v1-stable) from a `SimulatedChain`: ChainHead,
+/// GasEstimateMessageGas, MpoolPushMessage, WalletSignMessage, MpoolPush (a replacement under
+/// the same nonce), StateWaitMsg (blocks until the message or its replacement lands with the
+/// asked confidence), StateReplay. Faults: JSON-RPC errors and hangs (timeouts) on chosen
+/// methods, messages that never land (the chain's stuck rate), replacement by someone else.
+public final class FakeLotus: Sendable {
+    public struct Faults: Sendable {
+        /// Method → how many of its next calls answer a JSON-RPC error.
+        public var failNext: [String: Int] = [:]
+        /// Method → how many of its next calls hang (no answer for `hangMs`).
+        public var hangNext: [String: Int] = [:]
+        /// Method → how many of its next calls do their work, then hang: the answer is lost.
+        public var hangAfterNext: [String: Int] = [:]
+        public var hangMs: Int64 = 3_000
+        /// How long StateWaitMsg holds a request for a message that has not landed before it
+        /// answers an error (Lotus would hold it longer; tests must shut down promptly).
+        public var waitHoldMs: Int64 = 2_000
+    }
+
+    struct Book {
+        var nonceOf: [String: Int64] = [:]
+        var pendingByNonce: [Int64: String] = [:]
+        var messages: [String: [String: Any]] = [:]
+        var nextNonce: Int64 = 0
+        var calls: [String] = []
+        var authorizations: Set<String> = []
+    }
+
+    struct Locked<T>: @unchecked Sendable { var value: T }
+
+    public let chain: SimulatedChain
+    public let token: String
+    public let faults = Mutex(Faults())
+    private let book = Mutex(Locked(value: Book()))
+
+    public init(chain: SimulatedChain, token: String) {
+        self.chain = chain
+        self.token = token
+    }
+
+    public var calls: [String] { book.withLock { $0.value.calls } }
+    /// True when every injected fault has been hit.
+    public var faultsSpent: Bool {
+        faults.withLock { f in [f.failNext, f.hangNext, f.hangAfterNext].allSatisfy { $0.values.allSatisfy { $0 == 0 } } }
+    }
+    /// Every Authorization header the server received (to prove the token travels only there).
+    public var authorizations: Set<String> { book.withLock { $0.value.authorizations } }
+    public func nonce(of cid: String) -> Int64? { book.withLock { $0.value.nonceOf[cid] } }
+    public func message(_ cid: String) -> [String: Any]? { book.withLock { $0.value.messages[cid] } }
+
+    /// Runs `body` with the fake listening; `url` is its API base.
+    public func serve(_ body: @Sendable (_ url: String) async throws -> Void) async throws {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("rpc/v1") { request, _ in try await self.handle(request) }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            try await body("http://127.0.0.1:\(client.port!)")
+        }
+    }
+
+    /// Replaces a pending message the way an operator's `lotus mpool replace` would, behind the
+    /// adapter's back. Returns the new CID.
+    public func replaceElsewhere(_ cid: String) async throws -> String {
+        guard var msg = message(cid), let nonce = nonce(of: cid) else { throw ChainError("unknown \(cid)", retryable: false) }
+        let premium = (Int128(msg["GasPremium"] as? String ?? "0", radix: 10) ?? 0) * 2
+        msg["GasPremium"] = String(premium)
+        msg["GasFeeCap"] = String((Int128(msg["GasFeeCap"] as? String ?? "0", radix: 10) ?? 0) + premium)
+        let new = try await chain.replace(cid, with: Self.chainMessage(msg))
+        record(new, nonce: nonce, msg)
+        return new
+    }
+
+    private func record(_ cid: String, nonce: Int64, _ msg: [String: Any]) {
+        book.withLock {
+            $0.value.nonceOf[cid] = nonce
+            $0.value.pendingByNonce[nonce] = cid
+            $0.value.messages[cid] = msg
+        }
+    }
+
+    static func chainMessage(_ m: [String: Any]) -> ChainMessage {
+        let params = Data(base64Encoded: m["Params"] as? String ?? "") ?? Data()
+        let ids = String(decoding: params, as: UTF8.self).split(separator: "\n").map(String.init)
+        return ChainMessage(
+            uploadIds: ids, gasLimit: Int64(m["GasLimit"] as? Int ?? 0),
+            feeCap: Int128(m["GasFeeCap"] as? String ?? "0", radix: 10) ?? 0,
+            premium: Int128(m["GasPremium"] as? String ?? "0", radix: 10) ?? 0)
+    }
+
+    private func handle(_ request: Request) async throws -> Response {
+        let auth = request.headers[.authorization] ?? ""
+        book.withLock { $0.value.authorizations.insert(auth) }
+        guard auth == "Bearer \(token)" else { return Response(status: .unauthorized) }
+        let bytes = try await request.body.collect(upTo: 1 << 20)
+        guard let call = try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
+              let method = call["method"] as? String, let params = call["params"] as? [Any]
+        else { return Self.reply(id: nil, error: (-32700, "parse error")) }
+        let id = call["id"]
+        book.withLock { $0.value.calls.append(method) }
+        let (fail, hang, hangAfter, hangMs) = faults.withLock { f -> (Bool, Bool, Bool, Int64) in
+            let fail = (f.failNext[method] ?? 0) > 0
+            if fail { f.failNext[method]! -= 1 }
+            let hang = !fail && (f.hangNext[method] ?? 0) > 0
+            if hang { f.hangNext[method]! -= 1 }
+            let hangAfter = !fail && !hang && (f.hangAfterNext[method] ?? 0) > 0
+            if hangAfter { f.hangAfterNext[method]! -= 1 }
+            return (fail, hang, hangAfter, f.hangMs)
+        }
+        if fail { return Self.reply(id: id, error: (1, "injected failure")) }
+        if hang {
+            try await Task.sleep(for: .milliseconds(hangMs))
+            return Self.reply(id: id, error: (1, "too late"))
+        }
+        do {
+            let result = try await dispatch(method, params)
+            if hangAfter {
+                try await Task.sleep(for: .milliseconds(hangMs))
+                return Self.reply(id: id, error: (1, "too late"))
+            }
+            return Self.reply(id: id, result: result)
+        } catch let e as ChainError {
+            return Self.reply(id: id, error: (1, e.message))
+        } catch {
+            return Self.reply(id: id, error: (-32602, "invalid params: \(error)"))
+        }
+    }
+
+    struct BadParams: Error {}
+
+    private func dispatch(_ method: String, _ params: [Any]) async throws -> Any {
+        switch method {
+        case "Filecoin.ChainHead":
+            let head = try await chain.head()
+            return [
+                "Cids": [["/": "bafyhead\(head.height)"]],
+                "Blocks": [["Miner": "f01000", "ParentBaseFee": String(head.baseFee), "Height": head.height]],
+                "Height": head.height,
+            ] as [String: Any]
+        case "Filecoin.GasEstimateMessageGas":
+            guard var msg = params.first as? [String: Any], params.count == 3, let spec = params[1] as? [String: Any],
+                  spec["MaxFee"] is String
+            else { throw BadParams() }
+            let items = Self.chainMessage(msg).uploadIds.count
+            if (msg["GasLimit"] as? Int ?? 0) == 0 { msg["GasLimit"] = Int(BatchGasModel.addPieces.gasLimit(items: items)) }
+            return msg
+        case "Filecoin.MpoolPushMessage":
+            guard var msg = params.first as? [String: Any], (msg["Nonce"] as? Int) == 0 else { throw BadParams() }
+            let cid = try await chain.push(Self.chainMessage(msg))
+            let nonce = book.withLock { b -> Int64 in
+                defer { b.value.nextNonce += 1 }
+                return b.value.nextNonce
+            }
+            msg["Nonce"] = Int(nonce)
+            record(cid, nonce: nonce, msg)
+            return ["Message": msg, "Signature": ["Type": 1, "Data": "c2lnbmF0dXJl"], "CID": ["/": cid]] as [String: Any]
+        case "Filecoin.WalletSignMessage":
+            guard params.count == 2, params[0] is String, let msg = params[1] as? [String: Any] else { throw BadParams() }
+            return ["Message": msg, "Signature": ["Type": 1, "Data": "c2lnbmF0dXJl"], "CID": ["/": "bafysigned"]] as [String: Any]
+        case "Filecoin.MpoolPush":
+            guard let signed = params.first as? [String: Any], let msg = signed["Message"] as? [String: Any],
+                  let nonce = (msg["Nonce"] as? Int).map(Int64.init)
+            else { throw BadParams() }
+            guard let old = book.withLock({ $0.value.pendingByNonce[nonce] }) else {
+                throw ChainError("nonce too low", retryable: false)
+            }
+            let cid = try await chain.replace(old, with: Self.chainMessage(msg))
+            record(cid, nonce: nonce, msg)
+            return ["/": cid]
+        case "Filecoin.StateWaitMsg":
+            guard params.count == 4, let cid = (params[0] as? [String: Any])?["/"] as? String,
+                  let confidence = params[1] as? Int, params[3] as? Bool == true
+            else { throw BadParams() }
+            // Blocks, as Lotus does, until the message (or its replacement) is buried under
+            // `confidence` tipsets; a client that gives up first sees a timeout.
+            let deadline = ContinuousClock.now + .milliseconds(faults.withLock { $0.waitHoldMs })
+            while ContinuousClock.now < deadline {
+                if let r = try? await chain.receipt(cid: cid), let head = try? await chain.head(), head.height - r.height >= confidence {
+                    return [
+                        "Message": ["/": r.messageCid],
+                        "Receipt": ["ExitCode": r.exitCode, "Return": NSNull(), "GasUsed": Int(r.gasUsed), "EventsRoot": NSNull()],
+                        "ReturnDec": NSNull(),
+                        "TipSet": [["/": "bafyts\(r.height)"]],
+                        "Height": Int(r.height),
+                    ] as [String: Any]
+                }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            throw ChainError("context deadline exceeded", retryable: true)
+        case "Filecoin.StateReplay":
+            guard params.count == 2, params[0] is [Any], let cid = (params[1] as? [String: Any])?["/"] as? String,
+                  let r = try await chain.receipt(cid: cid)
+            else { throw BadParams() }
+            let refund = Int128(0)
+            return [
+                "MsgCid": ["/": cid],
+                "MsgRct": ["ExitCode": r.exitCode, "Return": NSNull(), "GasUsed": Int(r.gasUsed), "EventsRoot": NSNull()],
+                "GasCost": [
+                    "Message": ["/": cid], "GasUsed": String(r.gasUsed), "BaseFeeBurn": String(r.cost.baseFeeBurn),
+                    "OverEstimationBurn": String(r.cost.overEstimationBurn), "MinerPenalty": "0",
+                    "MinerTip": String(r.cost.minerTip), "Refund": String(refund), "TotalCost": String(r.cost.total),
+                ],
+                "ExecutionTrace": [:] as [String: Any], "Error": "", "Duration": 1000,
+            ] as [String: Any]
+        default:
+            throw ChainError("method not found: \(method)", retryable: false)
+        }
+    }
+
+    private static func reply(id: Any?, result: Any? = nil, error: (Int, String)? = nil) -> Response {
+        var body: [String: Any] = ["jsonrpc": "2.0", "id": id ?? NSNull()]
+        if let error { body["error"] = ["code": error.0, "message": error.1] } else { body["result"] = result ?? NSNull() }
+        let data = (try? JSONSerialization.data(withJSONObject: body)) ?? Data()
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
