@@ -98,7 +98,7 @@ public final class FakeLotus: Sendable {
 
     private func handle(_ request: Request) async throws -> Response {
         let auth = request.headers[.authorization] ?? ""
-        book.withLock { $0.value.authorizations.insert(auth) }
+        _ = book.withLock { $0.value.authorizations.insert(auth) }
         guard auth == "Bearer \(token)" else { return Response(status: .unauthorized) }
         let bytes = try await request.body.collect(upTo: 1 << 20)
         guard let call = try JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
