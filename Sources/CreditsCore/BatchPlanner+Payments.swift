@@ -11,7 +11,8 @@ extension BatchPlanner {
     func planPayment(
         _ op: LedgerOperation, state: PaymentState, balances: [String: Int64], current: inout [String: Int64],
         deltas: inout [String: UserDelta], platform: inout [PlatformAccount: Int64], journal: inout [JournalRow],
-        nextTransactionId: () -> Int64, nextPurchaseId: () -> Int64, save: (PaymentState) -> Void
+        lots ctx: inout LotContext, nextTransactionId: () -> Int64, nextPurchaseId: () -> Int64, nextLotId: () -> Int64,
+        save: (PaymentState) -> Void
     ) -> PaymentOutcome {
         var p = state
         switch op {
@@ -62,8 +63,19 @@ extension BatchPlanner {
             balanceBefore = current[user] ?? 0
             var balance = balanceBefore
             var held: Int64 = 0
-            _ = Self.post(postings, userId: user, reference: p.key.reference, description: Self.description(op),
-                          user: &balance, held: &held, platform: &platform, journal: &journal, nextTransactionId: nextTransactionId)
+            let source = p.key.reference
+            _ = Self.post(postings, userId: user, reference: source, description: Self.description(op),
+                          user: &balance, held: &held, platform: &platform, journal: &journal, nextTransactionId: nextTransactionId
+            ) { posting, before in
+                // A take-back empties this purchase's own lots first, then others in burn order;
+                // what the lots cannot cover is arrears.
+                if posting.kind == .paymentReversal {
+                    return ctx.book.take(posting.amount, userId: user, nowMs: ctx.nowMs, preferring: source)
+                }
+                return ctx.usage(posting, userId: user, balanceBefore: before, source: source,
+                                 category: posting.kind == .purchaseBonus ? .promotional : .paid, refill: LotUsage(),
+                                 nextLotId: nextLotId)
+            }
             precondition(balance == balanceBefore + change, "payment postings add up")
             if change != 0 {
                 var delta = deltas[user] ?? UserDelta(userId: user, balanceBefore: balances[user] ?? 0)

@@ -37,6 +37,8 @@ public struct JournalRow: Sendable, Equatable {
     /// The operation's natural key.
     public var reference: String
     public var description: String
+    /// The lots the row took credits from or put them into (`LotUsage.text`).
+    public var lots: String = ""
 }
 
 /// What the ledger knows of an upload: whose it is, what it holds, whether it is settled.
@@ -45,12 +47,15 @@ public struct UploadHold: Sendable, Equatable {
     public var credits: Int64
     public var settled: Bool
     public var sponsored: Bool
+    /// The lots the hold took its credits from (a release puts them back).
+    public var lots: LotUsage
 
-    public init(userId: String, credits: Int64, settled: Bool, sponsored: Bool = false) {
+    public init(userId: String, credits: Int64, settled: Bool, sponsored: Bool = false, lots: LotUsage = LotUsage()) {
         self.userId = userId
         self.credits = credits
         self.settled = settled
         self.sponsored = sponsored
+        self.lots = lots
     }
 }
 
@@ -73,7 +78,7 @@ public struct SponsorshipState: Sendable {
 
 /// An upload row to create or settle.
 public enum UploadChange: Sendable, Equatable {
-    case created(UploadRequest, credits: Int64, sponsored: Bool)
+    case created(UploadRequest, credits: Int64, sponsored: Bool, lots: LotUsage)
     case captured(uploadId: String, credits: Int64)
     case released(uploadId: String, reason: String)
 }
@@ -116,6 +121,8 @@ public struct BatchPlan: Sendable {
     public var sponsoredUploads: [SponsoredUploadRequest] = []
     /// Final balances of the platform accounts the batch moved.
     public var platformBalances: [PlatformAccount: Int64]
+    /// Lots the batch created or changed, in their final state.
+    public var lots: [CreditLot] = []
 }
 
 /// Decides a whole batch of operations against balances and keys read inside the transaction.
@@ -127,9 +134,11 @@ public struct BatchPlan: Sendable {
 /// every key of the operation.
 public struct BatchPlanner {
     public let catalog: Catalog
+    public let lotRules: LotRules
 
-    public init(catalog: Catalog) {
+    public init(catalog: Catalog, lotRules: LotRules = LotRules()) {
         self.catalog = catalog
+        self.lotRules = lotRules
     }
 
     /// - Parameters:
@@ -147,10 +156,13 @@ public struct BatchPlanner {
         reserved: [String: Int64] = [:],
         uploads: [String: UploadHold] = [:],
         payments: [PaymentKey: PaymentState] = [:],
+        lots: [CreditLot] = [],
+        nowMs: Int64 = 0,
         sponsorship: SponsorshipState? = nil,
         platformBalances: [PlatformAccount: Int64],
         nextTransactionId: () -> Int64,
-        nextPurchaseId: () -> Int64
+        nextPurchaseId: () -> Int64,
+        nextLotId: () -> Int64 = { preconditionFailure("no lot ids given") }
     ) -> BatchPlan {
         var keys = existingKeys
         var current = balances
@@ -159,6 +171,7 @@ public struct BatchPlanner {
         var deltas: [String: UserDelta] = [:]
         var platform = platformBalances
         var paymentStates = payments
+        var ctx = LotContext(book: LotBook(lots), nowMs: nowMs, rules: lotRules)
         var changedPayments = Set<PaymentKey>()
         var out = BatchPlan(results: [], users: [], journal: [], payments: [], newKeys: [], uploads: [], sponsoredSlots: [:],
                             platformBalances: [:])
@@ -172,17 +185,33 @@ public struct BatchPlanner {
                 continue
             }
             let op = keyed.operation
+            // Expired lots leave first: their credits are unspendable from the millisecond they expire.
+            for user in Set([op.userId] + (op.paymentKey.flatMap { paymentStates[$0]?.userId }.map { [$0] } ?? [])) where !user.isEmpty {
+                expireLots(of: user, balances: balances, current: &current, deltas: &deltas, platform: &platform,
+                           journal: &out.journal, lots: &ctx, nextTransactionId: nextTransactionId)
+            }
+            if case .expire = op {
+                // The sweep above did the work; the first sweep of the batch reports it.
+                let credits = ctx.swept[op.userId] ?? 0
+                ctx.swept[op.userId] = 0
+                let outcome = LedgerOutcome.expired(ExpiryReceipt(userId: op.userId, credits: credits, balance: current[op.userId] ?? 0))
+                record(outcome, for: keyed, keys: &keys, newKeys: &out.newKeys)
+                out.results.append(.success(OperationResult(outcome: outcome, replayed: false)))
+                continue
+            }
             if let key = op.paymentKey {
                 let outcome = planPayment(
                     op, state: paymentStates[key] ?? PaymentState(paymentMethod: key.paymentMethod, paymentId: key.paymentId),
                     balances: balances, current: &current, deltas: &deltas, platform: &platform, journal: &out.journal,
-                    nextTransactionId: nextTransactionId, nextPurchaseId: nextPurchaseId) { paymentStates[key] = $0 }
+                    lots: &ctx, nextTransactionId: nextTransactionId, nextPurchaseId: nextPurchaseId, nextLotId: nextLotId
+                ) { paymentStates[key] = $0 }
                 if outcome.changed { changedPayments.insert(key) }
                 record(outcome.outcome, for: keyed, keys: &keys, newKeys: &out.newKeys)
                 out.results.append(.success(OperationResult(outcome: outcome.outcome, replayed: false)))
                 continue
             }
             var heldCredits: Int64 = 0
+            var heldLots = LotUsage()
             var sponsored = false
             if case .upload(let r) = op, let s = sponsorship,
                s.rules.eligibility(profiles[op.userId], nowMs: s.nowMs).eligible,
@@ -215,6 +244,7 @@ public struct BatchPlanner {
                 }
                 heldCredits = hold.credits
                 sponsored = hold.sponsored
+                heldLots = hold.lots
                 holds[uploadId]?.settled = true
             }
             let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits, sponsored: sponsored)
@@ -234,9 +264,15 @@ public struct BatchPlanner {
                 }
                 var userBalance = available
                 var held = currentHeld[op.userId] ?? 0
+                let firstRow = out.journal.count
                 let lastId = Self.post(
                     plan.postings, userId: op.userId, reference: op.naturalKey, description: Self.description(op),
-                    user: &userBalance, held: &held, platform: &platform, journal: &out.journal, nextTransactionId: nextTransactionId)
+                    user: &userBalance, held: &held, platform: &platform, journal: &out.journal, nextTransactionId: nextTransactionId
+                ) { posting, before in
+                    ctx.usage(posting, userId: op.userId, balanceBefore: before, source: op.naturalKey,
+                              category: Self.grantCategory(op), refill: heldLots, nextLotId: nextLotId)
+                }
+                let holdLots = out.journal.count > firstRow ? LotUsage(text: out.journal[firstRow].lots) ?? LotUsage() : LotUsage()
                 precondition(userBalance == available + plan.balanceDelta, "postings add up to the plan")
                 precondition((userBalance >= 0 || plan.balanceDelta >= 0) && held >= 0,
                              "an accepted plan leaves no user below zero, except one already in arrears")
@@ -262,13 +298,14 @@ public struct BatchPlanner {
                 outcome = receipt(op, transactionId: lastId, balance: userBalance, plan: plan, heldCredits: heldCredits,
                                   sponsored: sponsored, sponsoredRemaining: sponsoredRemaining,
                                   sponsoredRows: &out.sponsoredUploads,
-                                  uploads: &out.uploads, holds: &holds)
+                                  uploads: &out.uploads, holds: &holds, holdLots: holdLots)
             }
             record(outcome, for: keyed, keys: &keys, newKeys: &out.newKeys)
             out.results.append(.success(OperationResult(outcome: outcome, replayed: false)))
         }
         out.users = deltas.values.sorted { $0.userId < $1.userId }
         out.payments = changedPayments.sorted().compactMap { paymentStates[$0] }
+        out.lots = ctx.book.changedLots
         for (account, balance) in platform where balance != platformBalances[account] {
             out.platformBalances[account] = balance
         }
@@ -306,13 +343,13 @@ public struct BatchPlanner {
     private func receipt(
         _ op: LedgerOperation, transactionId: Int64, balance: Int64, plan: LedgerPlan, heldCredits: Int64, sponsored: Bool,
         sponsoredRemaining: Int, sponsoredRows: inout [SponsoredUploadRequest], uploads: inout [UploadChange],
-        holds: inout [String: UploadHold]
+        holds: inout [String: UploadHold], holdLots: LotUsage
     ) -> LedgerOutcome {
         switch op {
         case .upload(let r):
             let credits = plan.postings[0].amount
-            uploads.append(.created(r, credits: credits, sponsored: sponsored))
-            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, settled: false, sponsored: sponsored)
+            uploads.append(.created(r, credits: credits, sponsored: sponsored, lots: holdLots))
+            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, settled: false, sponsored: sponsored, lots: holdLots)
             return .queued(UploadReceipt(
                 uploadId: r.uploadId, userId: r.userId, status: "queued", creditsReserved: credits, sponsored: sponsored,
                 balance: balance))
@@ -337,6 +374,8 @@ public struct BatchPlanner {
                 credits: heldCredits, status: "refunded", balance: balance))
         case .purchase, .paymentEvent:
             preconditionFailure("payments are planned by planPayment")
+        case .expire:
+            preconditionFailure("an expiry sweep has no receipt of this kind")
         case .spend(let r):
             return .spent(SpendReceipt(
                 transactionId: "txn_\(transactionId)", userId: r.userId, credits: r.credits,
@@ -352,10 +391,11 @@ public struct BatchPlanner {
     static func post(
         _ postings: [Posting], userId: String, reference: String, description: String,
         user: inout Int64, held: inout Int64, platform: inout [PlatformAccount: Int64], journal: inout [JournalRow],
-        nextTransactionId: () -> Int64
+        nextTransactionId: () -> Int64, lots: (Posting, Int64) -> LotUsage = { _, _ in LotUsage() }
     ) -> Int64 {
         var lastId: Int64 = 0
         for posting in postings {
+            let usage = lots(posting, user)
             let debitAfter = move(posting.debit, -posting.amount, user: &user, held: &held, platform: &platform)
             let creditAfter = move(posting.credit, posting.amount, user: &user, held: &held, platform: &platform)
             lastId = nextTransactionId()
@@ -364,7 +404,7 @@ public struct BatchPlanner {
             journal.append(JournalRow(
                 id: lastId, kind: posting.kind, userId: rowUser, debit: posting.debit, credit: posting.credit,
                 amount: posting.amount, debitBalanceAfter: debitAfter, creditBalanceAfter: creditAfter,
-                reference: reference, description: description))
+                reference: reference, description: description, lots: usage.text))
         }
         return lastId
     }
@@ -392,6 +432,7 @@ public struct BatchPlanner {
         case .adjust(let r): r.reason
         case .purchase(let r): "\(r.package) package via \(r.paymentMethod.rawValue)"
         case .paymentEvent(let r): "\(r.paymentMethod.rawValue) event \(r.eventId): payment \(r.kind.rawValue)"
+        case .expire: "unspent credits of expired lots"
         case .upload(let r): "hold for upload \(r.uploadId)"
         case .capture(let r): "upload \(r.uploadId) confirmed"
         case .release(let r): r.reason.isEmpty ? "upload \(r.uploadId) refunded" : "upload \(r.uploadId) refunded: \(r.reason)"

@@ -13,6 +13,8 @@ public enum PlatformAccount: String, Sendable, CaseIterable, Codable {
     case sponsorship
     /// Sponsored credits held by pending uploads.
     case sponsoredHolds = "sponsored_holds"
+    /// Receives promotional credits whose lots expired unspent.
+    case expired
 }
 
 /// A ledger account: a user's, or one of the platform's.
@@ -65,6 +67,8 @@ public enum JournalKind: String, Sendable, Codable, CaseIterable {
     case paymentReversal = "payment_reversal"
     /// Credits a won dispute gives back.
     case paymentRestore = "payment_restore"
+    /// Unspent credits of expired lots, moved to the expiry account.
+    case expiry
 }
 
 /// One double-entry movement: `amount` leaves `debit` and reaches `credit`. Amount > 0 always.
@@ -152,6 +156,8 @@ public enum LedgerRules {
                 postings: [Posting(kind: .milestone, debit: .platform(.promotions), credit: user, amount: m.credits)])
         case .purchase, .paymentEvent:
             preconditionFailure("payments are planned from their state: PaymentRules and BatchPlanner")
+        case .expire:
+            preconditionFailure("an expiry sweep is planned by BatchPlanner.expireLots")
         case .spend(let r):
             return LedgerPlan(
                 balanceDelta: -r.credits, spentDelta: r.credits,

@@ -44,12 +44,15 @@ public struct AdjustmentRequest: Sendable, Codable, Equatable {
     public var credits: Int64
     public var adjustmentId: String
     public var reason: String
+    /// The lot a grant makes: promotional (the default; it expires) or paid (it never does).
+    public var category: LotCategory
 
-    public init(userId: String, credits: Int64, adjustmentId: String, reason: String) {
+    public init(userId: String, credits: Int64, adjustmentId: String, reason: String, category: LotCategory = .promotional) {
         self.userId = userId
         self.credits = credits
         self.adjustmentId = adjustmentId
         self.reason = reason
+        self.category = category
     }
 }
 
@@ -141,6 +144,19 @@ public struct SponsoredUploadRequest: Sendable, Codable, Equatable {
     }
 }
 
+/// Sweep a user's expired lots to the expiry account (`credits expire`, the daily sweep).
+/// Natural key: `expire-sweep:<sweepId>:<userId>`.
+public struct ExpireRequest: Sendable, Codable, Equatable {
+    public var userId: String
+    /// Names the sweep (its time), so that one sweep runs once per user.
+    public var sweepId: String
+
+    public init(userId: String, sweepId: String) {
+        self.userId = userId
+        self.sweepId = sweepId
+    }
+}
+
 /// One change to balances. Each is applied atomically, once per key.
 public enum LedgerOperation: Sendable, Codable, Equatable {
     case purchase(PurchaseRequest)
@@ -153,6 +169,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
     case sponsor(SponsoredUploadRequest)
     /// A verified payment provider event (Stripe, PayPal).
     case paymentEvent(PaymentEventRequest)
+    case expire(ExpireRequest)
 
     /// The user the operation names; empty for a provider event that names none (the payment's
     /// purchase, read in the transaction, decides).
@@ -166,6 +183,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .milestone(let r): r.userId
         case .sponsor(let r): r.userId
         case .paymentEvent(let r): r.userId
+        case .expire(let r): r.userId
         }
     }
 
@@ -190,6 +208,7 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .milestone(let r): "milestone:\(r.userId):\(r.milestone)"
         case .sponsor(let r): "sponsored:\(r.fileUploadId)"
         case .paymentEvent(let r): "payment-event:\(r.paymentMethod.rawValue):\(r.eventId)"
+        case .expire(let r): "expire-sweep:\(r.sweepId):\(r.userId)"
         }
     }
 
@@ -221,8 +240,9 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             return ["spend", r.userId, String(r.credits), r.fileUploadId, String(r.description.utf8.count), r.description]
                 .joined(separator: sep)
         case .adjust(let r):
+            // The default category adds nothing, so keys stored before lots still replay.
             return ["adjust", r.userId, String(r.credits), r.adjustmentId, String(r.reason.utf8.count), r.reason]
-                .joined(separator: sep)
+                .joined(separator: sep) + (r.category == .paid ? sep + "paid" : "")
         case .upload(let r):
             return ["upload", r.uploadId, r.userId, r.fileType, String(r.fileCount), r.features.joined(separator: ","),
                     String(r.sizeBytes), r.priority.rawValue].joined(separator: sep)
@@ -239,6 +259,8 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .paymentEvent(let r):
             return ["payment-event", r.paymentMethod.rawValue, r.eventId, r.paymentId, r.kind.rawValue, r.userId, r.package,
                     String(r.amountCents), String(r.refundedCents)].joined(separator: sep)
+        case .expire(let r):
+            return ["expire", r.userId, r.sweepId].joined(separator: sep)
         }
     }
 
@@ -296,6 +318,8 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             where cents < 0 || cents > Limits.catalogPriceCentsMax {
                 throw .validation(field, "must be 0 to 1,000,000.00")
             }
+        case .expire(let r):
+            try Identifier.check(r.sweepId, field: "sweepId")
         case .milestone(let r):
             if catalog.milestone(r.milestone) == nil {
                 let known = catalog.milestones.map(\.id).joined(separator: ", ")

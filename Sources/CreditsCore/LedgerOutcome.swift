@@ -138,6 +138,21 @@ public struct SponsoredUploadReceipt: Sendable, Codable, Equatable {
     }
 }
 
+/// What an expiry sweep did for one user.
+public struct ExpiryReceipt: Sendable, Codable, Equatable {
+    public var userId: String
+    /// Credits of expired lots moved to the expiry account now (0: nothing had expired, or an
+    /// earlier operation of the same batch swept them).
+    public var credits: Int64
+    public var balance: Int64
+
+    public init(userId: String, credits: Int64, balance: Int64) {
+        self.userId = userId
+        self.credits = credits
+        self.balance = balance
+    }
+}
+
 /// What an operation did. A rejection (insufficient credits) is an outcome too: it is remembered
 /// under the operation's keys so that a retry can never flip it.
 public enum LedgerOutcome: Sendable, Codable, Equatable {
@@ -149,6 +164,7 @@ public enum LedgerOutcome: Sendable, Codable, Equatable {
     case milestoneGranted(MilestoneReceipt)
     case sponsoredUpload(SponsoredUploadReceipt)
     case paymentEvent(PaymentEventReceipt)
+    case expired(ExpiryReceipt)
     case rejected(CreditsError)
 }
 

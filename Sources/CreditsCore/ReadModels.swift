@@ -11,6 +11,10 @@ public struct UserCredits: Sendable, Codable, Equatable {
     public var totalSpent: Int64
     /// From purchases, package bonus included.
     public var totalPurchased: Int64
+    /// Credits of lots that expire within the expiring-soon window (30 days by default).
+    public var expiringSoon: Int64 = 0
+    /// When the next lot with credits left expires.
+    public var nextExpiryAtMs: Int64?
 
     public init(userId: String, balance: Int64 = 0, reserved: Int64 = 0, totalEarned: Int64 = 0,
                 totalSpent: Int64 = 0, totalPurchased: Int64 = 0) {
@@ -38,9 +42,12 @@ public struct JournalEntry: Sendable, Codable, Equatable {
     public var reference: String
     public var description: String
     public var createdAtMs: Int64
+    /// The lots this row took credits from or put them into.
+    public var lots: LotUsage = LotUsage()
 
     public init(id: String, type: String, credits: Int64, balanceAfter: Int64, counterparty: String,
-                reference: String, description: String, createdAtMs: Int64) {
+                reference: String, description: String, createdAtMs: Int64, lots: LotUsage = LotUsage()) {
+        self.lots = lots
         self.id = id
         self.type = type
         self.credits = credits

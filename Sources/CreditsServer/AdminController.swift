@@ -118,13 +118,18 @@ struct AdminController {
         var credits: Int64
         var adjustmentId: String
         var reason: String
+        /// The lot a grant makes: promotional (default, expires) or paid (never expires).
+        var category: String?
     }
 
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.post("adjustments") { request, _ in
             let body = try await JSONResponse.decode(AdjustmentBody.self, from: request)
+            guard let category = LotCategory(rawValue: body.category ?? "promotional") else {
+                throw CreditsError.validation("category", "must be paid or promotional")
+            }
             let result = try await manager.adjustCredits(
-                body.userId, body.credits, adjustmentId: body.adjustmentId, reason: body.reason,
+                body.userId, body.credits, adjustmentId: body.adjustmentId, reason: body.reason, category: category,
                 idempotencyKey: request.headers[.idempotencyKey])
             return try LedgerResponse.make(result)
         }

@@ -59,6 +59,13 @@ struct CreditsController {
         var reference: String
         var description: String
         var createdAt: String
+        /// The lots the row took credits from or put them into.
+        var lots: [LotPart]
+    }
+
+    struct LotPart: Encodable {
+        var lotId: Int64
+        var credits: Int64
     }
 
     /// The user's balances and what they owe (a payment reversal's arrears).
@@ -70,8 +77,13 @@ struct CreditsController {
         var totalSpent: Int64
         var totalPurchased: Int64
         var arrears: Int64
+        /// Credits of promotional lots expiring within 30 days, and when the next lot expires.
+        var expiringSoon: Int64
+        var nextExpiryAt: String?
 
         init(_ c: UserCredits) {
+            expiringSoon = c.expiringSoon
+            nextExpiryAt = c.nextExpiryAtMs.map { Timestamp.iso8601(ms: $0) }
             userId = c.userId
             balance = c.balance
             reserved = c.reserved
@@ -142,7 +154,8 @@ struct CreditsController {
                     EntryBody(
                         id: $0.id, type: $0.type, credits: $0.credits, balanceAfter: $0.balanceAfter,
                         counterparty: $0.counterparty, reference: $0.reference, description: $0.description,
-                        createdAt: Timestamp.iso8601(ms: $0.createdAtMs))
+                        createdAt: Timestamp.iso8601(ms: $0.createdAtMs),
+                        lots: $0.lots.parts.map { LotPart(lotId: $0.lotId, credits: $0.credits) })
                 },
                 nextCursor: page.nextCursor)
             return try JSONResponse.make(.ok, body)

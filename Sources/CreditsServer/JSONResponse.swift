@@ -109,6 +109,7 @@ enum LedgerResponse {
         case .milestoneGranted(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .sponsoredUpload(let receipt): try JSONResponse.make(.created, receipt, replayed: result.replayed)
         case .paymentEvent(let receipt): try JSONResponse.make(.ok, receipt, replayed: result.replayed)
+        case .expired(let receipt): try JSONResponse.make(.ok, receipt, replayed: result.replayed)
         case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
         }
     }

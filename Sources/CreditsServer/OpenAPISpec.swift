@@ -431,6 +431,7 @@ paths:
                 credits: {type: integer, minimum: -1000000000, maximum: 1000000000, not: {const: 0}}
                 adjustmentId: {$ref: "#/components/schemas/Identifier"}
                 reason: {type: string, minLength: 1, maxLength: 500}
+                category: {type: string, enum: [paid, promotional], description: "the lot a grant makes (default promotional: it expires)"}
       responses:
         "201":
           description: Adjusted
@@ -565,11 +566,13 @@ components:
       enum: [unclaimed, pending, completed, failed, partially_refunded, refunded, disputed, reversed]
     Balance:
       type: object
-      required: [userId, balance, reserved, totalEarned, totalSpent, totalPurchased, arrears]
+      required: [userId, balance, reserved, totalEarned, totalSpent, totalPurchased, arrears, expiringSoon]
       properties:
         userId: {type: string}
         balance: {type: integer, description: "available credits; below zero only in arrears"}
         arrears: {type: integer, minimum: 0, description: "credits owed after a payment reversal (0 when none)"}
+        expiringSoon: {type: integer, minimum: 0, description: "credits of lots expiring within 30 days"}
+        nextExpiryAt: {type: string, format: date-time, description: "when the next lot with credits left expires"}
         reserved: {type: integer, minimum: 0}
         totalEarned: {type: integer}
         totalSpent: {type: integer}
@@ -629,6 +632,15 @@ components:
               reference: {type: string}
               description: {type: string}
               createdAt: {type: string}
+              lots:
+                type: array
+                description: the credit lots the row took credits from or put them into
+                items:
+                  type: object
+                  required: [lotId, credits]
+                  properties:
+                    lotId: {type: integer}
+                    credits: {type: integer}
     MilestoneReceipt:
       type: object
       required: [transactionId, userId, milestone, credits, balance]

@@ -63,15 +63,9 @@ struct PayPalWebhookController {
             try signature.verify(PayPalSignature.Headers(
                 transmissionId: header("PAYPAL-TRANSMISSION-ID"), transmissionTime: header("PAYPAL-TRANSMISSION-TIME"),
                 signature: header("PAYPAL-TRANSMISSION-SIG"), authAlgo: header("PAYPAL-AUTH-ALGO")), body: body)
-            guard let event = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-                  let id = event["id"] as? String, let type = event["event_type"] as? String
-            else { throw CreditsError.validation("body", "not a PayPal event (id and event_type are required)") }
-            guard Identifier.isValid(id) else { throw CreditsError.validation("id", "not a PayPal event id") }
-            switch PayPalEvents.paymentEvent(id: id, type: type, resource: JSONFields.object(event["resource"])) {
-            case .apply(let paymentEvent):
-                return try await PaymentWebhooks.apply(paymentEvent, type: type, manager: manager, logger: context.logger)
-            case .ignore(let why):
-                return try PaymentWebhooks.ignored(eventId: id, type: type, detail: why)
+            return try await PaymentWebhooks.handle(body, provider: "PayPal", typeKey: "event_type", manager: manager,
+                                                    logger: context.logger) { id, type, event in
+                PayPalEvents.paymentEvent(id: id, type: type, resource: JSONFields.object(event["resource"]))
             }
         }
     }

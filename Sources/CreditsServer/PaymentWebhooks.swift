@@ -24,6 +24,23 @@ enum WebhookMapping: Equatable {
 }
 
 enum PaymentWebhooks {
+    /// A verified body: reads the event's id and type, maps it, applies it or says why not.
+    static func handle(
+        _ body: [UInt8], provider: String, typeKey: String, manager: CreditManager, logger: Logger,
+        map: (_ id: String, _ type: String, _ event: [String: Any]) -> WebhookMapping
+    ) async throws -> Response {
+        guard let event = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let id = event["id"] as? String, let type = event[typeKey] as? String
+        else { throw CreditsError.validation("body", "not a \(provider) event (id and \(typeKey) are required)") }
+        guard Identifier.isValid(id) else { throw CreditsError.validation("id", "not a \(provider) event id") }
+        switch map(id, type, event) {
+        case .apply(let paymentEvent):
+            return try await apply(paymentEvent, type: type, manager: manager, logger: logger)
+        case .ignore(let why):
+            return try ignored(eventId: id, type: type, detail: why)
+        }
+    }
+
     /// Applies a provider event once. A rejection retrying cannot change (a validation error, a
     /// payment claimed by another buyer) is acknowledged and logged for operators.
     static func apply(_ event: PaymentEventRequest, type: String, manager: CreditManager, logger: Logger) async throws -> Response {

@@ -77,16 +77,9 @@ struct StripeWebhookController {
             let buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
             let body = Array(buffer.readableBytesView)
             try signature.verify(header: request.headers[HTTPField.Name("Stripe-Signature")!], body: body, nowMs: clock.nowMs())
-            guard let event = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-                  let id = event["id"] as? String, let type = event["type"] as? String
-            else { throw CreditsError.validation("body", "not a Stripe event (id and type are required)") }
-            guard Identifier.isValid(id) else { throw CreditsError.validation("id", "not a Stripe event id") }
-            let object = JSONFields.object(JSONFields.object(event["data"])["object"])
-            switch StripeEvents.paymentEvent(id: id, type: type, object: object) {
-            case .apply(let paymentEvent):
-                return try await PaymentWebhooks.apply(paymentEvent, type: type, manager: manager, logger: context.logger)
-            case .ignore(let why):
-                return try PaymentWebhooks.ignored(eventId: id, type: type, detail: why)
+            return try await PaymentWebhooks.handle(body, provider: "Stripe", typeKey: "type", manager: manager,
+                                                    logger: context.logger) { id, type, event in
+                StripeEvents.paymentEvent(id: id, type: type, object: JSONFields.object(JSONFields.object(event["data"])["object"]))
             }
         }
     }

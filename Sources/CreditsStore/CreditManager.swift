@@ -54,9 +54,10 @@ public struct CreditManager: Sendable {
 
     /// An operator's grant (positive) or correction (negative). Idempotent on adjustmentId.
     public func adjustCredits(
-        _ userId: String, _ credits: Int64, adjustmentId: String, reason: String, idempotencyKey: String? = nil
+        _ userId: String, _ credits: Int64, adjustmentId: String, reason: String, category: LotCategory = .promotional,
+        idempotencyKey: String? = nil
     ) async throws -> OperationResult {
-        let request = AdjustmentRequest(userId: userId, credits: credits, adjustmentId: adjustmentId, reason: reason)
+        let request = AdjustmentRequest(userId: userId, credits: credits, adjustmentId: adjustmentId, reason: reason, category: category)
         return try await store.execute(.adjust(request), idempotencyKey: idempotencyKey)
     }
 
@@ -70,6 +71,35 @@ public struct CreditManager: Sendable {
         let gas = GasStats.compute(try await store.gasTransactions(sinceMs: since, limit: 1_000_000), usdPerFil: usdPerFil)
         return PlatformStats.compute(
             days: days, totals: totals, purchasePricesCents: prices, gasSpentUsdCents: gas.gasSpentUsdCents, fees: fees)
+    }
+
+    /// Moves the unspent credits of every lot expired at `nowMs` to the expiry account (the
+    /// `credits expire` command and the daily sweep). An expired lot is unspendable before this
+    /// runs; the sweep only makes the journal say so. Returns the users swept and the credits.
+    public func expireCredits(nowMs: Int64) async throws -> (users: Int, credits: Int64) {
+        let sweepId = "sweep-\(nowMs)"
+        var users = 0
+        var credits: Int64 = 0
+        while true {
+            let batch = try await store.usersWithExpiredLots(nowMs: nowMs, limit: 500)
+            if batch.isEmpty { break }
+            let swept = try await withThrowingTaskGroup(of: Int64.self) { group in
+                for user in batch {
+                    group.addTask {
+                        let r = try await store.execute(.expire(ExpireRequest(userId: user, sweepId: sweepId)), idempotencyKey: nil)
+                        if case .expired(let receipt) = r.outcome { return receipt.credits }
+                        return 0
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            users += batch.count
+            credits += swept
+            // A user this sweep already recorded replays and moves nothing: stop rather than
+            // loop on lots it cannot clear.
+            if swept == 0 { break }
+        }
+        return (users, credits)
     }
 
     public func getTransactions(_ userId: String, limit: Int = Limits.pageSizeDefault, cursor: String? = nil) async throws -> TransactionPage {

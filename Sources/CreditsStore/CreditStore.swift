@@ -57,6 +57,12 @@ public protocol CreditStore: Sendable {
     /// A registered creator, or nil.
     func userProfile(userId: String) async throws -> UserProfile?
 
+    /// The user's lots, oldest first.
+    func creditLots(userId: String) async throws -> [CreditLot]
+
+    /// Users with credits in lots expired at `nowMs` (the expiry sweep's work), at most `limit`.
+    func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String]
+
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport
 

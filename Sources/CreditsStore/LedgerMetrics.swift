@@ -15,6 +15,7 @@ enum LedgerMetrics {
         case .milestone: "milestone"
         case .sponsor: "sponsor"
         case .paymentEvent: "payment_event"
+        case .expire: "expire"
         }
         let outcome: String = switch result {
         case .success(let r) where r.replayed: "replayed"

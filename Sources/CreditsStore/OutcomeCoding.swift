@@ -79,6 +79,11 @@ enum OutcomeCoding {
             o.int("creditsChange", r.creditsChange)
             if let balance = r.balance { o.int("balance", balance) }
             return wrap("paymentEvent", o)
+        case .expired(let r):
+            o.string("userId", r.userId)
+            o.int("credits", r.credits)
+            o.int("balance", r.balance)
+            return wrap("expired", o)
         case .rejected(let e):
             o.string("code", e.code.rawValue)
             o.string("message", e.message)

@@ -19,7 +19,7 @@ import PostgresNIO
 enum PostgresLedgerWriter {
     static func apply(
         _ ops: [PreparedOperation], conn: PostgresConnection, catalog: Catalog, sponsorship rules: SponsorshipRules,
-        nowMs: Int64, logger: Logger
+        lotRules: LotRules, nowMs: Int64, logger: Logger
     ) async throws -> [Result<OperationResult, any Error>] {
         // 1. Claim keys, each with the hash of the first operation that names it.
         var firstHash: [String: [UInt8]] = [:]
@@ -82,6 +82,15 @@ enum PostgresLedgerWriter {
                 reserved[user] = held
             }
         }
+        // The users' open lots: stable now, since only a writer holding the user's row changes them.
+        var lots: [CreditLot] = []
+        if !users.isEmpty {
+            for try await row in try await conn.query("""
+                SELECT \(unescaped: LotRows.columns) FROM credit_lots WHERE user_id = ANY(\(users)::text[]) AND remaining > 0
+                """, logger: logger) {
+                lots.append(try LotRows.decode(try row.map(PostgresStore.value)))
+            }
+        }
         // Creators of new uploads (sponsorship), locked after the balances.
         var profiles: [String: UserProfile] = [:]
         let creators = Set(ops.filter { $0.operation.mayBeSponsored }.map(\.operation.userId)).sorted()
@@ -97,12 +106,22 @@ enum PostgresLedgerWriter {
         var uploads: [String: UploadHold] = [:]
         let settled = Set(ops.compactMap(\.operation.settledUploadId)).sorted()
         if !settled.isEmpty {
-            for try await (id, user, credits, status, sponsored) in try await conn.query("""
-                SELECT upload_id, user_id, credits_reserved, status, sponsored FROM file_uploads
+            for try await (id, user, credits, status, sponsored, held) in try await conn.query("""
+                SELECT upload_id, user_id, credits_reserved, status, sponsored, lots FROM file_uploads
                 WHERE upload_id = ANY(\(settled)::text[]) ORDER BY upload_id FOR UPDATE
-                """, logger: logger).decode((String, String, Int64, String, Int64).self) {
+                """, logger: logger).decode((String, String, Int64, String, Int64, String).self) {
                 uploads[id] = UploadHold(userId: user, credits: credits, settled: UploadRecord.Status(rawValue: status)?.isSettled ?? true,
-                                         sponsored: sponsored != 0)
+                                         sponsored: sponsored != 0, lots: LotUsage(text: held) ?? LotUsage())
+            }
+            // Lots those holds took from that are empty now.
+            let loaded = Set(lots.map(\.id))
+            let missing = LotRows.heldLotIds(uploads).filter { !loaded.contains($0) }
+            if !missing.isEmpty {
+                for try await row in try await conn.query("""
+                    SELECT \(unescaped: LotRows.columns) FROM credit_lots WHERE id = ANY(\(missing)::bigint[])
+                    """, logger: logger) {
+                    lots.append(try LotRows.decode(try row.map(PostgresStore.value)))
+                }
             }
         }
         var platform: [PlatformAccount: Int64] = [:]
@@ -112,12 +131,13 @@ enum PostgresLedgerWriter {
             if let account = PlatformAccount(rawValue: name) { platform[account] = balance }
         }
 
-        // 4. Ids (at most two journal rows and one purchase per operation; unused ones are gaps).
+        // 4. Ids (at most four journal rows per operation: a payment's grant, bonus and take-back and
+        //    its user's expiry sweep; one purchase; two lots; unused ones are gaps).
         var txnIds: [Int64] = []
         var purchaseIds: [Int64] = []
         let purchaseCount = ops.filter { $0.operation.paymentKey != nil }.count
         for try await id in try await conn.query("""
-            SELECT nextval('credit_transactions_id_seq') FROM generate_series(1, \(2 * ops.count))
+            SELECT nextval('credit_transactions_id_seq') FROM generate_series(1, \(4 * ops.count))
             """, logger: logger).decode(Int64.self) {
             txnIds.append(id)
         }
@@ -128,14 +148,31 @@ enum PostgresLedgerWriter {
                 purchaseIds.append(id)
             }
         }
+        // Lot ids: at most two new lots per operation that can grant.
+        var lotIds: [Int64] = []
+        let grants = ops.filter {
+            switch $0.operation {
+            case .purchase, .paymentEvent, .milestone, .adjust, .release: true
+            default: false
+            }
+        }.count
+        if grants > 0 {
+            for try await id in try await conn.query("""
+                SELECT nextval('credit_lots_id_seq') FROM generate_series(1, \(2 * grants))
+                """, logger: logger).decode(Int64.self) {
+                lotIds.append(id)
+            }
+        }
+        var lotIterator = lotIds.makeIterator()
         var txnIterator = txnIds.makeIterator()
         var purchaseIterator = purchaseIds.makeIterator()
-        let plan = BatchPlanner(catalog: catalog).plan(
+        let plan = BatchPlanner(catalog: catalog, lotRules: lotRules).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
-            payments: payments,
+            payments: payments, lots: lots, nowMs: nowMs,
             sponsorship: try await sponsorshipState(ops, conn: conn, rules: rules, profiles: profiles, nowMs: nowMs, logger: logger),
             platformBalances: platform,
-            nextTransactionId: { txnIterator.next()! }, nextPurchaseId: { purchaseIterator.next()! })
+            nextTransactionId: { txnIterator.next()! }, nextPurchaseId: { purchaseIterator.next()! },
+            nextLotId: { lotIterator.next()! })
 
         try await write(plan, existingUsers: balances, claimed: claimed, conn: conn, nowMs: nowMs, logger: logger)
         return plan.results.map { $0.mapError { $0 as any Error } }
@@ -191,11 +228,23 @@ enum PostgresLedgerWriter {
             let j = plan.journal
             try await conn.query("""
                 INSERT INTO credit_transactions (id, kind, user_id, debit_account, credit_account, amount,
-                    debit_balance_after, credit_balance_after, reference, description, created_at)
+                    debit_balance_after, credit_balance_after, reference, description, lots, created_at)
                 SELECT *, \(nowMs)::bigint FROM unnest(\(j.map(\.id))::bigint[], \(j.map(\.kind.rawValue))::text[],
                     \(j.map(\.userId))::text[], \(j.map(\.debit.id))::text[], \(j.map(\.credit.id))::text[],
                     \(j.map(\.amount))::bigint[], \(j.map(\.debitBalanceAfter))::bigint[],
-                    \(j.map(\.creditBalanceAfter))::bigint[], \(j.map(\.reference))::text[], \(j.map(\.description))::text[])
+                    \(j.map(\.creditBalanceAfter))::bigint[], \(j.map(\.reference))::text[], \(j.map(\.description))::text[],
+                    \(j.map(\.lots))::text[])
+                """, logger: logger)
+        }
+        if !plan.lots.isEmpty {
+            let l = plan.lots
+            try await conn.query("""
+                INSERT INTO credit_lots (\(unescaped: LotRows.columns))
+                SELECT i, u, c, s, g, r, NULLIF(e, -1), t FROM unnest(\(l.map(\.id))::bigint[], \(l.map(\.userId))::text[],
+                    \(l.map(\.category.rawValue))::text[], \(l.map(\.source))::text[], \(l.map(\.granted))::bigint[],
+                    \(l.map(\.remaining))::bigint[], \(l.map { $0.expiresAtMs ?? -1 })::bigint[], \(l.map(\.createdAtMs))::bigint[])
+                    AS x(i, u, c, s, g, r, e, t)
+                \(unescaped: LotRows.upsertConflict)
                 """, logger: logger)
         }
         for p in plan.payments {
@@ -257,12 +306,12 @@ extension PostgresLedgerWriter {
     static func writeUploads(_ changes: [UploadChange], conn: PostgresConnection, nowMs: Int64, logger: Logger) async throws {
         for change in changes {
             switch change {
-            case .created(let r, let credits, let sponsored):
+            case .created(let r, let credits, let sponsored, let lots):
                 try await conn.query("""
                     INSERT INTO file_uploads (upload_id, user_id, file_type, file_count, features, size_bytes, priority,
-                        credits_reserved, status, sponsored, created_at, updated_at)
+                        credits_reserved, status, sponsored, created_at, updated_at, lots)
                     VALUES (\(r.uploadId), \(r.userId), \(r.fileType), \(Int64(r.fileCount)), \(r.features.joined(separator: ",")),
-                        \(r.sizeBytes), \(r.priority.rawValue), \(credits), 'queued', \(Int64(sponsored ? 1 : 0)), \(nowMs), \(nowMs))
+                        \(r.sizeBytes), \(r.priority.rawValue), \(credits), 'queued', \(Int64(sponsored ? 1 : 0)), \(nowMs), \(nowMs), \(lots.text))
                     """, logger: logger)
             case .captured(let uploadId, let credits):
                 try await conn.query("""

@@ -162,6 +162,29 @@ enum PostgresSchema {
             """,
             "UPDATE credit_purchases SET granted_on_call = 1, credits_granted = credits",
         ]),
+        // Credit lots: see the SQLite migration of the same name.
+        ("v8-credit-lots", [
+            """
+            CREATE TABLE credit_lots (
+                id BIGSERIAL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                category TEXT NOT NULL,
+                source TEXT NOT NULL,
+                granted BIGINT NOT NULL CHECK (granted > 0),
+                remaining BIGINT NOT NULL CHECK (remaining >= 0),
+                expires_at BIGINT,
+                created_at BIGINT NOT NULL)
+            """,
+            "CREATE INDEX credit_lots_open ON credit_lots (user_id) WHERE remaining > 0",
+            "CREATE INDEX credit_lots_expiring ON credit_lots (expires_at) WHERE remaining > 0",
+            "ALTER TABLE credit_transactions ADD COLUMN lots TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE file_uploads ADD COLUMN lots TEXT NOT NULL DEFAULT ''",
+            "INSERT INTO platform_accounts (name, balance, updated_at) VALUES ('expired', 0, 0) ON CONFLICT DO NOTHING",
+            """
+            INSERT INTO credit_lots (user_id, category, source, granted, remaining, expires_at, created_at)
+            SELECT user_id, 'paid', 'before-lots', balance, balance, NULL, updated_at FROM user_credits WHERE balance > 0
+            """,
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

@@ -14,6 +14,7 @@ public final class PostgresStore: CreditStore {
     private let logger: Logger
     private let committer: GroupCommitter<PreparedOperation, OperationResult>
     private let clock: WallClock
+    private let lotRules: LotRules
     /// Whole-batch retries on a deadlock, serialization failure or a key/user created meanwhile.
     static let batchAttemptsMax = 5
 
@@ -23,7 +24,7 @@ public final class PostgresStore: CreditStore {
     ///   `?search_path=schema` puts the tables in that schema (which must exist).
     public init(
         url: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init(),
-        logger: Logger? = nil
+        lots: LotRules = .init(), logger: Logger? = nil
     ) async throws {
         let location = try Location(url)
         let logger = logger ?? Logger(label: "credits.postgres")
@@ -38,11 +39,12 @@ public final class PostgresStore: CreditStore {
         self.catalog = catalog
         self.logger = logger
         self.clock = clock
+        self.lotRules = lots
         let catalogCopy = catalog
         self.committer = GroupCommitter(
             batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
         ) { [client, logger] ops in
-            await Self.commit(ops, client: client, catalog: catalogCopy, rules: sponsorship, clock: clock, logger: logger)
+            await Self.commit(ops, client: client, catalog: catalogCopy, rules: sponsorship, lots: lots, clock: clock, logger: logger)
         }
         do {
             try await withTimeout(seconds: 15) {
@@ -62,11 +64,11 @@ public final class PostgresStore: CreditStore {
     }
 
     private static func commit(
-        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, clock: WallClock,
+        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, lots: LotRules, clock: WallClock,
         logger: Logger
     ) async -> [Result<OperationResult, any Error>] {
         do {
-            return try await applyWithRetries(ops, client: client, catalog: catalog, rules: rules, clock: clock, logger: logger)
+            return try await applyWithRetries(ops, client: client, catalog: catalog, rules: rules, lots: lots, clock: clock, logger: logger)
         } catch {
             if ops.count == 1 { return [.failure(error)] }
             logger.warning("batch failed; applying its operations one by one", metadata: ["error": "\(describe(error))"])
@@ -74,7 +76,7 @@ public final class PostgresStore: CreditStore {
         var results: [Result<OperationResult, any Error>] = []
         for op in ops {
             do {
-                results.append(try await applyWithRetries([op], client: client, catalog: catalog, rules: rules, clock: clock, logger: logger)[0])
+                results.append(try await applyWithRetries([op], client: client, catalog: catalog, rules: rules, lots: lots, clock: clock, logger: logger)[0])
             } catch {
                 results.append(.failure(error))
             }
@@ -83,7 +85,7 @@ public final class PostgresStore: CreditStore {
     }
 
     private static func applyWithRetries(
-        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, clock: WallClock,
+        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, lots: LotRules, clock: WallClock,
         logger: Logger
     ) async throws -> [Result<OperationResult, any Error>] {
         var attempt = 1
@@ -91,7 +93,7 @@ public final class PostgresStore: CreditStore {
             do {
                 return try await client.withTransaction(logger: logger) { conn in
                     try await PostgresLedgerWriter.apply(
-                        ops, conn: conn, catalog: catalog, sponsorship: rules, nowMs: clock.nowMs(), logger: logger)
+                        ops, conn: conn, catalog: catalog, sponsorship: rules, lotRules: lots, nowMs: clock.nowMs(), logger: logger)
                 }
             } catch let error as PSQLError where attempt < batchAttemptsMax && isRetryable(error) {
                 attempt += 1
@@ -112,8 +114,23 @@ public final class PostgresStore: CreditStore {
             SELECT balance, reserved, total_earned, total_spent, total_purchased FROM user_credits WHERE user_id = \(userId)
             """, logger: logger)
         for try await (balance, reserved, earned, spent, purchased) in rows.decode((Int64, Int64, Int64, Int64, Int64).self) {
-            return UserCredits(userId: userId, balance: balance, reserved: reserved, totalEarned: earned,
-                               totalSpent: spent, totalPurchased: purchased)
+            let now = clock.nowMs()
+            var summary: (Int64, Int64, Int64?) = (0, 0, nil)
+            var sql = LotRows.expirySummary
+            for i in 1...5 { sql = sql.replacingOccurrences(of: "?", with: "$\(i)", options: [], range: sql.range(of: "?")) }
+            var binds = PostgresBindings()
+            binds.append(now)
+            binds.append(now)
+            binds.append(now + lotRules.expiringSoonMs)
+            binds.append(now)
+            binds.append(userId)
+            for try await row in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                .decode((Int64, Int64, Int64?).self) {
+                summary = row
+            }
+            return LotRows.credits(userId: userId, balance: balance, reserved: reserved, totalEarned: earned, totalSpent: spent,
+                                   totalPurchased: purchased, expiredUnswept: summary.0, expiringSoon: summary.1,
+                                   nextExpiryAtMs: summary.2)
         }
         return UserCredits(userId: userId)
     }
@@ -125,18 +142,18 @@ public final class PostgresStore: CreditStore {
         let account = Account.user(userId).id
         let rows = try await client.query("""
             SELECT id, kind, debit_account, credit_account, amount, debit_balance_after, credit_balance_after,
-                   reference, description, created_at
+                   reference, description, created_at, lots
             FROM credit_transactions WHERE user_id = \(userId) AND id < \(before) ORDER BY id DESC LIMIT \(limit + 1)
             """, logger: logger)
         var entries: [JournalEntry] = []
         for try await row in rows {
-            let (id, kind, debit, credit, amount, debitAfter, creditAfter, reference, description, createdAt) =
-                try row.decode((Int64, String, String, String, Int64, Int64, Int64, String, String, Int64).self)
+            let (id, kind, debit, credit, amount, debitAfter, creditAfter, reference, description, createdAt, lots) =
+                try row.decode((Int64, String, String, String, Int64, Int64, Int64, String, String, Int64, String).self)
             let credited = credit == account
             entries.append(JournalEntry(
                 id: "txn_\(id)", type: kind, credits: credited ? amount : -amount,
                 balanceAfter: credited ? creditAfter : debitAfter, counterparty: credited ? debit : credit,
-                reference: reference, description: description, createdAtMs: createdAt))
+                reference: reference, description: description, createdAtMs: createdAt, lots: LotUsage(text: lots) ?? LotUsage()))
         }
         let more = entries.count > limit
         let page = Array(entries.prefix(limit))
@@ -284,6 +301,27 @@ public final class PostgresStore: CreditStore {
             return UserProfile(userId: userId, walletAddress: w, signedUpAtMs: signed, sponsoredUploadsUsed: Int(used))
         }
         throw StoreInvariantError(description: "upsert returned no row")
+    }
+
+    public func creditLots(userId: String) async throws -> [CreditLot] {
+        try Identifier.check(userId, field: "userId")
+        var lots: [CreditLot] = []
+        for try await row in try await client.query("""
+            SELECT \(unescaped: LotRows.columns) FROM credit_lots WHERE user_id = \(userId) ORDER BY id
+            """, logger: logger) {
+            lots.append(try LotRows.decode(try row.map(Self.value)))
+        }
+        return lots
+    }
+
+    public func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String] {
+        var users: [String] = []
+        for try await user in try await client.query("""
+            SELECT DISTINCT user_id FROM credit_lots WHERE remaining > 0 AND expires_at <= \(nowMs) ORDER BY user_id LIMIT \(Int64(limit))
+            """, logger: logger).decode(String.self) {
+            users.append(user)
+        }
+        return users
     }
 
     public func userProfile(userId: String) async throws -> UserProfile? {

@@ -31,6 +31,7 @@ enum SQLValue: Sendable, Equatable {
 ///    buyer holds from it equals what `PaymentRules` says its facts are worth.
 /// 7. Every account in the journal exists.
 /// 8. No operation posted the same kind of row twice (a payment's reversals and restorations aside).
+/// 9. Each user's lots with credits left add up to their balance (to zero in arrears).
 enum Reconciler {
     /// Run all of these in one read transaction (one snapshot) and pass the rows to `evaluate`.
     static let queries: [String] = [
@@ -80,6 +81,11 @@ enum Reconciler {
             SELECT reference, kind, COUNT(*) FROM credit_transactions
             WHERE kind NOT IN ('payment_reversal', 'payment_restore')
             GROUP BY reference, kind HAVING COUNT(*) > 1 ORDER BY reference LIMIT 20
+            """,
+        """
+            SELECT u.user_id, u.balance, CAST(COALESCE(SUM(l.remaining), 0) AS BIGINT)
+            FROM user_credits u LEFT JOIN credit_lots l ON l.user_id = u.user_id AND l.remaining > 0
+            GROUP BY u.user_id, u.balance ORDER BY u.user_id
             """,
     ]
 
@@ -143,6 +149,9 @@ enum Reconciler {
         }
         for row in results[7] {
             problems.append("operation \(row[0].text): \(row[2].int) journal rows of kind \(row[1].text), expected one")
+        }
+        for row in results[8] where row[2].int != max(row[1].int, 0) {
+            problems.append("account \(Account.user(row[0].text).id): its lots hold \(row[2].int) credits but its balance is \(row[1].int)")
         }
         return ReconcileReport(accountsChecked: cached.count, journalRows: journalRows, problems: problems)
     }

@@ -12,7 +12,8 @@ struct StoreInvariantError: Error, CustomStringConvertible {
 /// balances and platform balances the batch needs, lets `BatchPlanner` decide, writes its plan.
 enum SQLiteLedgerWriter {
     static func apply(
-        _ ops: [PreparedOperation], db: Database, catalog: Catalog, sponsorship rules: SponsorshipRules, nowMs: Int64
+        _ ops: [PreparedOperation], db: Database, catalog: Catalog, sponsorship rules: SponsorshipRules, lotRules: LotRules,
+        nowMs: Int64
     ) throws -> [Result<OperationResult, any Error>] {
         var existing: [String: KeyRecord] = [:]
         var balances: [String: Int64] = [:]
@@ -20,7 +21,9 @@ enum SQLiteLedgerWriter {
         var uploads: [String: UploadHold] = [:]
         let keyLookup = try db.cachedStatement(sql: "SELECT request_hash, outcome FROM idempotency_keys WHERE key = ?")
         let balanceLookup = try db.cachedStatement(sql: "SELECT balance, reserved FROM user_credits WHERE user_id = ?")
-        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored FROM file_uploads WHERE upload_id = ?")
+        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored, lots FROM file_uploads WHERE upload_id = ?")
+        let lotsLookup = try db.cachedStatement(sql: "SELECT \(LotRows.columns) FROM credit_lots WHERE user_id = ? AND remaining > 0")
+        var lots: [CreditLot] = []
         let profileLookup = try db.cachedStatement(sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?")
         let paymentLookup = try db.cachedStatement(sql: """
             SELECT \(PaymentRows.columns) FROM credit_purchases WHERE payment_method = ? AND payment_id = ?
@@ -46,12 +49,14 @@ enum SQLiteLedgerWriter {
                 if let row = try Row.fetchOne(balanceLookup, arguments: [user]) {
                     balances[user] = row[0]
                     reserved[user] = row[1]
+                    lots += try Row.fetchAll(lotsLookup, arguments: [user]).map { try LotRows.decode(SQLiteStore.values($0)) }
                 }
             }
             if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
                let row = try Row.fetchOne(uploadLookup, arguments: [uploadId]) {
                 let status = UploadRecord.Status(rawValue: row[2]) ?? .confirmed
-                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled, sponsored: (row[3] as Int64) != 0)
+                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled, sponsored: (row[3] as Int64) != 0,
+                                               lots: LotUsage(text: row[4]) ?? LotUsage())
             }
             if op.operation.mayBeSponsored, profiles[user] == nil, let row = try Row.fetchOne(profileLookup, arguments: [user]) {
                 profiles[user] = UserProfile(userId: user, walletAddress: row[0], signedUpAtMs: row[1], sponsoredUploadsUsed: row[2])
@@ -64,14 +69,22 @@ enum SQLiteLedgerWriter {
         // Plain MAX(id) on the rowid is one b-tree step; wrapped in COALESCE it becomes a scan.
         var nextTxn = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM credit_transactions")) ?? 0
         var nextPurchase = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM credit_purchases")) ?? 0
+        var nextLot = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(id) FROM credit_lots")) ?? 0
+        // Lots a released hold took from, emptied since (they are not among the open lots read above).
+        let loaded = Set(lots.map(\.id))
+        let lotById = try db.cachedStatement(sql: "SELECT \(LotRows.columns) FROM credit_lots WHERE id = ?")
+        for id in LotRows.heldLotIds(uploads) where !loaded.contains(id) {
+            if let row = try Row.fetchOne(lotById, arguments: [id]) { lots.append(try LotRows.decode(SQLiteStore.values(row))) }
+        }
 
-        let plan = BatchPlanner(catalog: catalog).plan(
+        let plan = BatchPlanner(catalog: catalog, lotRules: lotRules).plan(
             ops.map(\.keyed), existingKeys: existing, balances: balances, reserved: reserved, uploads: uploads,
-            payments: payments,
+            payments: payments, lots: lots, nowMs: nowMs,
             sponsorship: try sponsorshipState(ops, db: db, rules: rules, profiles: profiles, nowMs: nowMs),
             platformBalances: platform,
             nextTransactionId: { nextTxn += 1; return nextTxn },
-            nextPurchaseId: { nextPurchase += 1; return nextPurchase })
+            nextPurchaseId: { nextPurchase += 1; return nextPurchase },
+            nextLotId: { nextLot += 1; return nextLot })
         try write(plan, existingUsers: balances, db: db, nowMs: nowMs)
         return plan.results.map { $0.mapError { $0 as any Error } }
     }
@@ -104,14 +117,20 @@ enum SQLiteLedgerWriter {
         }
         let journal = try db.cachedStatement(sql: """
             INSERT INTO credit_transactions (id, kind, user_id, debit_account, credit_account, amount,
-                debit_balance_after, credit_balance_after, reference, description, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                debit_balance_after, credit_balance_after, reference, description, created_at, lots)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for r in plan.journal {
             try journal.execute(arguments: [
                 r.id, r.kind.rawValue, r.userId, r.debit.id, r.credit.id, r.amount,
-                r.debitBalanceAfter, r.creditBalanceAfter, r.reference, r.description, nowMs,
+                r.debitBalanceAfter, r.creditBalanceAfter, r.reference, r.description, nowMs, r.lots,
             ])
+        }
+        let lot = try db.cachedStatement(sql: """
+            INSERT INTO credit_lots (\(LotRows.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \(LotRows.upsertConflict)
+            """)
+        for l in plan.lots {
+            try lot.execute(arguments: [l.id, l.userId, l.category.rawValue, l.source, l.granted, l.remaining, l.expiresAtMs, l.createdAtMs])
         }
         let payment = try db.cachedStatement(sql: """
             INSERT INTO credit_purchases (\(PaymentRows.upsertColumns))
@@ -143,14 +162,14 @@ extension SQLiteLedgerWriter {
     static func writeUploads(_ changes: [UploadChange], db: Database, nowMs: Int64) throws {
         for change in changes {
             switch change {
-            case .created(let r, let credits, let sponsored):
+            case .created(let r, let credits, let sponsored, let lots):
                 try db.cachedStatement(sql: """
                     INSERT INTO file_uploads (upload_id, user_id, file_type, file_count, features, size_bytes, priority,
-                        credits_reserved, status, sponsored, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+                        credits_reserved, status, sponsored, created_at, updated_at, lots)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
                     """).execute(arguments: [
                         r.uploadId, r.userId, r.fileType, r.fileCount, r.features.joined(separator: ","), r.sizeBytes,
-                        r.priority.rawValue, credits, sponsored ? 1 : 0, nowMs, nowMs,
+                        r.priority.rawValue, credits, sponsored ? 1 : 0, nowMs, nowMs, lots.text,
                     ])
             case .captured(let uploadId, let credits):
                 try db.cachedStatement(sql: """

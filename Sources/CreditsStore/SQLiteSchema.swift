@@ -201,6 +201,33 @@ enum SQLiteSchema {
                 CREATE INDEX credit_purchases_by_user ON credit_purchases (user_id, id);
                 """)
         }
+        migrator.registerMigration("v8-credit-lots") { db in
+            try db.execute(sql: """
+                -- Every grant is a lot; spends burn lots in order; expired remainders leave for the
+                -- expiry account. A user's lots with credits left add up to their balance (when
+                -- not in arrears).
+                CREATE TABLE credit_lots (
+                    id INTEGER PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    category TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    granted INTEGER NOT NULL CHECK (granted > 0),
+                    remaining INTEGER NOT NULL CHECK (remaining >= 0),
+                    expires_at INTEGER,
+                    created_at INTEGER NOT NULL
+                ) STRICT;
+                CREATE INDEX credit_lots_open ON credit_lots (user_id) WHERE remaining > 0;
+                CREATE INDEX credit_lots_expiring ON credit_lots (expires_at) WHERE remaining > 0;
+                -- Which lots each journal row took from or put into, and each hold took from.
+                ALTER TABLE credit_transactions ADD COLUMN lots TEXT NOT NULL DEFAULT '';
+                ALTER TABLE file_uploads ADD COLUMN lots TEXT NOT NULL DEFAULT '';
+                INSERT OR IGNORE INTO platform_accounts (name, balance, updated_at) VALUES ('expired', 0, 0);
+                -- Credits from before lots: one paid (never expiring) lot per user with credits;
+                -- where they came from was not recorded.
+                INSERT INTO credit_lots (user_id, category, source, granted, remaining, expires_at, created_at)
+                SELECT user_id, 'paid', 'before-lots', balance, balance, NULL, updated_at FROM user_credits WHERE balance > 0;
+                """)
+        }
         return migrator
     }
 }

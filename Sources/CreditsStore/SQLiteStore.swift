@@ -8,10 +8,12 @@ public final class SQLiteStore: CreditStore {
     public let path: String
     private let pool: DatabasePool
     private let clock: WallClock
+    private let lotRules: LotRules
     private let committer: GroupCommitter<PreparedOperation, OperationResult>
 
     /// Opens (creating if needed) and migrates the database at `path`.
-    public init(path: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init()) throws {
+    public init(path: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init(),
+                lots: LotRules = .init()) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.label = "credits"
@@ -28,11 +30,12 @@ public final class SQLiteStore: CreditStore {
         self.path = path
         self.catalog = catalog
         self.clock = clock
+        self.lotRules = lots
         let catalogCopy = catalog
         self.committer = GroupCommitter(
             batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
         ) { [pool, clock] ops in
-            await Self.commit(ops, pool: pool, catalog: catalogCopy, rules: sponsorship, clock: clock)
+            await Self.commit(ops, pool: pool, catalog: catalogCopy, rules: sponsorship, lots: lots, clock: clock)
         }
     }
 
@@ -55,11 +58,11 @@ public final class SQLiteStore: CreditStore {
     /// that should not trip), it is rolled back and each operation is retried in a transaction of
     /// its own, so one bad operation cannot fail the others. Nothing returns before COMMIT.
     private static func commit(
-        _ ops: [PreparedOperation], pool: DatabasePool, catalog: Catalog, rules: SponsorshipRules, clock: WallClock
+        _ ops: [PreparedOperation], pool: DatabasePool, catalog: Catalog, rules: SponsorshipRules, lots: LotRules, clock: WallClock
     ) async -> [Result<OperationResult, any Error>] {
         do {
             return try await pool.writeWithoutTransaction { db in
-                try applyInTransaction(ops, db: db, catalog: catalog, rules: rules, nowMs: clock.nowMs())
+                try applyInTransaction(ops, db: db, catalog: catalog, rules: rules, lots: lots, nowMs: clock.nowMs())
             }
         } catch {
             if ops.count == 1 { return [.failure(error)] }
@@ -68,7 +71,7 @@ public final class SQLiteStore: CreditStore {
         for op in ops {
             do {
                 let one = try await pool.writeWithoutTransaction { db in
-                    try applyInTransaction([op], db: db, catalog: catalog, rules: rules, nowMs: clock.nowMs())
+                    try applyInTransaction([op], db: db, catalog: catalog, rules: rules, lots: lots, nowMs: clock.nowMs())
                 }
                 results.append(one[0])
             } catch {
@@ -79,11 +82,11 @@ public final class SQLiteStore: CreditStore {
     }
 
     private static func applyInTransaction(
-        _ ops: [PreparedOperation], db: Database, catalog: Catalog, rules: SponsorshipRules, nowMs: Int64
+        _ ops: [PreparedOperation], db: Database, catalog: Catalog, rules: SponsorshipRules, lots: LotRules, nowMs: Int64
     ) throws -> [Result<OperationResult, any Error>] {
         var results: [Result<OperationResult, any Error>] = []
         try db.inTransaction(.immediate) {
-            results = try SQLiteLedgerWriter.apply(ops, db: db, catalog: catalog, sponsorship: rules, nowMs: nowMs)
+            results = try SQLiteLedgerWriter.apply(ops, db: db, catalog: catalog, sponsorship: rules, lotRules: lots, nowMs: nowMs)
             return .commit
         }
         return results
@@ -91,15 +94,18 @@ public final class SQLiteStore: CreditStore {
 
     public func balance(userId: String) async throws -> UserCredits {
         try Identifier.check(userId, field: "userId")
+        let now = clock.nowMs()
+        let soon = now + lotRules.expiringSoonMs
         return try await pool.read { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT balance, reserved, total_earned, total_spent, total_purchased
                 FROM user_credits WHERE user_id = ?
                 """, arguments: [userId])
             else { return UserCredits(userId: userId) }
-            return UserCredits(
-                userId: userId, balance: row[0], reserved: row[1], totalEarned: row[2],
-                totalSpent: row[3], totalPurchased: row[4])
+            let lots = try Row.fetchOne(db, sql: LotRows.expirySummary, arguments: [now, now, soon, now, userId])
+            return LotRows.credits(userId: userId, balance: row[0], reserved: row[1], totalEarned: row[2], totalSpent: row[3],
+                                   totalPurchased: row[4], expiredUnswept: lots?[0] ?? 0, expiringSoon: lots?[1] ?? 0,
+                                   nextExpiryAtMs: lots?[2])
         }
     }
 
@@ -111,7 +117,7 @@ public final class SQLiteStore: CreditStore {
         return try await pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT id, kind, debit_account, credit_account, amount, debit_balance_after,
-                       credit_balance_after, reference, description, created_at
+                       credit_balance_after, reference, description, created_at, lots
                 FROM credit_transactions WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?
                 """, arguments: [userId, before, limit + 1])
             let entries = rows.prefix(limit).map { row -> JournalEntry in
@@ -121,7 +127,7 @@ public final class SQLiteStore: CreditStore {
                 return JournalEntry(
                     id: "txn_\(id)", type: row[1], credits: credited ? amount : -amount,
                     balanceAfter: credited ? row[6] : row[5], counterparty: credited ? row[2] : row[3],
-                    reference: row[7], description: row[8], createdAtMs: row[9])
+                    reference: row[7], description: row[8], createdAtMs: row[9], lots: LotUsage(text: row[10]) ?? LotUsage())
             }
             return TransactionPage(data: entries, nextCursor: rows.count > limit ? entries.last?.id : nil)
         }
@@ -247,6 +253,20 @@ public final class SQLiteStore: CreditStore {
             let row = try Row.fetchOne(db, sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?",
                                        arguments: [userId])!
             return UserProfile(userId: userId, walletAddress: row[0], signedUpAtMs: row[1], sponsoredUploadsUsed: row[2])
+        }
+    }
+
+    public func creditLots(userId: String) async throws -> [CreditLot] {
+        try Identifier.check(userId, field: "userId")
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(LotRows.columns) FROM credit_lots WHERE user_id = ? ORDER BY id", arguments: [userId])
+                .map { try LotRows.decode(Self.values($0)) }
+        }
+    }
+
+    public func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: LotRows.expiredUsers, arguments: [nowMs, limit])
         }
     }
 

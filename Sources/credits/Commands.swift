@@ -44,6 +44,24 @@ struct Balance: AsyncParsableCommand {
     }
 }
 
+struct Expire: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move the unspent credits of expired lots to the expiry account (serve also does it daily).")
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        let s = try await store.openStore()
+        do {
+            let swept = try await CreditManager(store: s).expireCredits(nowMs: WallClock.system.nowMs())
+            try await s.close()
+            print("expired \(swept.credits) credits of \(swept.users) users")
+        } catch {
+            try? await s.close()
+            throw error
+        }
+    }
+}
+
 struct Reconcile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check every ledger invariant; exit 1 naming the first broken account.")

@@ -12,6 +12,15 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "JSON catalog file replacing the built-in packages and prices.")
     var catalog: String?
 
+    @Option(help: "Days promotional credits (bonuses, milestones, operator grants) live before they expire; paid credits never do.")
+    var promotionalExpiryDays: Int64 = 365
+
+    func validate() throws {
+        guard (1...36_500).contains(promotionalExpiryDays) else { throw ValidationError("--promotional-expiry-days: 1...36500") }
+    }
+
+    var lotRules: LotRules { LotRules(promotionalLifetimeDays: promotionalExpiryDays) }
+
     var databaseLocation: String {
         database ?? ProcessInfo.processInfo.environment["CREDITS_DATABASE"] ?? "./credits.sqlite"
     }
@@ -22,17 +31,17 @@ struct StoreOptions: ParsableArguments {
     }
 
     func openStore() async throws -> any CreditStore {
-        try await StoreOptions.open(databaseLocation, catalog: loadCatalog())
+        try await StoreOptions.open(databaseLocation, catalog: loadCatalog(), lots: lotRules)
     }
 
     /// A SQLite file path or a PostgreSQL URL.
-    static func open(_ location: String, catalog: Catalog = .default) async throws -> any CreditStore {
+    static func open(_ location: String, catalog: Catalog = .default, lots: LotRules = .init()) async throws -> any CreditStore {
         if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
             var logger = Logger(label: "credits.postgres")
             logger.logLevel = .warning
-            return try await PostgresStore(url: location, catalog: catalog, logger: logger)
+            return try await PostgresStore(url: location, catalog: catalog, lots: lots, logger: logger)
         }
-        return try SQLiteStore(path: location, catalog: catalog)
+        return try SQLiteStore(path: location, catalog: catalog, lots: lots)
     }
 }
 

@@ -90,7 +90,10 @@ struct Serve: AsyncParsableCommand {
             configuration: configuration,
             logger: logger,
             gasManager: manager,
-            services: [GasManagerService(manager: manager, tickMs: gas.tickMs)],
+            services: [
+                GasManagerService(manager: manager, tickMs: gas.tickMs),
+                LotExpiryService(manager: CreditManager(store: ledger), clock: .system, logger: logger),
+            ],
             onServerRunning: { [host] port in
                 print("credits listening on http://\(host):\(port) (database \(location))")
                 fflush(nil)

@@ -2,15 +2,17 @@ import CreditsCore
 import Testing
 
 /// Plans operations against an empty ledger (or the given payments and balances), as a store would.
-private func plan(
-    _ ops: [LedgerOperation], payments: [PaymentKey: PaymentState] = [:], balances: [String: Int64] = [:]
+func plan(
+    _ ops: [LedgerOperation], payments: [PaymentKey: PaymentState] = [:], balances: [String: Int64] = [:],
+    lots: [CreditLot] = [], nowMs: Int64 = 0
 ) -> BatchPlan {
     var txn: Int64 = 0
     var pur: Int64 = 0
+    var lot: Int64 = 100
     return BatchPlanner(catalog: .default).plan(
         ops.map { KeyedOperation(operation: $0, keys: [$0.naturalKey], requestHash: Array($0.canonicalForm.utf8)) },
-        existingKeys: [:], balances: balances, payments: payments, platformBalances: [:],
-        nextTransactionId: { txn += 1; return txn }, nextPurchaseId: { pur += 1; return pur })
+        existingKeys: [:], balances: balances, payments: payments, lots: lots, nowMs: nowMs, platformBalances: [:],
+        nextTransactionId: { txn += 1; return txn }, nextPurchaseId: { pur += 1; return pur }, nextLotId: { lot += 1; return lot })
 }
 
 private func event(_ kind: PaymentEventKind, _ id: String, payment: String = "pi_1", refunded: Int64 = 0) -> LedgerOperation {

@@ -276,3 +276,31 @@ extension APITests {
         }
     }
 }
+
+extension APITests {
+    /// Lots over HTTP: an operator's grant is promotional unless it says paid; the journal names
+    /// the lots a spend burnt (promotional first); a bad category is a 400 that changes nothing.
+    @Test func creditLotsOverHTTP() async throws {
+        try await withApp { client, store in
+            let paid = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"lot_u","credits":100,"adjustmentId":"g-paid","reason":"refund of a failed upload","category":"paid"}"#)
+            #expect(paid.status == 201)
+            let promo = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"lot_u","credits":30,"adjustmentId":"g-promo","reason":"welcome gift"}"#)
+            #expect(promo.status == 201)
+            let bad = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"lot_u","credits":5,"adjustmentId":"g-bad","reason":"x","category":"gold"}"#)
+            #expect(bad.status == 400 && bad.string("field") == "category")
+            _ = try await client.call(.post, "/api/credits/spend", body: #"{"userId":"lot_u","credits":40,"fileUploadId":"lot_s1"}"#)
+            let lots = try await store.creditLots(userId: "lot_u")
+            #expect(lots.map(\.category) == [.paid, .promotional] && lots.map(\.remaining) == [90, 0])
+            let page = try await client.call(.get, "/api/credits/transactions?userId=lot_u&limit=1")
+            let entry = (page["data"] as? [[String: Any]])?.first
+            let burnt = (entry?["lots"] as? [[String: Any]])?.map { [($0["lotId"] as? NSNumber)?.int64Value ?? 0, ($0["credits"] as? NSNumber)?.int64Value ?? 0] }
+            #expect(burnt == [[lots[1].id, 30], [lots[0].id, 10]])
+            let balance = try await client.call(.get, "/api/credits/balance?userId=lot_u")
+            #expect(balance.int("balance") == 90 && balance.int("expiringSoon") == 0)
+            #expect(try await store.reconcile().ok)
+        }
+    }
+}

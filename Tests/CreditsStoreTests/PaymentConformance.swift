@@ -97,4 +97,22 @@ import Testing
             #expect(negative.problems.contains { $0.contains("user:carol") && $0.contains("below zero") }, "\(negative.problems)")
         }
     }
+
+    /// Refund first, then the purchase call on its own: one operation posts the grant, its bonus
+    /// and the take-back (three journal rows) in a transaction of its own.
+    @Test(arguments: StoreFactory.all)
+    func aRefundBeforeThePurchaseCallEndsRight(factory: StoreFactory) async throws {
+        try await withStore(factory) { f in
+            let early = try await f.store.execute(Self.event("evt_early", "pi_late", .refunded, refunded: 500), idempotencyKey: nil)
+            guard case .paymentEvent(let e) = early.outcome else { Issue.record("\(early)"); return }
+            #expect(e.status == "unclaimed" && e.creditsChange == 0)
+            let bought = try await f.store.execute(purchase("late_u", "creator", "pi_late"), idempotencyKey: nil)
+            guard case .purchased(let p) = bought.outcome else { Issue.record("\(bought)"); return }
+            #expect(p.status == "partially_refunded" && p.balance == 413)
+            let rows = try await f.store.transactions(userId: "late_u", limit: 10, cursor: nil).data
+            #expect(rows.map(\.type) == ["payment_reversal", "purchase_bonus", "purchase"])
+            let report = try await f.store.reconcile()
+            #expect(report.ok, "\(report.problems)")
+        }
+    }
 }

@@ -28,7 +28,8 @@ import Testing
             #expect((r.credits, r.baseCredits, r.bonusCredits, r.priceCents, r.balance) == (550, 500, 50, 2000, 550))
             #expect(r.status == "completed")
             let b = try await f.store.balance(userId: "user_123")
-            #expect(b == UserCredits(userId: "user_123", balance: 550, totalPurchased: 550))
+            #expect(b.expiringSoon == 0 && b.nextExpiryAtMs != nil)  // the 50 bonus credits are a promotional lot, a year out
+            #expect(b == { var c = UserCredits(userId: "user_123", balance: 550, totalPurchased: 550); c.nextExpiryAtMs = b.nextExpiryAtMs; return c }())
             let page = try await f.store.transactions(userId: "user_123", limit: 10, cursor: nil)
             #expect(page.data.map(\.credits) == [50, 500])
             #expect(page.data.map(\.type) == ["purchase_bonus", "purchase"])
@@ -294,6 +295,7 @@ extension StoreConformance {
                     credit_balance_after + amount, reference, description, created_at
                 FROM credit_transactions WHERE reference = 'spend:twice';
                 UPDATE user_credits SET balance = balance - 15, total_spent = total_spent + 15 WHERE user_id = 'dave';
+                UPDATE credit_lots SET remaining = remaining - 15 WHERE user_id = 'dave';
                 UPDATE platform_accounts SET balance = balance + 15 WHERE name = 'upload_fees';
                 """)
             let report = try await f.store.reconcile()

@@ -9,20 +9,20 @@ import Testing
 /// behind the store's back (to prove `reconcile` notices).
 struct StoreFactory: Sendable, CustomTestStringConvertible {
     var name: String
-    var makeWith: @Sendable (Catalog, SponsorshipRules) async throws -> FreshStore
+    var makeWith: @Sendable (Catalog, SponsorshipRules, WallClock) async throws -> FreshStore
 
-    func make(_ catalog: Catalog, sponsorship: SponsorshipRules = .init()) async throws -> FreshStore {
-        try await makeWith(catalog, sponsorship)
+    func make(_ catalog: Catalog, sponsorship: SponsorshipRules = .init(), clock: WallClock = .system) async throws -> FreshStore {
+        try await makeWith(catalog, sponsorship, clock)
     }
     var testDescription: String { name }
 
     /// SQLite always; PostgreSQL when the test command started a cluster.
     static let all: [StoreFactory] = PostgresTestDatabase.url == nil ? [.sqlite] : [.sqlite, .postgres]
 
-    static let sqlite = StoreFactory(name: "SQLite") { catalog, sponsorship in
+    static let sqlite = StoreFactory(name: "SQLite") { catalog, sponsorship, clock in
         let dir = try TempDir()
         let path = dir.path + "/ledger.sqlite"
-        let store = try SQLiteStore(path: path, catalog: catalog, sponsorship: sponsorship)
+        let store = try SQLiteStore(path: path, catalog: catalog, clock: clock, sponsorship: sponsorship)
         return FreshStore(store: store, dir: dir) { sql in
             let queue = try DatabaseQueue(path: path)
             try await queue.write { try $0.execute(sql: sql) }
@@ -33,9 +33,9 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
 
 extension StoreFactory {
     /// Each store gets a schema of its own in the test database, so tests run in parallel.
-    static let postgres = StoreFactory(name: "PostgreSQL") { catalog, sponsorship in
+    static let postgres = StoreFactory(name: "PostgreSQL") { catalog, sponsorship, clock in
         let url = try await PostgresTestDatabase.freshSchemaURL()
-        let store = try await PostgresStore(url: url, catalog: catalog, sponsorship: sponsorship)
+        let store = try await PostgresStore(url: url, catalog: catalog, clock: clock, sponsorship: sponsorship)
         return FreshStore(store: store, dir: try TempDir()) { sql in
             // One statement per query in PostgreSQL's extended protocol.
             for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
@@ -80,6 +80,7 @@ extension LedgerOutcome {
         case .milestoneGranted(let r): r.balance
         case .sponsoredUpload(let r): r.balance
         case .paymentEvent(let r): r.balance
+        case .expired(let r): r.balance
         case .rejected: nil
         }
     }
