@@ -24,6 +24,9 @@ public actor FilecoinGasManager {
         public var replacementsMax = 3
         public var usdPerFil = DecimalRate.defaultUsdPerFil
         public var seed: UInt64 = 1
+        /// Part of every batch id, so that managers of several instances sharing one database
+        /// never name two batches alike (random per process unless set).
+        public var instanceTag: String = String(UInt32.random(in: .min ... .max), radix: 16)
 
         public init() {}
     }
@@ -346,7 +349,7 @@ public actor FilecoinGasManager {
 
     private func nextBatchId() -> String {
         batchCounter += 1
-        return "batch_\(clock.nowMs())_\(batchCounter)"
+        return "batch_\(clock.nowMs())_\(config.instanceTag)_\(batchCounter)"
     }
 
     private func nextJitter() -> Int64 {

@@ -1,3 +1,4 @@
+import CreditsStore
 import CreditsTestSupport
 import Foundation
 import HTTPTypes
@@ -138,6 +139,53 @@ struct MultiInstanceTests {
             let balance = try await HTTP.call(port: b.port, .get, "/api/credits/balance?userId=\(user)")
             #expect(balance.int("balance") == 413)
         }
+        let reconcile = try runCredits(["reconcile", "--database", url])
+        #expect(reconcile.status == 0, "\(reconcile.output)")
+    }
+
+    /// Two instances, each with its own gas manager, on one database: every queued upload is
+    /// claimed by exactly one of them (the claim is a conditional status change), confirmed and
+    /// captured once; no upload appears in two confirmed messages.
+    @Test func twoGasManagersClaimDisjointBatches() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        let fast = ["--chain-epoch-ms", "300", "--worker-tick-ms", "200"]
+        let a = try ServerProcess(database: url, logFile: dir.path + "/a.log", arguments: fast)
+        defer { a.stop() }
+        let b = try ServerProcess(database: url, logFile: dir.path + "/b.log", arguments: fast)
+        defer { b.stop() }
+        try await a.waitUntilReady()
+        try await b.waitUntilReady()
+        let ports = [a.port, b.port]
+        _ = try await HTTP.call(port: a.port, .post, "/api/admin/adjustments", key: adminKey,
+            body: #"{"userId":"gm_u","credits":10000,"adjustmentId":"fund-gm","reason":"test","category":"paid"}"#)
+        for i in 0..<40 {
+            let r = try await HTTP.call(port: ports[i % 2], .post, "/api/uploads",
+                body: #"{"uploadId":"gm_\#(i)","userId":"gm_u","fileType":"audio","sizeBytes":1000,"priority":"low"}"#)
+            #expect(r.status == 202)
+        }
+        // Both managers race to batch the same queue.
+        async let forcedA = HTTP.call(port: a.port, .post, "/api/admin/process-batch", key: adminKey, body: "{}")
+        async let forcedB = HTTP.call(port: b.port, .post, "/api/admin/process-batch", key: adminKey, body: "{}")
+        _ = try await (forcedA, forcedB)
+        var confirmed = 0
+        for _ in 0..<150 {
+            confirmed = 0
+            for i in 0..<40 where try await HTTP.call(port: ports[i % 2], .get, "/api/uploads/gm_\(i)").string("status") == "confirmed" {
+                confirmed += 1
+            }
+            if confirmed == 40 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(confirmed == 40)
+        let balance = try await HTTP.call(port: b.port, .get, "/api/credits/balance?userId=gm_u")
+        #expect(balance.int("balance") == 10_000 - 40 * 15 && balance.int("reserved") == 0 && balance.int("totalSpent") == 600)
+        let store = try await PostgresStore(url: url)
+        let txs = try await store.gasTransactions(sinceMs: 0, limit: 1_000)
+        let confirmedIds = txs.filter { $0.status == .confirmed }.flatMap(\.uploadIds)
+        #expect(confirmedIds.count == 40 && Set(confirmedIds).count == 40, "\(confirmedIds.sorted())")
+        try await store.close()
         let reconcile = try runCredits(["reconcile", "--database", url])
         #expect(reconcile.status == 0, "\(reconcile.output)")
     }
