@@ -121,7 +121,8 @@ public struct BatchPlan: Sendable {
     public var sponsoredUploads: [SponsoredUploadRequest] = []
     /// Final balances of the platform accounts the batch moved.
     public var platformBalances: [PlatformAccount: Int64]
-    /// Lots the batch created or changed, in their final state.
+    /// Lots the batch created, and lots that existed and changed, in their final state.
+    public var newLots: [CreditLot] = []
     public var lots: [CreditLot] = []
 }
 
@@ -305,7 +306,9 @@ public struct BatchPlanner {
         }
         out.users = deltas.values.sorted { $0.userId < $1.userId }
         out.payments = changedPayments.sorted().compactMap { paymentStates[$0] }
-        out.lots = ctx.book.changedLots
+        let changed = ctx.book.changedLots
+        out.newLots = changed.filter { ctx.book.created.contains($0.id) }
+        out.lots = changed.filter { !ctx.book.created.contains($0.id) }
         for (account, balance) in platform where balance != platformBalances[account] {
             out.platformBalances[account] = balance
         }

@@ -120,6 +120,8 @@ public struct LotBook: Sendable {
     public private(set) var lots: [Int64: CreditLot] = [:]
     private var byUser: [String: [Int64]] = [:]
     public private(set) var changed: Set<Int64> = []
+    /// Lots this batch made (the rest of `changed` existed before).
+    public private(set) var created: Set<Int64> = []
 
     public init(_ lots: [CreditLot]) {
         for lot in lots where self.lots[lot.id] == nil {
@@ -189,6 +191,7 @@ public struct LotBook: Sendable {
 
     public mutating func add(_ lot: CreditLot) -> LotUsage {
         if lots[lot.id] == nil { byUser[lot.userId, default: []].append(lot.id) }
+        created.insert(lot.id)
         lots[lot.id] = lot
         changed.insert(lot.id)
         return LotUsage([(lot.id, lot.remaining)])

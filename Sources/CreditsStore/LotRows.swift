@@ -12,9 +12,6 @@ enum LotRows {
                          remaining: v[5].int, expiresAtMs: v[6] == .null ? nil : v[6].int, createdAtMs: v[7].int)
     }
 
-    /// An insert that, for a lot that exists, only moves what a batch may move.
-    static let upsertConflict = "ON CONFLICT (id) DO UPDATE SET granted = excluded.granted, remaining = excluded.remaining"
-
     /// For one user (parameters: now, now, soon, now, userId): credits of expired lots not yet
     /// swept, credits expiring before `soon`, and the next expiry.
     static let expirySummary = """

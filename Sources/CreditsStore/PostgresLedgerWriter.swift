@@ -239,12 +239,19 @@ enum PostgresLedgerWriter {
         if !plan.lots.isEmpty {
             let l = plan.lots
             try await conn.query("""
+                UPDATE credit_lots AS c SET granted = d.g, remaining = d.r
+                FROM unnest(\(l.map(\.id))::bigint[], \(l.map(\.granted))::bigint[], \(l.map(\.remaining))::bigint[]) AS d(i, g, r)
+                WHERE c.id = d.i
+                """, logger: logger)
+        }
+        if !plan.newLots.isEmpty {
+            let l = plan.newLots
+            try await conn.query("""
                 INSERT INTO credit_lots (\(unescaped: LotRows.columns))
                 SELECT i, u, c, s, g, r, NULLIF(e, -1), t FROM unnest(\(l.map(\.id))::bigint[], \(l.map(\.userId))::text[],
                     \(l.map(\.category.rawValue))::text[], \(l.map(\.source))::text[], \(l.map(\.granted))::bigint[],
                     \(l.map(\.remaining))::bigint[], \(l.map { $0.expiresAtMs ?? -1 })::bigint[], \(l.map(\.createdAtMs))::bigint[])
                     AS x(i, u, c, s, g, r, e, t)
-                \(unescaped: LotRows.upsertConflict)
                 """, logger: logger)
         }
         for p in plan.payments {

@@ -185,6 +185,13 @@ enum PostgresSchema {
             SELECT user_id, 'paid', 'before-lots', balance, balance, NULL, updated_at FROM user_credits WHERE balance > 0
             """,
         ]),
+        // Indexes that do not mention `remaining`: burning a lot updates no index (HOT updates).
+        ("v9-lot-indexes", [
+            "DROP INDEX credit_lots_open",
+            "DROP INDEX credit_lots_expiring",
+            "CREATE INDEX credit_lots_by_user ON credit_lots (user_id)",
+            "CREATE INDEX credit_lots_by_expiry ON credit_lots (expires_at)",
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

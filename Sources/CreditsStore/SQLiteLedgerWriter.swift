@@ -20,9 +20,13 @@ enum SQLiteLedgerWriter {
         var reserved: [String: Int64] = [:]
         var uploads: [String: UploadHold] = [:]
         let keyLookup = try db.cachedStatement(sql: "SELECT request_hash, outcome FROM idempotency_keys WHERE key = ?")
-        let balanceLookup = try db.cachedStatement(sql: "SELECT balance, reserved FROM user_credits WHERE user_id = ?")
+        // A user's balances and open lots in one statement (one row per lot, or one with NULLs).
+        let balanceLookup = try db.cachedStatement(sql: """
+            SELECT u.balance, u.reserved, l.id, l.user_id, l.category, l.source, l.granted, l.remaining, l.expires_at, l.created_at
+            FROM user_credits u LEFT JOIN credit_lots l ON l.user_id = u.user_id AND l.remaining > 0
+            WHERE u.user_id = ?
+            """)
         let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored, lots FROM file_uploads WHERE upload_id = ?")
-        let lotsLookup = try db.cachedStatement(sql: "SELECT \(LotRows.columns) FROM credit_lots WHERE user_id = ? AND remaining > 0")
         var lots: [CreditLot] = []
         let profileLookup = try db.cachedStatement(sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?")
         let paymentLookup = try db.cachedStatement(sql: """
@@ -46,10 +50,13 @@ enum SQLiteLedgerWriter {
             // A provider event moves the credits of the payment's buyer, whoever the event names.
             if let owner = op.operation.paymentKey.flatMap({ payments[$0]?.userId }) { users.append(owner) }
             for user in users where balances[user] == nil {
-                if let row = try Row.fetchOne(balanceLookup, arguments: [user]) {
-                    balances[user] = row[0]
-                    reserved[user] = row[1]
-                    lots += try Row.fetchAll(lotsLookup, arguments: [user]).map { try LotRows.decode(SQLiteStore.values($0)) }
+                let rows = try Row.fetchAll(balanceLookup, arguments: [user])
+                if let first = rows.first {
+                    balances[user] = first[0]
+                    reserved[user] = first[1]
+                    for row in rows where !row.hasNull(atIndex: 2) {
+                        lots.append(try LotRows.decode(Array(SQLiteStore.values(row).dropFirst(2))))
+                    }
                 }
             }
             if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
@@ -126,11 +133,14 @@ enum SQLiteLedgerWriter {
                 r.debitBalanceAfter, r.creditBalanceAfter, r.reference, r.description, nowMs, r.lots,
             ])
         }
-        let lot = try db.cachedStatement(sql: """
-            INSERT INTO credit_lots (\(LotRows.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \(LotRows.upsertConflict)
-            """)
+        let newLot = try db.cachedStatement(sql: "INSERT INTO credit_lots (\(LotRows.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for l in plan.newLots {
+            try newLot.execute(arguments: [l.id, l.userId, l.category.rawValue, l.source, l.granted, l.remaining, l.expiresAtMs, l.createdAtMs])
+        }
+        let lot = try db.cachedStatement(sql: "UPDATE credit_lots SET granted = ?, remaining = ? WHERE id = ?")
         for l in plan.lots {
-            try lot.execute(arguments: [l.id, l.userId, l.category.rawValue, l.source, l.granted, l.remaining, l.expiresAtMs, l.createdAtMs])
+            try lot.execute(arguments: [l.granted, l.remaining, l.id])
+            guard db.changesCount == 1 else { throw StoreInvariantError(description: "lot \(l.id) vanished under the writer") }
         }
         let payment = try db.cachedStatement(sql: """
             INSERT INTO credit_purchases (\(PaymentRows.upsertColumns))

@@ -228,6 +228,16 @@ enum SQLiteSchema {
                 SELECT user_id, 'paid', 'before-lots', balance, balance, NULL, updated_at FROM user_credits WHERE balance > 0;
                 """)
         }
+        migrator.registerMigration("v9-lot-indexes") { db in
+            // Indexes that do not mention `remaining`, so that burning a lot (the hot path)
+            // updates no index; exhausted lots are filtered at the row.
+            try db.execute(sql: """
+                DROP INDEX credit_lots_open;
+                DROP INDEX credit_lots_expiring;
+                CREATE INDEX credit_lots_by_user ON credit_lots (user_id);
+                CREATE INDEX credit_lots_by_expiry ON credit_lots (expires_at);
+                """)
+        }
         return migrator
     }
 }

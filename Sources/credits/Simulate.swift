@@ -17,6 +17,9 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Share of messages that revert, 0...1 (e.g. 0.3).") var failureRate = "0"
     @Option(help: "Policy: send early at or below this percentile of the last hour's base fees.") var cheapPercentile = 20
     @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 8
+    @Option(help: "Policy: send when the base fee climbed this many percent over --rise-window ticks (0: off).") var risePercent = 0
+    @Option(help: "Policy: ticks the climb is measured over.") var riseWindow = 10
+    @Option(help: "Policy: uploads needed before a base fee back at their queue price sends them (0: off).") var queuePriceBatchMin = 0
     @Option(help: "Policy: epochs of base-fee history remembered.") var historyEpochs = 120
     @Flag(help: "Print JSON.") var json = false
 
@@ -38,6 +41,9 @@ struct Simulate: AsyncParsableCommand {
         config.failureRatePPM = Int64(DecimalRate(failureRate)!.nanos / 1_000)
         config.policy.cheapPercentile = cheapPercentile
         config.policy.cheapBatchMin = cheapBatchMin
+        config.policy.risePercent = risePercent
+        config.policy.riseWindowTicks = riseWindow
+        config.policy.queuePriceBatchMin = queuePriceBatchMin
         config.policy.historyLengthMax = historyEpochs
         config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)
         do {

@@ -102,6 +102,39 @@ import Testing
         #expect(p.queueLength == 0)
     }
 
+    /// Rule 4: a climb of `risePercent` over the window sends what waits (three or more).
+    @Test func aClimbingBaseFeeSendsWhatWaits() {
+        var config = BatchPolicy.Config()
+        config.risePercent = 10
+        config.riseWindowTicks = 3
+        var p = BatchPolicy(config: config)
+        for i in 0..<3 { _ = p.enqueue(uploadId: "r\(i)", priority: .low, queuedAtMs: 0) }
+        #expect(p.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)
+        #expect(p.tick(nowMs: 60_000, baseFee: 1_030).isEmpty)
+        #expect(p.tick(nowMs: 90_000, baseFee: 1_060).isEmpty)
+        #expect(p.tick(nowMs: 120_000, baseFee: 1_099).isEmpty)  // 9.9% over three ticks ago
+        #expect(p.tick(nowMs: 150_000, baseFee: 1_133) == [BatchPolicy.Batch(uploadIds: ["r0", "r1", "r2"], reason: .rising)])
+        // Off by default.
+        var off = BatchPolicy()
+        for i in 0..<3 { _ = off.enqueue(uploadId: "o\(i)", priority: .low, queuedAtMs: 0) }
+        for (t, fee) in [1_000, 2_000, 4_000, 8_000, 16_000].enumerated() {
+            #expect(off.tick(nowMs: Int64(t + 1) * 30_000, baseFee: Int128(fee)).isEmpty)
+        }
+    }
+
+    /// Rule 5: a base fee back at (or under) the mean fee the batch was queued at sends it.
+    @Test func aBaseFeeBackAtTheQueuePriceSendsTheBatch() {
+        var config = BatchPolicy.Config()
+        config.queuePriceBatchMin = 3
+        var p = BatchPolicy(config: config)
+        #expect(p.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)
+        for i in 0..<2 { _ = p.enqueue(uploadId: "q\(i)", priority: .low, queuedAtMs: 30_000) }  // queued at 1,000
+        #expect(p.tick(nowMs: 60_000, baseFee: 1_300).isEmpty)
+        _ = p.enqueue(uploadId: "q2", priority: .low, queuedAtMs: 60_000)  // queued at 1,300: mean 1,100
+        #expect(p.tick(nowMs: 90_000, baseFee: 1_101).isEmpty)
+        #expect(p.tick(nowMs: 120_000, baseFee: 1_100) == [BatchPolicy.Batch(uploadIds: ["q0", "q1", "q2"], reason: .queuePrice)])
+    }
+
     @Test func twoUploadsAreNotWorthSendingEarly() {
         var p = policy()
         _ = p.enqueue(uploadId: "a", priority: .low, queuedAtMs: 0)

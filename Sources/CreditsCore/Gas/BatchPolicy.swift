@@ -8,6 +8,11 @@
 ///    others as fit (a bigger batch saves more gas per upload).
 /// 3. Cheap gas: with at least `cheapBatchMin` waiting, send when the base fee is at or below
 ///    the `cheapPercentile` of the recent base fees, the timing saving.
+/// 4. Rising gas: with at least `itemsPerBatchMin` waiting, send when the base fee stands
+///    `risePercent` or more above its level `riseWindowTicks` ago: waiting in a climb only costs.
+/// 5. Back to the queue price: with at least `queuePriceBatchMin` waiting (0: off), send the
+///    batch when the base fee is at or below the mean base fee its uploads were queued at, so
+///    that waiting cost them nothing.
 public struct BatchPolicy: Sendable {
     public struct Config: Sendable, Equatable {
         public var itemsPerBatchMin: Int = 3
@@ -23,6 +28,10 @@ public struct BatchPolicy: Sendable {
         /// Uploads needed before cheap gas alone is worth a message: a small batch saves less per
         /// upload (f·(1 − 1/K)) than a cheap epoch gains.
         public var cheapBatchMin: Int = 8
+        /// Rule 4 (0 turns it off): a climb of this many percent over `riseWindowTicks` sends.
+        public var risePercent: Int = 0
+        public var riseWindowTicks: Int = 10
+        public var queuePriceBatchMin: Int = 0
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
 
@@ -47,7 +56,7 @@ public struct BatchPolicy: Sendable {
     }
 
     public enum Reason: String, Sendable, Equatable, Codable {
-        case full, deadline, cheapGas = "cheap_gas", forced
+        case full, deadline, cheapGas = "cheap_gas", rising, queuePrice = "queue_price", forced
     }
 
     public struct Batch: Sendable, Equatable {
@@ -59,6 +68,8 @@ public struct BatchPolicy: Sendable {
         var uploadId: String
         var queuedAtMs: Int64
         var deadlineAtMs: Int64
+        /// The base fee of the last tick before it was queued (0: none yet).
+        var queuedBaseFee: Int128 = 0
     }
 
     public let config: Config
@@ -75,7 +86,7 @@ public struct BatchPolicy: Sendable {
     public mutating func enqueue(uploadId: String, priority: UploadPriority, queuedAtMs: Int64) -> Bool {
         if waiting.count >= config.queueLengthMax { return false }
         let deadline = queuedAtMs + (config.deadlineMs[priority] ?? config.deadlineMs[.medium]!)
-        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline))
+        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline, queuedBaseFee: history.last ?? 0))
         return true
     }
 
@@ -91,6 +102,15 @@ public struct BatchPolicy: Sendable {
         }
         if waiting.count >= max(config.itemsPerBatchMin, config.cheapBatchMin), isCheap(baseFee) {
             out.append(take(config.itemsPerBatchMax, .cheapGas))
+        }
+        if waiting.count >= config.itemsPerBatchMin, isRising(baseFee) {
+            out.append(take(config.itemsPerBatchMax, .rising))
+        }
+        if config.queuePriceBatchMin > 0, waiting.count >= max(config.itemsPerBatchMin, config.queuePriceBatchMin) {
+            let next = waiting.prefix(config.itemsPerBatchMax)
+            if next.allSatisfy({ $0.queuedBaseFee > 0 }), baseFee * Int128(next.count) <= next.reduce(Int128(0), { $0 + $1.queuedBaseFee }) {
+                out.append(take(config.itemsPerBatchMax, .queuePrice))
+            }
         }
         history.append(baseFee)
         if history.count > config.historyLengthMax { history.removeFirst(history.count - config.historyLengthMax) }
@@ -111,6 +131,13 @@ public struct BatchPolicy: Sendable {
         let sorted = history.sorted()
         let index = min(sorted.count - 1, sorted.count * config.cheapPercentile / 100)
         return baseFee <= sorted[index]
+    }
+
+    /// The base fee climbed `risePercent` or more over the last `riseWindowTicks`.
+    func isRising(_ baseFee: Int128) -> Bool {
+        guard config.risePercent > 0, config.riseWindowTicks > 0, history.count >= config.riseWindowTicks else { return false }
+        let then = history[history.count - config.riseWindowTicks]
+        return baseFee * 100 >= then * Int128(100 + config.risePercent)
     }
 
     private mutating func take(_ n: Int, _ reason: Reason) -> Batch {
