@@ -286,8 +286,12 @@ public actor FilecoinGasManager {
         do {
             newCid = try await chain.replace(cid, with: message)
         } catch {
-            // It landed meanwhile, or the node refused: keep waiting for it; its receipt decides.
+            // It landed meanwhile, or the node refused: wait another while for its receipt. A
+            // refused replacement counts as one, so a message that neither lands nor can be
+            // replaced is given up after `replacementsMax` tries (retried, then refunded).
             inflight[cid]?.pushedAtHeight = head.height
+            inflight[cid]?.replacements += 1
+            logger.notice("replacement refused; waiting for the message", metadata: ["cid": "\(cid)", "error": "\(error)"])
             return
         }
         inflight[cid] = nil

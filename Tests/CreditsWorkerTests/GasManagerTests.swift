@@ -171,3 +171,44 @@ extension GasManagerTests {
         try await s.store.close()
     }
 }
+
+/// A chain whose node refuses every replacement (a Lotus node that lost the message, or one that
+/// answers "not enough funds" to the higher premium).
+struct RefusingReplacements: ChainClient {
+    let inner: SimulatedChain
+    func head() async throws -> ChainHead { try await inner.head() }
+    func push(_ message: ChainMessage) async throws -> String { try await inner.push(message) }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        throw ChainError("replacement refused", retryable: false)
+    }
+    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+}
+
+extension GasManagerTests {
+    /// A message that never lands and cannot be replaced is given up after the replacement
+    /// budget, retried, and finally refunded: the hold is never left hanging.
+    @Test func aMessageThatCannotBeReplacedIsGivenUpAndRefunded() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = VirtualClock(startMs: 1_000_000)
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.genesisMs = 1_000_000
+        chainConfig.stuckRatePPM = 1_000_000
+        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 2
+        let chain = RefusingReplacements(inner: SimulatedChain(config: chainConfig, clock: clock.wallClock))
+        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: config)
+        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
+        _ = try await manager.queueUpload(UploadRequest(uploadId: "nr", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await manager.processNow()
+        for _ in 0..<400 {
+            clock.advance(ms: 30_000)
+            await manager.step()
+        }
+        #expect(try await store.upload(uploadId: "nr")?.status == .refunded)
+        #expect(try await store.balance(userId: "u1").balance == 100)
+        #expect(try await store.reconcile().ok)
+        try await store.close()
+    }
+}
