@@ -47,7 +47,7 @@ public final class PostgresStore: CreditStore {
             await Self.commit(ops, client: client, catalog: catalogCopy, rules: sponsorship, lots: lots, clock: clock, logger: logger)
         }
         do {
-            try await withTimeout(seconds: 15) {
+            try await withTimeout(seconds: 60) {
                 try await PostgresSchema.migrate(client, logger: logger)
             }
         } catch {

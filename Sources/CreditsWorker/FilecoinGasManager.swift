@@ -25,8 +25,12 @@ public actor FilecoinGasManager {
         public var usdPerFil = DecimalRate.defaultUsdPerFil
         public var seed: UInt64 = 1
         /// Part of every batch id, so that managers of several instances sharing one database
-        /// never name two batches alike (random per process unless set).
+        /// never name two batches alike, and each knows its own at a restart (`serve` derives it
+        /// from the host and port, so it survives restarts; random here unless set).
         public var instanceTag: String = String(UInt32.random(in: .min ... .max), radix: 16)
+        /// Uploads another instance left mid-flight are taken over only when untouched this long
+        /// (that instance is presumed gone).
+        public var takeoverAfterMs: Int64 = 3_600_000
 
         public init() {}
     }
@@ -55,6 +59,7 @@ public actor FilecoinGasManager {
     private let chain: any ChainClient
     private let clock: WallClock
     private let logger: Logger
+    private var lastTakeoverMs: Int64 = 0
     private var policy: BatchPolicy
     private var known: [String: Known] = [:]
     private var inflight: [String: InFlight] = [:]
@@ -80,11 +85,26 @@ public actor FilecoinGasManager {
     public var messagesInFlight: Int { inflight.count }
     public var retriesWaiting: Int { retries.count }
 
-    /// Puts uploads left mid-flight by a previous process back in the queue.
+    /// At start: puts back in the queue the uploads this instance's previous process left
+    /// mid-flight (batched, submitted, failed), and those of other instances untouched for
+    /// `takeoverAfterMs`. A live peer's uploads in flight are left to it.
     public func recover() async throws {
+        try await takeOver(includingOwn: true)
+    }
+
+    /// Uploads left mid-flight whose batches this manager should send again.
+    private func takeOver(includingOwn: Bool) async throws {
+        let now = clock.nowMs()
         for status in [UploadRecord.Status.batched, .submitted, .failed] {
-            let stale = try await store.uploads(status: status, limit: 100_000)
-            try await store.transitionUploads(stale.map(\.uploadId), from: [status], to: .queued, batchId: nil, reason: nil)
+            let stale = try await store.uploads(status: status, limit: 100_000).filter { u in
+                let own = u.batchId.map { $0.contains("_\(config.instanceTag)_") } ?? true
+                return own ? includingOwn : now - u.updatedAtMs >= config.takeoverAfterMs
+            }
+            guard !stale.isEmpty else { continue }
+            let moved = try await store.transitionUploads(stale.map(\.uploadId), from: [status], to: .queued, batchId: nil, reason: nil)
+            if !moved.isEmpty {
+                logger.notice("uploads taken back into the queue", metadata: ["count": "\(moved.count)", "from": "\(status.rawValue)"])
+            }
         }
     }
 
@@ -108,6 +128,11 @@ public actor FilecoinGasManager {
             return
         }
         lastHead = head
+        // Now and then, adopt what a vanished instance left behind.
+        if now - lastTakeoverMs >= config.takeoverAfterMs / 4 {
+            lastTakeoverMs = now
+            try? await takeOver(includingOwn: false)
+        }
         await settlePending()
         await pickUpQueued()
         for batch in policy.tick(nowMs: now, baseFee: head.baseFee) {

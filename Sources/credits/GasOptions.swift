@@ -48,8 +48,11 @@ struct GasOptions: ParsableArguments {
         guard DecimalRate(filUsd) != nil else { throw ValidationError("--fil-usd: a decimal like 5.00") }
     }
 
-    func makeManager(store: any CreditStore, clock: WallClock, logger: Logger) async throws -> FilecoinGasManager {
+    /// - Parameter instance: what names this instance across restarts (host and port), so that
+    ///   its manager recognises its own batches when it starts again.
+    func makeManager(store: any CreditStore, clock: WallClock, logger: Logger, instance: String) async throws -> FilecoinGasManager {
         var config = FilecoinGasManager.Config()
+        config.instanceTag = Self.tag(instance)
         config.policy.tickMs = tickMs
         config.policy.deadlineMs = config.policy.deadlineMs.mapValues { max($0, 2 * tickMs) }
         config.usdPerFil = DecimalRate(filUsd)!
@@ -96,6 +99,15 @@ struct GasOptions: ParsableArguments {
             throw StartupError(description: "\(why): \(e.message)")
         }
         return LotusChain(config: probe, logger: logger)
+    }
+}
+
+extension GasOptions {
+    /// FNV-1a of the instance's name, in hex: short, stable, and the same after a restart.
+    static func tag(_ instance: String) -> String {
+        var h: UInt32 = 2_166_136_261
+        for b in instance.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return String(h, radix: 16)
     }
 }
 

@@ -44,7 +44,10 @@ struct Serve: AsyncParsableCommand {
         // Then the chain: a Lotus node that cannot be reached or refuses the token stops here.
         let manager: FilecoinGasManager
         do {
-            manager = try await gas.makeManager(store: ledger, clock: .system, logger: logger)
+            manager = try await gas.makeManager(
+                store: ledger, clock: .system, logger: logger,
+                // A port picked at random (0) names no instance across restarts: the process does.
+                instance: "\(ProcessInfo.processInfo.hostName):\(host):\(port == 0 ? "pid\(getpid())" : String(port))")
         } catch {
             try? await ledger.close()
             throw error

@@ -212,3 +212,55 @@ extension GasManagerTests {
         try await store.close()
     }
 }
+
+extension GasManagerTests {
+    /// Several instances on one database: a starting manager takes back its own previous
+    /// process's uploads at once, leaves a live peer's in-flight uploads alone, and adopts a
+    /// vanished peer's only after `takeoverAfterMs`.
+    @Test func recoveryTakesItsOwnUploadsAndAPeersOnlyWhenStale() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = VirtualClock(startMs: 1_000_000)
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.genesisMs = 1_000_000
+        chainConfig.stuckRatePPM = 1_000_000  // nothing lands: the uploads stay in flight
+        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
+        let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
+        func manager(_ tag: String) -> FilecoinGasManager {
+            var config = FilecoinGasManager.Config()
+            config.instanceTag = tag
+            config.takeoverAfterMs = 600_000
+            return FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: config)
+        }
+        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
+        let a = manager("aaaa")
+        for i in 0..<3 { _ = try await a.queueUpload(UploadRequest(uploadId: "t\(i)", userId: "u1", fileType: "audio", sizeBytes: 1)) }
+        _ = try await a.processNow()
+        #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
+
+        // A peer starting now leaves them to a.
+        let b = manager("bbbb")
+        try await b.recover()
+        #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
+        // a restarting (same tag) takes them back at once.
+        let a2 = manager("aaaa")
+        try await a2.recover()
+        #expect(try await store.upload(uploadId: "t0")?.status == .queued)
+        _ = try await a2.processNow()
+        #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
+        // a2 vanishes; after the takeover delay the peer adopts its uploads in a step.
+        clock.advance(ms: 300_000)
+        await b.step()
+        #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
+        clock.advance(ms: 400_000)
+        await b.step()
+        #expect(try await store.upload(uploadId: "t0")?.status == .queued)  // taken over; b's policy batches it
+        for _ in 0..<10 {
+            clock.advance(ms: 30_000)
+            await b.step()
+        }
+        let t0 = try await store.upload(uploadId: "t0")
+        #expect(t0?.status == .submitted && t0?.batchId?.contains("_bbbb_") == true, "\(String(describing: t0))")
+        try await store.close()
+    }
+}
