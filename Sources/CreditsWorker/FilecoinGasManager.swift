@@ -135,6 +135,9 @@ public actor FilecoinGasManager {
         }
         await settlePending()
         await pickUpQueued()
+        // Uploads queued since the last tick could have gone out at once in this tipset, at this
+        // base fee: the reference for timing savings.
+        for (id, k) in known where k.queuedBaseFee == 0 { known[id]?.queuedBaseFee = head.baseFee }
         for batch in policy.tick(nowMs: now, baseFee: head.baseFee) {
             await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
         }
@@ -199,7 +202,8 @@ public actor FilecoinGasManager {
 
     private func enqueue(_ uploadId: String, userId: String, priority: UploadPriority, atMs: Int64) {
         guard policy.enqueue(uploadId: uploadId, priority: priority, queuedAtMs: atMs) else { return }
-        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: lastHead?.baseFee ?? 0)
+        // The fee of sending it at once is the next tipset's: set at the first tick from now.
+        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: 0)
     }
 
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and pushes their message.

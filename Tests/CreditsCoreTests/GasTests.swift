@@ -122,15 +122,16 @@ import Testing
         }
     }
 
-    /// Rule 5: a base fee back at (or under) the mean fee the batch was queued at sends it.
+    /// Rule 5: a base fee back at (or under) the mean fee the batch could first have gone out
+    /// at (the first tick after each upload was queued) sends it.
     @Test func aBaseFeeBackAtTheQueuePriceSendsTheBatch() {
         var config = BatchPolicy.Config()
         config.queuePriceBatchMin = 3
         var p = BatchPolicy(config: config)
-        #expect(p.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)
-        for i in 0..<2 { _ = p.enqueue(uploadId: "q\(i)", priority: .low, queuedAtMs: 30_000) }  // queued at 1,000
-        #expect(p.tick(nowMs: 60_000, baseFee: 1_300).isEmpty)
-        _ = p.enqueue(uploadId: "q2", priority: .low, queuedAtMs: 60_000)  // queued at 1,300: mean 1,100
+        for i in 0..<2 { _ = p.enqueue(uploadId: "q\(i)", priority: .low, queuedAtMs: 10_000) }
+        #expect(p.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)  // q0, q1 could have gone at 1,000
+        _ = p.enqueue(uploadId: "q2", priority: .low, queuedAtMs: 40_000)
+        #expect(p.tick(nowMs: 60_000, baseFee: 1_300).isEmpty)  // q2 at 1,300: mean 1,100
         #expect(p.tick(nowMs: 90_000, baseFee: 1_101).isEmpty)
         #expect(p.tick(nowMs: 120_000, baseFee: 1_100) == [BatchPolicy.Batch(uploadIds: ["q0", "q1", "q2"], reason: .queuePrice)])
     }

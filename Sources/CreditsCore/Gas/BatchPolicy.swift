@@ -68,7 +68,8 @@ public struct BatchPolicy: Sendable {
         var uploadId: String
         var queuedAtMs: Int64
         var deadlineAtMs: Int64
-        /// The base fee of the last tick before it was queued (0: none yet).
+        /// The base fee of the first tick after it was queued, when it could have gone out at
+        /// once (0: no tick yet).
         var queuedBaseFee: Int128 = 0
     }
 
@@ -86,13 +87,14 @@ public struct BatchPolicy: Sendable {
     public mutating func enqueue(uploadId: String, priority: UploadPriority, queuedAtMs: Int64) -> Bool {
         if waiting.count >= config.queueLengthMax { return false }
         let deadline = queuedAtMs + (config.deadlineMs[priority] ?? config.deadlineMs[.medium]!)
-        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline, queuedBaseFee: history.last ?? 0))
+        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline))
         return true
     }
 
     /// Called once per tick with the chain's current base fee; returns the batches to send now.
     public mutating func tick(nowMs: Int64, baseFee: Int128) -> [Batch] {
         var out: [Batch] = []
+        for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
         while waiting.count >= config.itemsPerBatchMax {
             out.append(take(config.itemsPerBatchMax, .full))
