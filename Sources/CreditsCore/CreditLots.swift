@@ -132,16 +132,6 @@ public struct LotBook: Sendable {
 
     private func userLots(_ userId: String) -> [CreditLot] { (byUser[userId] ?? []).compactMap { lots[$0] } }
 
-    /// Credits that can be spent now: unexpired lots' remainders.
-    public func spendable(userId: String, nowMs: Int64) -> Int64 {
-        userLots(userId).filter { !$0.isExpired(at: nowMs) }.reduce(0) { $0 + $1.remaining }
-    }
-
-    /// Unexpired credits expiring before `untilMs`.
-    public func expiring(userId: String, nowMs: Int64, untilMs: Int64) -> Int64 {
-        userLots(userId).filter { !$0.isExpired(at: nowMs) && ($0.expiresAtMs ?? Int64.max) < untilMs }.reduce(0) { $0 + $1.remaining }
-    }
-
     /// Takes up to `credits` from the user's unexpired lots, `preferring` lots of one source
     /// first (a refund takes back its own purchase's lots), each group in burn order. Returns
     /// what it took, which is less than asked only when the lots run out.

@@ -57,14 +57,14 @@ struct PayPalWebhookController {
             guard let signature else {
                 throw CreditsError(.notFound, "PayPal webhooks are not configured on this server: set PAYPAL_WEBHOOK_ID and PAYPAL_CERT_FILE")
             }
-            let buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
-            let body = Array(buffer.readableBytesView)
             func header(_ name: String) -> String? { request.headers[HTTPField.Name(name)!] }
-            try signature.verify(PayPalSignature.Headers(
+            let headers = PayPalSignature.Headers(
                 transmissionId: header("PAYPAL-TRANSMISSION-ID"), transmissionTime: header("PAYPAL-TRANSMISSION-TIME"),
-                signature: header("PAYPAL-TRANSMISSION-SIG"), authAlgo: header("PAYPAL-AUTH-ALGO")), body: body)
-            return try await PaymentWebhooks.handle(body, provider: "PayPal", typeKey: "event_type", manager: manager,
-                                                    logger: context.logger) { id, type, event in
+                signature: header("PAYPAL-TRANSMISSION-SIG"), authAlgo: header("PAYPAL-AUTH-ALGO"))
+            return try await PaymentWebhooks.handle(
+                request, provider: "PayPal", typeKey: "event_type", manager: manager, logger: context.logger,
+                verify: { try signature.verify(headers, body: $0) }
+            ) { id, type, event in
                 PayPalEvents.paymentEvent(id: id, type: type, resource: JSONFields.object(event["resource"]))
             }
         }

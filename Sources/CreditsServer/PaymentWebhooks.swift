@@ -24,11 +24,15 @@ enum WebhookMapping: Equatable {
 }
 
 enum PaymentWebhooks {
-    /// A verified body: reads the event's id and type, maps it, applies it or says why not.
+    /// Reads the raw body (bounded), lets `verify` check its signature (throwing 400), reads the
+    /// event's id and type, maps it, and applies it or says why not.
     static func handle(
-        _ body: [UInt8], provider: String, typeKey: String, manager: CreditManager, logger: Logger,
+        _ request: Request, provider: String, typeKey: String, manager: CreditManager, logger: Logger,
+        verify: (_ body: [UInt8]) throws -> Void,
         map: (_ id: String, _ type: String, _ event: [String: Any]) -> WebhookMapping
     ) async throws -> Response {
+        let body = Array(try await request.body.collect(upTo: Limits.requestBodyBytesMax).readableBytesView)
+        try verify(body)
         guard let event = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
               let id = event["id"] as? String, let type = event[typeKey] as? String
         else { throw CreditsError.validation("body", "not a \(provider) event (id and \(typeKey) are required)") }

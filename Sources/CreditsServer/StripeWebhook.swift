@@ -74,11 +74,10 @@ struct StripeWebhookController {
             guard let signature else {
                 throw CreditsError(.notFound, "Stripe webhooks are not configured on this server: set STRIPE_WEBHOOK_SECRET")
             }
-            let buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
-            let body = Array(buffer.readableBytesView)
-            try signature.verify(header: request.headers[HTTPField.Name("Stripe-Signature")!], body: body, nowMs: clock.nowMs())
-            return try await PaymentWebhooks.handle(body, provider: "Stripe", typeKey: "type", manager: manager,
-                                                    logger: context.logger) { id, type, event in
+            return try await PaymentWebhooks.handle(
+                request, provider: "Stripe", typeKey: "type", manager: manager, logger: context.logger,
+                verify: { try signature.verify(header: request.headers[HTTPField.Name("Stripe-Signature")!], body: $0, nowMs: clock.nowMs()) }
+            ) { id, type, event in
                 StripeEvents.paymentEvent(id: id, type: type, object: JSONFields.object(JSONFields.object(event["data"])["object"]))
             }
         }

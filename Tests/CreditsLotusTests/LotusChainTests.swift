@@ -199,7 +199,7 @@ final class CapturedLogs: Sendable {
     /// took it (the retry then sends a second message: gas may be paid twice, credits never
     /// move twice): each ends in a retry, a replacement or a refund; every upload ends confirmed
     /// or refunded and no hold is lost.
-    @Test func rpcErrorsTimeoutsAndRevertsEndConfirmedOrRefunded() async throws {
+    @Test func rpcErrorsTimeoutsAndALostPushEndConfirmedOrRefunded() async throws {
         var chain = SimulatedChain.Config()
         chain.seed = 11
         chain.revertRatePPM = 300_000
