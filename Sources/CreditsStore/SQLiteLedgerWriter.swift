@@ -36,9 +36,11 @@ enum SQLiteLedgerWriter {
         var payments: [PaymentKey: PaymentState] = [:]
         for op in ops {
             for key in op.keys where existing[key] == nil {
-                if let row = try Row.fetchOne(keyLookup, arguments: [key]) {
-                    let hash: Data = row[0]
-                    existing[key] = KeyRecord(requestHash: Array(hash), outcome: try OutcomeCoding.decode(row[1]))
+                let lookup = SQLiteRaw(keyLookup, db)
+                try lookup.bind(1, key)
+                if try lookup.step() {
+                    existing[key] = KeyRecord(requestHash: lookup.blob(0), outcome: try OutcomeCoding.decode(lookup.text(1)))
+                    try lookup.run()
                 }
             }
             let user = op.operation.userId
@@ -50,13 +52,12 @@ enum SQLiteLedgerWriter {
             // A provider event moves the credits of the payment's buyer, whoever the event names.
             if let owner = op.operation.paymentKey.flatMap({ payments[$0]?.userId }) { users.append(owner) }
             for user in users where balances[user] == nil {
-                let rows = try Row.fetchAll(balanceLookup, arguments: [user])
-                if let first = rows.first {
-                    balances[user] = first[0]
-                    reserved[user] = first[1]
-                    for row in rows where !row.hasNull(atIndex: 2) {
-                        lots.append(try LotRows.decode(Array(SQLiteStore.values(row).dropFirst(2))))
-                    }
+                let lookup = SQLiteRaw(balanceLookup, db)
+                try lookup.bind(1, user)
+                while try lookup.step() {
+                    balances[user] = lookup.int(0)
+                    reserved[user] = lookup.int(1)
+                    if !lookup.isNull(2) { lots.append(try LotRows.decode((2..<10).map { lookup.value(Int32($0)) })) }
                 }
             }
             if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
@@ -111,13 +112,26 @@ enum SQLiteLedgerWriter {
             RETURNING balance
             """)
         for u in plan.users {
-            let after = existingUsers[u.userId] == nil
-                ? try Int64.fetchOne(insert, arguments: [
+            let after: Int64?
+            if existingUsers[u.userId] == nil {
+                after = try Int64.fetchOne(insert, arguments: [
                     u.userId, u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, nowMs, u.balance, u.floor, u.reserved,
                 ])
-                : try Int64.fetchOne(update, arguments: [
-                    u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, u.userId, u.balance, u.floor, u.reserved,
-                ])
+            } else {
+                let raw = SQLiteRaw(update, db)
+                try raw.bind(1, u.balance)
+                try raw.bind(2, u.reserved)
+                try raw.bind(3, u.earned)
+                try raw.bind(4, u.spent)
+                try raw.bind(5, u.purchased)
+                try raw.bind(6, nowMs)
+                try raw.bind(7, u.userId)
+                try raw.bind(8, u.balance)
+                try raw.bind(9, u.floor)
+                try raw.bind(10, u.reserved)
+                after = try raw.step() ? raw.int(0) : nil
+                try raw.run()
+            }
             guard after == u.balanceBefore + u.balance else {
                 throw StoreInvariantError(description: "user \(u.userId): balance moved under the writer")
             }
@@ -128,10 +142,20 @@ enum SQLiteLedgerWriter {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for r in plan.journal {
-            try journal.execute(arguments: [
-                r.id, r.kind.rawValue, r.userId, r.debit.id, r.credit.id, r.amount,
-                r.debitBalanceAfter, r.creditBalanceAfter, r.reference, r.description, nowMs, r.lots,
-            ])
+            let raw = SQLiteRaw(journal, db)
+            try raw.bind(1, r.id)
+            try raw.bind(2, r.kind.rawValue)
+            try raw.bind(3, r.userId)
+            try raw.bind(4, r.debit.id)
+            try raw.bind(5, r.credit.id)
+            try raw.bind(6, r.amount)
+            try raw.bind(7, r.debitBalanceAfter)
+            try raw.bind(8, r.creditBalanceAfter)
+            try raw.bind(9, r.reference)
+            try raw.bind(10, r.description)
+            try raw.bind(11, nowMs)
+            try raw.bind(12, r.lots)
+            try raw.run()
         }
         let newLot = try db.cachedStatement(sql: "INSERT INTO credit_lots (\(LotRows.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for l in plan.newLots {
@@ -139,7 +163,11 @@ enum SQLiteLedgerWriter {
         }
         let lot = try db.cachedStatement(sql: "UPDATE credit_lots SET granted = ?, remaining = ? WHERE id = ?")
         for l in plan.lots {
-            try lot.execute(arguments: [l.granted, l.remaining, l.id])
+            let raw = SQLiteRaw(lot, db)
+            try raw.bind(1, l.granted)
+            try raw.bind(2, l.remaining)
+            try raw.bind(3, l.id)
+            try raw.run()
             guard db.changesCount == 1 else { throw StoreInvariantError(description: "lot \(l.id) vanished under the writer") }
         }
         let payment = try db.cachedStatement(sql: """
@@ -157,7 +185,12 @@ enum SQLiteLedgerWriter {
         }
         let key = try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, request_hash, outcome, created_at) VALUES (?, ?, ?, ?)")
         for k in plan.newKeys {
-            try key.execute(arguments: [k.key, Data(k.requestHash), OutcomeCoding.encode(k.outcome), nowMs])
+            let raw = SQLiteRaw(key, db)
+            try raw.bind(1, k.key)
+            try raw.bind(2, k.requestHash)
+            try raw.bind(3, OutcomeCoding.encode(k.outcome))
+            try raw.bind(4, nowMs)
+            try raw.run()
         }
         try writeUploads(plan.uploads, db: db, nowMs: nowMs)
         try writeSponsorship(plan, db: db, nowMs: nowMs)

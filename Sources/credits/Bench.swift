@@ -25,6 +25,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MemoryTuning.apply()
         let path = database ?? NSTemporaryDirectory() + "credits-bench-\(UUID().uuidString).sqlite"
         defer {
             if database == nil {
