@@ -128,13 +128,13 @@ public enum Simulation {
         let actual = Int128(stats.gasSpentAttoFil) ?? 0
         let timing = Int128(stats.timingSavingsAttoFil) ?? 0
 
-        // Hindsight: each upload's window [arrival, deadline) on the known trace; the earliest
-        // deadline still unsent goes at the cheapest epoch of its window, with every unsent
-        // upload whose window contains that epoch (at most a full batch).
+        // Hindsight: each upload's window [arrival, deadline) on the known trace, scheduled
+        // offline (`Hindsight`).
         let fees = chain.baseFeeHistory()
         let windows = arrivals.map { a in (a.epoch, a.epoch + a.deadlineMs / epochMs - 1) }
-        let hindsight = hindsightCost(windows: windows, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium,
-                                      batchMax: policy.itemsPerBatchMax)
+        let schedule = Hindsight.schedule(windows: windows, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium,
+                                          batchMax: policy.itemsPerBatchMax)
+        let hindsight = Hindsight.cost(schedule, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium)
         let report = try await store.reconcile()
         try await store.close()
         return Report(
@@ -148,33 +148,5 @@ public enum Simulation {
             ratioToHindsightPPM: hindsight == 0 ? 0 : Int64(actual * 1_000_000 / hindsight), reconcileOk: report.ok,
             baseFeeMin: String(fees.min() ?? 0), baseFeeMedian: String(fees.sorted()[fees.count / 2]),
             baseFeeMax: String(fees.max() ?? 0))
-    }
-
-    /// The cost of the hindsight schedule described in `run`. A message sent at epoch t lands at
-    /// t+1 and pays that epoch's base fee, as the simulated chain charges.
-    static func hindsightCost(windows: [(Int64, Int64)], fees: [Int128], gas: BatchGasModel, premium: Int128, batchMax: Int) -> Int128 {
-        func fee(_ t: Int64) -> Int128 { fees[Int(min(max(0, t + 1), Int64(fees.count - 1)))] }
-        var unsent = Set(windows.indices)
-        let order = windows.indices.sorted { windows[$0].1 < windows[$1].1 }
-        var total: Int128 = 0
-        for i in order where unsent.contains(i) {
-            let (from, to) = windows[i]
-            var best = from
-            var t = from
-            while t <= to {
-                if fee(t) < fee(best) { best = t }
-                t += 1
-            }
-            var batch = [i]
-            for j in order where j != i && unsent.contains(j) && batch.count < batchMax {
-                if windows[j].0 <= best && best <= windows[j].1 { batch.append(j) }
-            }
-            for j in batch { unsent.remove(j) }
-            let bf = fee(best)
-            total += MessageFee.compute(
-                baseFee: bf, feeCap: MessageFee.defaultFeeCap(baseFee: bf, premium: premium), premium: premium,
-                gasLimit: gas.gasLimit(items: batch.count), gasUsed: gas.gasLimit(items: batch.count) * 4 / 5).total
-        }
-        return total
     }
 }

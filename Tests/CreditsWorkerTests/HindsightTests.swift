@@ -1,0 +1,73 @@
+import CreditsCore
+@testable import CreditsWorker
+import Testing
+
+/// The offline yardstick of `credits simulate`: feasible, never worse than its greedy start.
+@Suite struct HindsightTests {
+    let gas = BatchGasModel.addPieces
+    let premium = Filecoin.premiumFloor
+
+    /// Upload A may go at epoch 0 or 1, upload B at any epoch up to 5; the base fee falls from
+    /// 10 to 6 (×10⁸) and then to 1. Greedy sends both with A at its cheapest epoch (1, fee 9);
+    /// B alone at epoch 5 (fee 1) costs less than what it adds to A's message at fee 9.
+    @Test func anUploadLeavesABatchForACheaperEpochOfItsOwn() {
+        let fees: [Int128] = [10, 10, 9, 8, 7, 6, 1, 1].map { $0 * 100_000_000 }
+        let windows: [(Int64, Int64)] = [(0, 1), (0, 5)]
+        let greedy = Hindsight.greedy(windows: windows, pricing: .init(fees: fees, gas: gas, premium: premium), batchMax: 20)
+        #expect(greedy == [Hindsight.Message(epoch: 1, items: [0, 1])])
+        let schedule = Hindsight.schedule(windows: windows, fees: fees, gas: gas, premium: premium, batchMax: 20)
+        #expect(schedule == [Hindsight.Message(epoch: 1, items: [0]), Hindsight.Message(epoch: 5, items: [1])])
+        // What it saves, from the fee formula: B's share of gas at fee 9 against a message of one at fee 1.
+        let one = MessageFee.compute(baseFee: 100_000_000, feeCap: MessageFee.defaultFeeCap(baseFee: 100_000_000, premium: premium),
+                                     premium: premium, gasLimit: gas.gasLimit(items: 1), gasUsed: gas.gasLimit(items: 1) * 4 / 5).total
+        #expect(Hindsight.cost(schedule, fees: fees, gas: gas, premium: premium) < Hindsight.cost(greedy, fees: fees, gas: gas, premium: premium))
+        #expect(Hindsight.cost([schedule[1]], fees: fees, gas: gas, premium: premium) == one)
+    }
+
+    /// Uploads that can wait leave an early message for a cheaper epoch, and join each other there.
+    @Test func uploadsThatCanWaitGatherAtACheaperEpoch() {
+        // A message sent at t pays fees[t + 1]: 9 at epochs 0 and 1, 5 at 2, 1 at 3, 5 at 4.
+        let fees: [Int128] = [9, 9, 9, 5, 1, 5, 9, 9, 9].map { $0 * 100_000_000 }
+        // The first upload's cheapest epoch is 3, which the others' windows contain: one message.
+        let shared: [(Int64, Int64)] = [(0, 3), (2, 6), (1, 7)]
+        #expect(Hindsight.schedule(windows: shared, fees: fees, gas: gas, premium: premium, batchMax: 20)
+            == [Hindsight.Message(epoch: 3, items: [0, 1, 2])])
+        // The first upload must go by epoch 1: greedy sends all three at 0. The second leaves for
+        // a message of its own at 3 (a whole message at fee 1 costs less than its share at 9),
+        // and the third joins it there.
+        let early: [(Int64, Int64)] = [(0, 1), (0, 6), (0, 7)]
+        let greedy = Hindsight.greedy(windows: early, pricing: .init(fees: fees, gas: gas, premium: premium), batchMax: 20)
+        #expect(greedy == [Hindsight.Message(epoch: 0, items: [0, 1, 2])])
+        let schedule = Hindsight.schedule(windows: early, fees: fees, gas: gas, premium: premium, batchMax: 20)
+        #expect(schedule.map { Hindsight.Message(epoch: $0.epoch, items: $0.items.sorted()) }
+            == [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 3, items: [1, 2])])
+    }
+
+    /// Random traces and windows: every upload is sent once, inside its window, in batches of at
+    /// most the maximum, and the schedule never costs more than the greedy one it starts from.
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func feasibleAndNeverWorseThanGreedy(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var fees: [Int128] = [100_000_000]
+        for _ in 0..<400 {
+            let step = Int128(rng.next() % 250) - 120  // -12% ... +12.9% an epoch
+            fees.append(max(100, fees.last! + fees.last! * step / 1_000))
+        }
+        let windows: [(Int64, Int64)] = (0..<300).map { _ in
+            let from = Int64(rng.next() % 300)
+            return (from, from + [1, 29, 479][Int(rng.next() % 3)])
+        }
+        let batchMax = 7
+        let schedule = Hindsight.schedule(windows: windows, fees: fees, gas: gas, premium: premium, batchMax: batchMax)
+        let greedy = Hindsight.greedy(windows: windows, pricing: .init(fees: fees, gas: gas, premium: premium), batchMax: batchMax)
+        #expect(schedule.flatMap(\.items).sorted() == Array(windows.indices))
+        for m in schedule {
+            #expect(!m.items.isEmpty && m.items.count <= batchMax)
+            for i in m.items { #expect(windows[i].0 <= m.epoch && m.epoch <= windows[i].1) }
+        }
+        let cost = Hindsight.cost(schedule, fees: fees, gas: gas, premium: premium)
+        let greedyCost = Hindsight.cost(greedy, fees: fees, gas: gas, premium: premium)
+        #expect(cost <= greedyCost)
+        #expect(cost < greedyCost, "the local search found nothing to improve on \(windows.count) random uploads")
+    }
+}
