@@ -37,7 +37,7 @@ enum SQLiteLedgerWriter {
         for op in ops {
             for key in op.keys where existing[key] == nil {
                 let lookup = SQLiteRaw(keyLookup, db)
-                try lookup.bind(1, key)
+                try lookup.bind(key)
                 if try lookup.step() {
                     existing[key] = KeyRecord(requestHash: lookup.blob(0), outcome: try OutcomeCoding.decode(lookup.text(1)))
                     try lookup.run()
@@ -53,7 +53,7 @@ enum SQLiteLedgerWriter {
             if let owner = op.operation.paymentKey.flatMap({ payments[$0]?.userId }) { users.append(owner) }
             for user in users where balances[user] == nil {
                 let lookup = SQLiteRaw(balanceLookup, db)
-                try lookup.bind(1, user)
+                try lookup.bind(user)
                 while try lookup.step() {
                     balances[user] = lookup.int(0)
                     reserved[user] = lookup.int(1)
@@ -119,16 +119,7 @@ enum SQLiteLedgerWriter {
                 ])
             } else {
                 let raw = SQLiteRaw(update, db)
-                try raw.bind(1, u.balance)
-                try raw.bind(2, u.reserved)
-                try raw.bind(3, u.earned)
-                try raw.bind(4, u.spent)
-                try raw.bind(5, u.purchased)
-                try raw.bind(6, nowMs)
-                try raw.bind(7, u.userId)
-                try raw.bind(8, u.balance)
-                try raw.bind(9, u.floor)
-                try raw.bind(10, u.reserved)
+                try raw.bind(u.balance, u.reserved, u.earned, u.spent, u.purchased, nowMs, u.userId, u.balance, u.floor, u.reserved)
                 after = try raw.step() ? raw.int(0) : nil
                 try raw.run()
             }
@@ -142,20 +133,8 @@ enum SQLiteLedgerWriter {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for r in plan.journal {
-            let raw = SQLiteRaw(journal, db)
-            try raw.bind(1, r.id)
-            try raw.bind(2, r.kind.rawValue)
-            try raw.bind(3, r.userId)
-            try raw.bind(4, r.debit.id)
-            try raw.bind(5, r.credit.id)
-            try raw.bind(6, r.amount)
-            try raw.bind(7, r.debitBalanceAfter)
-            try raw.bind(8, r.creditBalanceAfter)
-            try raw.bind(9, r.reference)
-            try raw.bind(10, r.description)
-            try raw.bind(11, nowMs)
-            try raw.bind(12, r.lots)
-            try raw.run()
+            try SQLiteRaw(journal, db).run(r.id, r.kind.rawValue, r.userId, r.debit.id, r.credit.id, r.amount,
+                                           r.debitBalanceAfter, r.creditBalanceAfter, r.reference, r.description, nowMs, r.lots)
         }
         let newLot = try db.cachedStatement(sql: "INSERT INTO credit_lots (\(LotRows.columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         for l in plan.newLots {
@@ -163,11 +142,7 @@ enum SQLiteLedgerWriter {
         }
         let lot = try db.cachedStatement(sql: "UPDATE credit_lots SET granted = ?, remaining = ? WHERE id = ?")
         for l in plan.lots {
-            let raw = SQLiteRaw(lot, db)
-            try raw.bind(1, l.granted)
-            try raw.bind(2, l.remaining)
-            try raw.bind(3, l.id)
-            try raw.run()
+            try SQLiteRaw(lot, db).run(l.granted, l.remaining, l.id)
             guard db.changesCount == 1 else { throw StoreInvariantError(description: "lot \(l.id) vanished under the writer") }
         }
         let payment = try db.cachedStatement(sql: """
@@ -185,12 +160,7 @@ enum SQLiteLedgerWriter {
         }
         let key = try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, request_hash, outcome, created_at) VALUES (?, ?, ?, ?)")
         for k in plan.newKeys {
-            let raw = SQLiteRaw(key, db)
-            try raw.bind(1, k.key)
-            try raw.bind(2, k.requestHash)
-            try raw.bind(3, OutcomeCoding.encode(k.outcome))
-            try raw.bind(4, nowMs)
-            try raw.run()
+            try SQLiteRaw(key, db).run(k.key, k.requestHash, OutcomeCoding.encode(k.outcome), nowMs)
         }
         try writeUploads(plan.uploads, db: db, nowMs: nowMs)
         try writeSponsorship(plan, db: db, nowMs: nowMs)

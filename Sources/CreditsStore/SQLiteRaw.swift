@@ -20,15 +20,15 @@ struct SQLiteRaw {
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    func bind(_ index: Int32, _ value: Int64) throws {
+    fileprivate func bind(_ index: Int32, _ value: Int64) throws {
         try check(sqlite3_bind_int64(handle, index, value))
     }
 
-    func bind(_ index: Int32, _ value: Int64?) throws {
+    fileprivate func bind(_ index: Int32, _ value: Int64?) throws {
         if let value { try bind(index, value) } else { try check(sqlite3_bind_null(handle, index)) }
     }
 
-    func bind(_ index: Int32, _ value: String) throws {
+    fileprivate func bind(_ index: Int32, _ value: String) throws {
         var value = value
         try value.withUTF8 { utf8 in
             // A NULL pointer would bind NULL: an empty string gets a literal's.
@@ -37,7 +37,7 @@ struct SQLiteRaw {
         }
     }
 
-    func bind(_ index: Int32, _ value: [UInt8]) throws {
+    fileprivate func bind(_ index: Int32, _ value: [UInt8]) throws {
         try value.withUnsafeBytes { bytes in
             guard let base = bytes.baseAddress, !bytes.isEmpty else { return try check(sqlite3_bind_zeroblob(handle, index, 0)) }
             try check(sqlite3_bind_blob(handle, index, base, Int32(bytes.count), Self.transient))
@@ -83,7 +83,45 @@ struct SQLiteRaw {
     }
 }
 
+/// A value `SQLiteRaw` binds: integers (or NULL), text, blobs.
+protocol SQLiteBindable {
+    func bind(to statement: SQLiteRaw, at index: Int32) throws
+}
+
+extension Int64: SQLiteBindable {
+    func bind(to statement: SQLiteRaw, at index: Int32) throws { try statement.bind(index, self) }
+}
+
+extension Optional: SQLiteBindable where Wrapped == Int64 {
+    func bind(to statement: SQLiteRaw, at index: Int32) throws { try statement.bind(index, self) }
+}
+
+extension String: SQLiteBindable {
+    func bind(to statement: SQLiteRaw, at index: Int32) throws { try statement.bind(index, self) }
+}
+
+extension Array: SQLiteBindable where Element == UInt8 {
+    func bind(to statement: SQLiteRaw, at index: Int32) throws { try statement.bind(index, self) }
+}
+
 extension SQLiteRaw {
+    /// Binds the values to parameters 1, 2, … in order (no array is built).
+    @inline(__always)
+    func bind<each Value: SQLiteBindable>(_ values: repeat each Value) throws {
+        var index: Int32 = 0
+        for value in repeat each values {
+            index += 1
+            try value.bind(to: self, at: index)
+        }
+    }
+
+    /// Binds the values and runs a statement that returns no row.
+    @inline(__always)
+    func run<each Value: SQLiteBindable>(_ values: repeat each Value) throws {
+        try bind(repeat each values)
+        try run()
+    }
+
     /// A column as the stores' neutral value (integers, text, NULL).
     func value(_ column: Int32) -> SQLValue {
         switch sqlite3_column_type(handle, column) {

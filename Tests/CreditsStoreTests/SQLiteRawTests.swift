@@ -12,12 +12,7 @@ import Testing
             try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL, b BLOB NOT NULL, c INTEGER)")
             let insert = try db.cachedStatement(sql: "INSERT INTO t (id, a, b, c) VALUES (?, ?, ?, ?)")
             for (id, text, bytes, number) in [(1, "", [UInt8](), Int64?.none), (2, "crédits ✓ 🎵", [0, 255, 7], Int64.min)] as [(Int64, String, [UInt8], Int64?)] {
-                let raw = SQLiteRaw(insert, db)
-                try raw.bind(1, id)
-                try raw.bind(2, text)
-                try raw.bind(3, bytes)
-                try raw.bind(4, number)
-                try raw.run()
+                try SQLiteRaw(insert, db).run(id, text, bytes, number)
             }
             let empty = try Row.fetchOne(db, sql: "SELECT a, b, c, typeof(a), typeof(b) FROM t WHERE id = 1")!
             #expect(empty[0] as String == "" && (empty[1] as Data).isEmpty && empty.hasNull(atIndex: 2))
@@ -28,14 +23,14 @@ import Testing
 
             let select = try db.cachedStatement(sql: "SELECT a, b, c FROM t WHERE id = ?")
             let read = SQLiteRaw(select, db)
-            try read.bind(1, 2)
+            try read.bind(Int64(2))
             #expect(try read.step())
             #expect(read.text(0) == "crédits ✓ 🎵" && read.blob(1) == [0, 255, 7] && read.int(2) == Int64.min)
             #expect(read.value(0) == .text("crédits ✓ 🎵") && read.value(2) == .int(Int64.min))
             #expect(try !read.step())
             // The same cached statement, reset and bound again.
             let again = SQLiteRaw(select, db)
-            try again.bind(1, 1)
+            try again.bind(Int64(1))
             #expect(try again.step())
             #expect(again.isNull(2) && again.value(2) == .null && again.text(0) == "")
             try again.run()
@@ -48,11 +43,8 @@ import Testing
             try db.execute(sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT NOT NULL)")
             try db.execute(sql: "INSERT INTO t VALUES (1, 'x')")
             let insert = try db.cachedStatement(sql: "INSERT INTO t (id, a) VALUES (?, ?)")
-            let raw = SQLiteRaw(insert, db)
-            try raw.bind(1, 1)
-            try raw.bind(2, "y")
             #expect {
-                try raw.run()
+                try SQLiteRaw(insert, db).run(Int64(1), "y")
             } throws: { error in
                 (error as? DatabaseError)?.resultCode == .SQLITE_CONSTRAINT
             }
