@@ -86,14 +86,7 @@ struct MultiInstanceTests {
             }
             print("multi-instance crash test: \(acked.count) spends acknowledged")
             #expect(acked.count >= 100)
-            try await TestClient.withClient(host: "127.0.0.1", port: survivor.port) { client in
-                for ack in acked {
-                    let r = try await HTTP.send(client, .post, "/api/credits/spend",
-                        body: #"{"userId":"\#(ack.user)","credits":\#(ack.credits),"fileUploadId":"\#(ack.upload)"}"#)
-                    #expect(r.status == 201 && r.replayed, "acknowledged spend \(ack.upload) was lost: \(r.text)")
-                    #expect(r.string("transactionId") == ack.transactionId)
-                }
-            }
+            try await expectAcknowledgedSpendsReplay(acked, port: survivor.port)
             let reconcile = try runCredits(["reconcile", "--database", url])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }

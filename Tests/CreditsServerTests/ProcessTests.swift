@@ -37,14 +37,7 @@ import Testing
         let second = try ServerProcess(database: db, logFile: dir + "/serve2.log")
         defer { second.stop() }
         try await second.waitUntilReady()
-        try await TestClient.withClient(host: "127.0.0.1", port: second.port) { client in
-            for ack in acknowledged {
-                let r = try await HTTP.send(client, .post, "/api/credits/spend",
-                    body: #"{"userId":"\#(ack.user)","credits":\#(ack.credits),"fileUploadId":"\#(ack.upload)"}"#)
-                #expect(r.status == 201 && r.replayed, "acknowledged spend \(ack.upload) was lost: \(r.text)")
-                #expect(r.string("transactionId") == ack.transactionId)
-            }
-        }
+        try await expectAcknowledgedSpendsReplay(acknowledged, port: second.port)
         second.stop()
 
         // The journal holds each upload at most once, and balances are funding minus the spends in it.

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import Synchronization
+import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -183,6 +184,19 @@ func spendLoad(
         }
     }
     return acked.withLock { $0 }
+}
+
+/// Sends every acknowledged spend again to the server on `port`: each must replay (201, replayed)
+/// with the transaction id it was first acknowledged with, or an acknowledged spend was lost.
+func expectAcknowledgedSpendsReplay(_ acked: [Ack], port: Int) async throws {
+    try await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+        for ack in acked {
+            let r = try await HTTP.send(client, .post, "/api/credits/spend",
+                body: #"{"userId":"\#(ack.user)","credits":\#(ack.credits),"fileUploadId":"\#(ack.upload)"}"#)
+            #expect(r.status == 201 && r.replayed, "acknowledged spend \(ack.upload) was lost: \(r.text)")
+            #expect(r.string("transactionId") == ack.transactionId)
+        }
+    }
 }
 
 /// A value shared between tasks behind a lock.
