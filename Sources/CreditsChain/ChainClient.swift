@@ -50,10 +50,16 @@ public struct ChainReceipt: Sendable, Equatable {
 public struct ChainError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var retryable: Bool
+    /// Set by `push` when the answer was lost after the message was signed and sent: the node may
+    /// have taken it, under this CID. The caller must treat the message as in flight (wait for
+    /// its receipt, replace it under its nonce if it never lands), never send the batch again
+    /// as a new message, which could land as well and pay the gas twice.
+    public var pendingCid: String?
 
-    public init(_ message: String, retryable: Bool) {
+    public init(_ message: String, retryable: Bool, pendingCid: String? = nil) {
         self.message = message
         self.retryable = retryable
+        self.pendingCid = pendingCid
     }
 
     public var description: String { message }
@@ -63,7 +69,8 @@ public struct ChainError: Error, Sendable, Equatable, CustomStringConvertible {
 /// `LotusChain` (CreditsLotus) over a Lotus node's JSON-RPC API.
 public protocol ChainClient: Sendable {
     func head() async throws -> ChainHead
-    /// Pushes a message; returns its CID.
+    /// Pushes a message; returns its CID. A `ChainError` with a `pendingCid` means the message may
+    /// have been sent: it is in flight under that CID.
     func push(_ message: ChainMessage) async throws -> String
     /// Replaces a pending message with `message` (a higher premium) under the same sender nonce,
     /// so that at most one of them lands; returns the new CID. Throws a final `ChainError` when

@@ -55,6 +55,8 @@ public final class SimulatedChain: ChainClient, Sendable {
         /// Every CID's sender nonce, and the CID that landed for a nonce.
         var nonces: [String: Int64] = [:]
         var landed: [Int64: String] = [:]
+        /// Every message pushed, by CID.
+        var messages: [String: ChainMessage] = [:]
         var nextNonce: Int64 = 0
         /// Base fee at every height, for tests and the hindsight optimum.
         var baseFees: [Int128] = []
@@ -79,17 +81,29 @@ public final class SimulatedChain: ChainClient, Sendable {
     }
 
     public func push(_ message: ChainMessage) async throws -> String {
+        try await push(message, cid: nil)
+    }
+
+    /// `push`, with the CID the message gets chosen by the caller (a fake node that signs
+    /// messages itself names them before they are sent); nil lets the chain name it.
+    public func push(_ message: ChainMessage, cid: String?) async throws -> String {
         try state.withLock { s in
             advance(&s)
             try maybeFail(&s)
             if message.gasLimit > Filecoin.messageGasLimitMax { throw ChainError("gas limit over a quarter block", retryable: false) }
+            if let cid, s.nonces[cid] != nil { throw ChainError("message \(cid) already in mpool", retryable: false) }
             let nonce = s.nextNonce
             s.nextNonce += 1
-            return add(message, nonce: nonce, &s)
+            return add(message, nonce: nonce, cid: cid, &s)
         }
     }
 
     public func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        try await replace(cid, with: message, newCid: nil)
+    }
+
+    /// `replace`, with the new message's CID chosen by the caller (see `push(_:cid:)`).
+    public func replace(_ cid: String, with message: ChainMessage, newCid: String?) async throws -> String {
         try state.withLock { s in
             advance(&s)
             try maybeFail(&s)
@@ -98,14 +112,16 @@ public final class SimulatedChain: ChainClient, Sendable {
             guard message.premium * 4 >= old.message.premium * 5 else {
                 throw ChainError("replacement premium below 1.25x", retryable: false)
             }
+            if let newCid, s.nonces[newCid] != nil { throw ChainError("message \(newCid) already in mpool", retryable: false) }
             s.pending[cid] = nil
-            return add(message, nonce: old.nonce, &s)
+            return add(message, nonce: old.nonce, cid: newCid, &s)
         }
     }
 
-    private func add(_ message: ChainMessage, nonce: Int64, _ s: inout State) -> String {
-        let cid = "bafysim\(config.seed)x\(s.nextCid)"
+    private func add(_ message: ChainMessage, nonce: Int64, cid chosen: String?, _ s: inout State) -> String {
+        let cid = chosen ?? "bafysim\(config.seed)x\(s.nextCid)"
         s.nextCid += 1
+        s.messages[cid] = message
         s.pending[cid] = Pending(message: message, stuck: s.rng.chance(ppm: config.stuckRatePPM), nonce: nonce)
         s.nonces[cid] = nonce
         return cid
@@ -117,6 +133,17 @@ public final class SimulatedChain: ChainClient, Sendable {
             try maybeFail(&s)
             guard let nonce = s.nonces[cid], let landed = s.landed[nonce] else { return nil }
             return s.receipts[landed]
+        }
+    }
+
+    /// Every message that landed, in nonce order, and whether it reverted: what the sender paid
+    /// gas for (tests check that no upload was stored twice).
+    public func landedMessages() -> [(cid: String, message: ChainMessage, reverted: Bool)] {
+        state.withLock { s in
+            advance(&s)
+            return s.landed.sorted { $0.key < $1.key }.compactMap { _, cid in
+                s.messages[cid].map { (cid, $0, (s.receipts[cid]?.exitCode ?? 0) != 0) }
+            }
         }
     }
 

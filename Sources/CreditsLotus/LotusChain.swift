@@ -13,8 +13,14 @@ import Synchronization
 ///
 /// - `head`: `Filecoin.ChainHead` (the base fee is the tipset's `Blocks[0].ParentBaseFee`).
 /// - `push`: `Filecoin.GasEstimateMessageGas [msg, {MaxFee}, null]` fills the gas limit (the
-///   policy's fee cap and premium are kept), then `Filecoin.MpoolPushMessage [msg, {MaxFee}]`
-///   signs it with the node's wallet and assigns the nonce.
+///   policy's fee cap and premium are kept, capped so that fee cap × gas limit ≤ MaxFee as Lotus's
+///   CapGasFee does), `Filecoin.MpoolGetNonce [from]` gives the nonce,
+///   `Filecoin.WalletSignMessage [from, msg]` signs it with the node's wallet (so its CID is
+///   known before it is sent) and `Filecoin.MpoolPush [signed]` sends it. Pushes take nonces one
+///   at a time. When MpoolPush's answer is lost the message may be in the mpool: `push` throws
+///   with `pendingCid` (the caller keeps it in flight and never sends the batch again as a new
+///   message), and the next push first sends that same signed message again if its nonce is
+///   still free, so no later message takes it.
 /// - `replace`: the same message and nonce with the new premium and fee cap, signed with
 ///   `Filecoin.WalletSignMessage` and sent with `Filecoin.MpoolPush`, as `lotus mpool replace`
 ///   does; at most one of the two can land.
@@ -62,12 +68,17 @@ public final class LotusChain: ChainClient, Sendable {
         var messages: [String: [String: Any]] = [:]
         var waits: [String: Wait] = [:]
         var nextId = 1
+        /// Signed messages whose MpoolPush answer was lost, by nonce: sent again before their
+        /// nonce is given to another message.
+        var lost: [Int64: [String: Any]] = [:]
     }
 
     public let config: Config
     private let client: HTTPClient
     private let logger: Logger
     private let state = Mutex(UnsafeState())
+    /// One push at a time: each reads the next nonce and takes it.
+    private let pushGate = AsyncGate()
 
     /// Mutex needs Sendable contents; the JSON dictionaries are only touched under the lock.
     struct UnsafeState: @unchecked Sendable {
@@ -91,6 +102,11 @@ public final class LotusChain: ChainClient, Sendable {
     }
 
     public func push(_ message: ChainMessage) async throws -> String {
+        try await pushGate.run { try await self.pushNext(message) }
+    }
+
+    /// Under the push gate: estimate, take the next nonce, sign, send.
+    private func pushNext(_ message: ChainMessage) async throws -> String {
         let spec: [String: Any] = ["MaxFee": String(config.maxFee)]
         var msg = messageJSON(message)
         msg["GasLimit"] = 0  // the node estimates it
@@ -99,13 +115,70 @@ public final class LotusChain: ChainClient, Sendable {
             throw ChainError("Filecoin.GasEstimateMessageGas returned no gas limit", retryable: true)
         }
         msg["GasLimit"] = gasLimit
-        let signed = try object(try await call("Filecoin.MpoolPushMessage", [msg, spec]), "MpoolPushMessage")
-        guard let cid = Self.cid(signed["CID"]), let pushed = signed["Message"] as? [String: Any] else {
-            throw ChainError("Filecoin.MpoolPushMessage returned no CID", retryable: false)
+        capFee(&msg)
+        let nonce = try await resendLost()
+        msg["Nonce"] = nonce
+        let signed = try object(try await call("Filecoin.WalletSignMessage", [config.from, msg]), "WalletSignMessage")
+        guard let cid = Self.cid(signed["CID"]) else {
+            throw ChainError("Filecoin.WalletSignMessage returned no CID", retryable: true)
         }
-        state.withLock { $0.value.messages[cid] = pushed }
-        logger.debug("pushed", metadata: ["cid": "\(cid)", "uploads": "\(message.uploadIds.count)", "gasLimit": "\(gasLimit)"])
+        state.withLock { $0.value.messages[cid] = msg }
+        do {
+            let pushed = try await call("Filecoin.MpoolPush", [signed])
+            if let answered = Self.cid(pushed), answered != cid {
+                logger.warning("MpoolPush answered another CID than the signed message's", metadata: ["cid": "\(cid)", "answered": "\(answered)"])
+            }
+        } catch let error as ChainError where error.retryable {
+            // The node may have taken it: it is in flight under `cid`, and sent again before its
+            // nonce goes to another message.
+            state.withLock { $0.value.lost[nonce] = signed }
+            logger.notice("push answer lost; the message stays in flight", metadata: ["cid": "\(cid)", "nonce": "\(nonce)"])
+            throw ChainError(error.message, retryable: true, pendingCid: cid)
+        } catch {
+            state.withLock { $0.value.messages[cid] = nil }
+            throw error
+        }
+        logger.debug("pushed", metadata: ["cid": "\(cid)", "nonce": "\(nonce)", "uploads": "\(message.uploadIds.count)", "gasLimit": "\(gasLimit)"])
         return cid
+    }
+
+    /// The nonce for a new message, after sending again, byte for byte, each message whose push
+    /// answer was lost and whose nonce is still free (the node never got it). A lost message
+    /// whose nonce was taken (it arrived after all, or its replacement did) is forgotten.
+    private func resendLost() async throws -> Int64 {
+        var nonce = try await mpoolNonce()
+        while let (lostNonce, signed) = state.withLock({ $0.value.lost.min { $0.key < $1.key } }), lostNonce <= nonce {
+            if lostNonce == nonce {
+                do {
+                    _ = try await call("Filecoin.MpoolPush", [signed])
+                    logger.notice("a message whose push answer was lost was sent again", metadata: ["nonce": "\(nonce)"])
+                } catch let error as ChainError where !error.retryable {
+                    logger.notice("a message whose push answer was lost was refused again", metadata: ["nonce": "\(nonce)", "error": "\(error)"])
+                }
+                nonce = try await mpoolNonce()
+            }
+            state.withLock { _ = $0.value.lost.removeValue(forKey: lostNonce) }
+        }
+        return nonce
+    }
+
+    /// `Filecoin.MpoolGetNonce`: the sender's next nonce, counting its messages in the mpool.
+    private func mpoolNonce() async throws -> Int64 {
+        guard let nonce = Self.int(try await call("Filecoin.MpoolGetNonce", [config.from])), nonce >= 0 else {
+            throw ChainError("Filecoin.MpoolGetNonce returned no nonce", retryable: true)
+        }
+        return nonce
+    }
+
+    /// Lotus's CapGasFee: a message may cost at most MaxFee (fee cap × gas limit), and its premium
+    /// is at most its fee cap.
+    func capFee(_ msg: inout [String: Any]) {
+        guard let gasLimit = Self.int(msg["GasLimit"]), gasLimit > 0,
+              let feeCap = Self.bigInt(msg["GasFeeCap"]), let premium = Self.bigInt(msg["GasPremium"])
+        else { return }
+        let capped = feeCap * Int128(gasLimit) > config.maxFee ? config.maxFee / Int128(gasLimit) : feeCap
+        msg["GasFeeCap"] = String(capped)
+        msg["GasPremium"] = String(min(premium, capped))
     }
 
     public func replace(_ cid: String, with message: ChainMessage) async throws -> String {
@@ -114,6 +187,7 @@ public final class LotusChain: ChainClient, Sendable {
         }
         msg["GasPremium"] = String(message.premium)
         msg["GasFeeCap"] = String(message.feeCap)
+        capFee(&msg)
         let signed = try object(try await call("Filecoin.WalletSignMessage", [config.from, msg]), "WalletSignMessage")
         let pushed = try await call("Filecoin.MpoolPush", [signed])
         guard let newCid = Self.cid(pushed) else { throw ChainError("Filecoin.MpoolPush returned no CID", retryable: false) }
@@ -266,5 +340,23 @@ public final class LotusChain: ChainClient, Sendable {
     static func bigInt(_ value: Any?) -> Int128? {
         if let s = value as? String { return Int128(s, radix: 10) }
         return int(value).map { Int128($0) }
+    }
+}
+
+/// Lets one task at a time through, in the order they arrive.
+actor AsyncGate {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func run<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
     }
 }

@@ -220,6 +220,11 @@ public actor FilecoinGasManager {
         let cid: String
         do {
             cid = try await chain.push(ChainMessage(uploadIds: ids, gasLimit: gasLimit, feeCap: feeCap, premium: premium))
+        } catch let error as ChainError where error.pendingCid != nil {
+            // The answer was lost after the message was sent: it may land, so it is in flight
+            // (waited for, replaced under its nonce if stuck), never sent again as a new message.
+            cid = error.pendingCid!
+            logger.notice("push answer lost; waiting for the message", metadata: ["cid": "\(cid)", "error": "\(error)"])
         } catch {
             _ = try? await store.transitionUploads(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)")
             await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)")

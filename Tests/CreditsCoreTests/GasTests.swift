@@ -211,8 +211,13 @@ import Testing
     }
 
     @Test func replacementPremiumIsAtLeastAQuarterMore() {
-        #expect(RetrySchedule.replacementPremium(1_000_000) == 1_250_000)
-        #expect(RetrySchedule.replacementPremium(1_000_001) >= 1_250_002)
+        // Lotus refuses a replacement below p + ⌊p·64/256⌋ + 1 (older mpool) or ⌊p·110/100⌋ + 1.
+        #expect(RetrySchedule.replacementPremium(1_000_000) == 1_250_001)
+        #expect(RetrySchedule.replacementPremium(1_000_001) == 1_250_002)
+        for p: Int128 in [100_000, 100_003, 4_000_000_000, 123_456_789] {
+            let r = RetrySchedule.replacementPremium(p)
+            #expect(r * 4 > p * 5 && r >= p + p * 64 / 256 + 1 && r >= p * 110 / 100 + 1)
+        }
         #expect(RetrySchedule.replacementPremium(10) == Filecoin.premiumFloor)
     }
 }

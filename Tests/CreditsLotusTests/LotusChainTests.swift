@@ -77,6 +77,9 @@ final class CapturedLogs: Sendable {
             var lc = LotusChain.Config(url: url, token: Self.token, from: "f1sender", to: "f01234")
             lc.confidence = 1
             lc.callTimeoutMs = 2_000
+            // The simulated chain's base fee (0.1 nanoFIL per gas) makes a message cost up to
+            // ~0.2 FIL, over the default MaxFee; `feesAreCappedAtMaxFee` tests the cap.
+            lc.maxFee = 1_000_000_000_000_000_000
             lotusConfig(&lc)
             let lotus = LotusChain(config: lc, logger: logs.logger)
             let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
@@ -135,7 +138,10 @@ final class CapturedLogs: Sendable {
             let tx = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
             let landed = try #require(try await s.fake.chain.receipt(cid: tx.messageCid))
             #expect(tx.totalCost == landed.cost.total && tx.status == .confirmed)
-            #expect(s.fake.calls.contains("Filecoin.GasEstimateMessageGas") && s.fake.calls.contains("Filecoin.MpoolPushMessage"))
+            for method in ["GasEstimateMessageGas", "MpoolGetNonce", "WalletSignMessage", "MpoolPush"] {
+                #expect(s.fake.calls.contains("Filecoin.\(method)"), "\(method) not called")
+            }
+            #expect(s.fake.nonce(of: tx.messageCid) == 0)
             #expect(s.fake.calls.contains("Filecoin.StateWaitMsg") && s.fake.calls.contains("Filecoin.StateReplay"))
             #expect(try await s.store.reconcile().ok)
         }
@@ -196,9 +202,9 @@ final class CapturedLogs: Sendable {
     }
 
     /// RPC errors and timeouts on every method, and a push whose answer is lost after the node
-    /// took it (the retry then sends a second message: gas may be paid twice, credits never
-    /// move twice): each ends in a retry, a replacement or a refund; every upload ends confirmed
-    /// or refunded and no hold is lost.
+    /// took it (kept in flight, never sent again as a new message): each ends in a retry, a
+    /// replacement or a refund; every upload ends confirmed or refunded, no hold is lost, and
+    /// no upload is stored by two messages.
     @Test func rpcErrorsTimeoutsAndALostPushEndConfirmedOrRefunded() async throws {
         var chain = SimulatedChain.Config()
         chain.seed = 11
@@ -212,9 +218,10 @@ final class CapturedLogs: Sendable {
         try await withSetup(chain: chain, config: config, lotusConfig: { $0.callTimeoutMs = 300 }) { s in
             s.fake.faults.withLock {
                 $0.hangMs = 1_000
-                $0.failNext = ["Filecoin.MpoolPushMessage": 2, "Filecoin.StateReplay": 2, "Filecoin.GasEstimateMessageGas": 1]
-                $0.hangNext = ["Filecoin.ChainHead": 1, "Filecoin.MpoolPushMessage": 1, "Filecoin.StateWaitMsg": 1]
-                $0.hangAfterNext = ["Filecoin.MpoolPushMessage": 1]
+                $0.failNext = ["Filecoin.MpoolPush": 2, "Filecoin.StateReplay": 2, "Filecoin.GasEstimateMessageGas": 1,
+                               "Filecoin.MpoolGetNonce": 1, "Filecoin.WalletSignMessage": 1]
+                $0.hangNext = ["Filecoin.ChainHead": 1, "Filecoin.MpoolPush": 1, "Filecoin.StateWaitMsg": 1]
+                $0.hangAfterNext = ["Filecoin.MpoolPush": 1]
             }
             let users = (0..<3).map { "user_\($0)" }
             for u in users { try await fund(s, u, 100_000) }
@@ -248,12 +255,98 @@ final class CapturedLogs: Sendable {
             }
             #expect(balance == 3 * 100_000 - captured)
             #expect(s.fake.faultsSpent, "\(s.fake.faults.withLock { $0 })")
+            expectNoUploadStoredTwice(s.fake.chain)
             // (Whether the 30% revert rate strikes depends on how many calls the real-time waits
             // make, so reverts are not asserted here; GasManagerTests covers them deterministically.
             // The injected errors and hangs above are deterministic and all were hit.)
             let report = try await s.store.reconcile()
             #expect(report.ok, "\(report.problems)")
         }
+    }
+
+    /// MpoolPush takes the message, then its answer is lost (a timeout): the message is kept in
+    /// flight under the CID it was signed with and lands once; the batch is not pushed again.
+    @Test func aPushWhoseAnswerIsLostIsWaitedForNotSentTwice() async throws {
+        try await withSetup(lotusConfig: { $0.callTimeoutMs = 300 }) { s in
+            s.fake.faults.withLock {
+                $0.hangMs = 1_000
+                $0.hangAfterNext = ["Filecoin.MpoolPush": 1]
+            }
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "lost", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            #expect(s.fake.faultsSpent)
+            #expect(try await s.store.upload(uploadId: "lost")?.status == .submitted)
+            try await s.run(epochs: 1_000) { try await s.store.upload(uploadId: "lost")?.status == .confirmed }
+            #expect(try await s.store.upload(uploadId: "lost")?.status == .confirmed)
+            let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+            #expect(txs.count == 1 && txs.first?.status == .confirmed)
+            #expect(s.fake.chain.landedMessages().map(\.cid) == txs.map(\.messageCid))
+            #expect(s.fake.calls.filter { $0 == "Filecoin.WalletSignMessage" }.count == 1)
+            let charged = try #require(try await s.store.upload(uploadId: "lost")).creditsCharged
+            let balance = try await s.store.balance(userId: "u1").balance
+            #expect(charged > 0 && balance == 100 - charged)  // captured once
+            expectNoUploadStoredTwice(s.fake.chain)
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
+    /// MpoolPush fails before the node takes the message: it stays in flight, and the next push
+    /// first sends that same signed message again, so it keeps its nonce and no later message
+    /// takes it; both land, once each, at nonces 0 and 1.
+    @Test func aPushTheNodeNeverGotIsSentAgainBeforeTheNextMessage() async throws {
+        try await withSetup { s in
+            s.fake.faults.withLock { $0.failNext = ["Filecoin.MpoolPush": 1] }
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "a", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            let first = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+            #expect(s.fake.nonce(of: first.messageCid) == nil)  // the node does not have it
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "b", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            #expect(s.fake.nonce(of: first.messageCid) == 0)
+            try await s.run(epochs: 1_000) {
+                let a = try await s.store.upload(uploadId: "a")?.status
+                let b = try await s.store.upload(uploadId: "b")?.status
+                return a == .confirmed && b == .confirmed
+            }
+            let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+            #expect(txs.count == 2 && txs.allSatisfy { $0.status == .confirmed })
+            #expect(Set(txs.compactMap { s.fake.nonce(of: $0.messageCid) }) == [0, 1])
+            #expect(s.logs.lines.withLock { $0.contains { $0.contains("was sent again") } })
+            expectNoUploadStoredTwice(s.fake.chain)
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
+    /// Pushes made at the same time take nonces one after another: each reads the next nonce
+    /// only after the one before it was sent.
+    @Test func concurrentPushesTakeDistinctNonces() async throws {
+        try await withSetup { s in
+            let cids = try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<6 {
+                    group.addTask {
+                        try await s.lotus.push(ChainMessage(uploadIds: ["c\(i)"], gasLimit: 0, feeCap: 400_000_000, premium: 100_000))
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(Set(cids.compactMap { s.fake.nonce(of: $0) }) == Set(0..<6))
+        }
+    }
+
+    /// As Lotus's CapGasFee: fee cap × gas limit never passes MaxFee; the premium never passes
+    /// the fee cap. A message under the cap is left alone.
+    @Test func feesAreCappedAtMaxFee() {
+        var config = LotusChain.Config(url: "http://127.0.0.1:9", token: Self.token, from: "f1a", to: "f01")
+        config.maxFee = 1_000_000
+        let lotus = LotusChain(config: config)
+        var msg: [String: Any] = ["GasLimit": 1_000, "GasFeeCap": "5000", "GasPremium": "3000"]
+        lotus.capFee(&msg)
+        #expect(msg["GasFeeCap"] as? String == "1000" && msg["GasPremium"] as? String == "1000")
+        msg = ["GasLimit": 1_000, "GasFeeCap": "900", "GasPremium": "300"]
+        lotus.capFee(&msg)
+        #expect(msg["GasFeeCap"] as? String == "900" && msg["GasPremium"] as? String == "300")
     }
 
     @Test func aRefusedTokenIsAFinalErrorThatDoesNotEchoTheToken() async throws {
@@ -286,5 +379,16 @@ final class CapturedLogs: Sendable {
         #expect(!LotusChain.retryable(code: 1, message: "mpool push: not enough funds"))
         #expect(LotusChain.retryable(code: 1, message: "context deadline exceeded"))
         #expect(LotusChain.retryable(code: -32603, message: "internal error"))
+    }
+}
+
+/// Every upload is in at most one message that landed without reverting: no upload's gas was
+/// paid twice for the same storage.
+func expectNoUploadStoredTwice(_ chain: SimulatedChain, sourceLocation: SourceLocation = #_sourceLocation) {
+    var seen: Set<String> = []
+    for landed in chain.landedMessages() where !landed.reverted {
+        for id in landed.message.uploadIds {
+            #expect(seen.insert(id).inserted, "\(id) stored by two messages", sourceLocation: sourceLocation)
+        }
     }
 }

@@ -21,7 +21,7 @@ import Testing
 
     func lotusArguments(_ url: String) -> [String] {
         ["--chain", "lotus", "--lotus-url", url, "--lotus-from", "f1sender", "--lotus-to", "f01234", "--lotus-confidence", "1",
-         "--worker-tick-ms", "200"]
+         "--worker-tick-ms", "200", "--lotus-max-fee", "1000000000000000000"]
     }
 
     /// An upload queued over HTTP is batched, pushed through Lotus, confirmed and captured; the
@@ -51,7 +51,7 @@ import Testing
             #expect(status == "confirmed")
             let balance = try await HTTP.call(port: server.port, .get, "/api/credits/balance?userId=lotus_u")
             #expect(balance.int("balance") == 85 && balance.int("totalSpent") == 15)
-            #expect(fake.calls.contains("Filecoin.MpoolPushMessage") && fake.calls.contains("Filecoin.StateReplay"))
+            #expect(fake.calls.contains("Filecoin.MpoolPush") && fake.calls.contains("Filecoin.StateReplay"))
             server.stop()
             let log = (try? String(contentsOfFile: dir.path + "/serve.log", encoding: .utf8)) ?? ""
             #expect(!log.isEmpty && !log.contains(Self.token) && !log.contains("serve-lotus-token"))

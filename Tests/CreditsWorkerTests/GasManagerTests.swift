@@ -3,6 +3,7 @@ import CreditsCore
 import CreditsStore
 import CreditsTestSupport
 import CreditsWorker
+import Synchronization
 import Testing
 
 /// The gas manager against the simulated chain, on virtual time.
@@ -182,6 +183,61 @@ struct RefusingReplacements: ChainClient {
         throw ChainError("replacement refused", retryable: false)
     }
     func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+}
+
+/// A chain whose first push is taken but its answer lost: the caller learns only that the
+/// message may be in flight (`pendingCid`).
+final class LosingFirstPushAnswer: ChainClient, Sendable {
+    let inner: SimulatedChain
+    let pushes = Mutex(0)
+    init(inner: SimulatedChain) { self.inner = inner }
+    func head() async throws -> ChainHead { try await inner.head() }
+    func push(_ message: ChainMessage) async throws -> String {
+        let cid = try await inner.push(message)
+        let n = pushes.withLock { n -> Int in
+            n += 1
+            return n
+        }
+        if n == 1 { throw ChainError("MpoolPush: the node did not answer (timeout)", retryable: true, pendingCid: cid) }
+        return cid
+    }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
+    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+}
+
+extension GasManagerTests {
+    /// A push whose answer was lost after the chain took it is kept in flight under its CID:
+    /// the upload is confirmed and captured once, by the one message, never pushed again.
+    @Test func aPushWhoseAnswerWasLostIsKeptInFlight() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = VirtualClock(startMs: 1_000_000)
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.genesisMs = 1_000_000
+        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
+        let sim = SimulatedChain(config: chainConfig, clock: clock.wallClock)
+        let chain = LosingFirstPushAnswer(inner: sim)
+        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock)
+        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
+        _ = try await manager.queueUpload(UploadRequest(uploadId: "lp", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await manager.processNow()
+        let inFlight = await manager.messagesInFlight
+        let waiting = await manager.retriesWaiting
+        #expect(inFlight == 1 && waiting == 0)
+        for _ in 0..<20 {
+            clock.advance(ms: 30_000)
+            await manager.step()
+        }
+        let u = try #require(try await store.upload(uploadId: "lp"))
+        #expect(u.status == .confirmed)
+        #expect(try await store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        #expect(chain.pushes.withLock { $0 } == 1)
+        let txs = try await store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.count == 1 && txs[0].status == .confirmed)
+        #expect(sim.landedMessages().map(\.cid) == [txs[0].messageCid])
+        #expect(try await store.reconcile().ok)
+        try await store.close()
+    }
 }
 
 extension GasManagerTests {

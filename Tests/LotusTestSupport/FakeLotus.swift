@@ -8,10 +8,13 @@ import Synchronization
 
 /// A Lotus JSON-RPC endpoint (`POST /rpc/v1`) for tests, on 127.0.0.1 and a free port, serving
 /// the documented shapes (api-methods-v1-stable) from a `SimulatedChain`: ChainHead,
-/// GasEstimateMessageGas, MpoolPushMessage, WalletSignMessage, MpoolPush (a replacement under
-/// the same nonce), StateWaitMsg (blocks until the message or its replacement lands with the
-/// asked confidence), StateReplay. Faults: JSON-RPC errors and hangs (timeouts) on chosen
-/// methods, messages that never land (the chain's stuck rate), replacement by someone else.
+/// GasEstimateMessageGas, MpoolGetNonce, WalletSignMessage (names the message: its CID),
+/// MpoolPush (a new message at the next nonce, or a replacement under a pending one, as Lotus's
+/// mpool: the same CID twice is refused, a landed nonce is too low, a gap is refused),
+/// StateWaitMsg (blocks until the message or its replacement lands with the asked confidence),
+/// StateReplay. Faults: JSON-RPC errors and hangs (timeouts) on chosen methods, answers lost
+/// after the work is done, messages that never land (the chain's stuck rate), replacement by
+/// someone else.
 public final class FakeLotus: Sendable {
     public struct Faults: Sendable {
         /// Method → how many of its next calls answer a JSON-RPC error.
@@ -31,6 +34,7 @@ public final class FakeLotus: Sendable {
         var pendingByNonce: [Int64: String] = [:]
         var messages: [String: [String: Any]] = [:]
         var nextNonce: Int64 = 0
+        var signatures = 0
         var calls: [String] = []
         var authorizations: Set<String> = []
     }
@@ -152,27 +156,39 @@ public final class FakeLotus: Sendable {
             let items = Self.chainMessage(msg).uploadIds.count
             if (msg["GasLimit"] as? Int ?? 0) == 0 { msg["GasLimit"] = Int(BatchGasModel.addPieces.gasLimit(items: items)) }
             return msg
-        case "Filecoin.MpoolPushMessage":
-            guard var msg = params.first as? [String: Any], (msg["Nonce"] as? Int) == 0 else { throw BadParams() }
-            let cid = try await chain.push(Self.chainMessage(msg))
-            let nonce = book.withLock { b -> Int64 in
-                defer { b.value.nextNonce += 1 }
-                return b.value.nextNonce
-            }
-            msg["Nonce"] = Int(nonce)
-            record(cid, nonce: nonce, msg)
-            return ["Message": msg, "Signature": ["Type": 1, "Data": "c2lnbmF0dXJl"], "CID": ["/": cid]] as [String: Any]
+        case "Filecoin.MpoolGetNonce":
+            guard params.count == 1, params[0] is String else { throw BadParams() }
+            return Int(book.withLock { $0.value.nextNonce })
         case "Filecoin.WalletSignMessage":
-            guard params.count == 2, params[0] is String, let msg = params[1] as? [String: Any] else { throw BadParams() }
-            return ["Message": msg, "Signature": ["Type": 1, "Data": "c2lnbmF0dXJl"], "CID": ["/": "bafysigned"]] as [String: Any]
+            guard params.count == 2, params[0] is String, let msg = params[1] as? [String: Any], msg["Nonce"] is Int else {
+                throw BadParams()
+            }
+            let n = book.withLock { b -> Int in
+                b.value.signatures += 1
+                return b.value.signatures
+            }
+            return ["Message": msg, "Signature": ["Type": 1, "Data": "c2lnbmF0dXJl"], "CID": ["/": "bafy2bzsigned\(n)"]] as [String: Any]
         case "Filecoin.MpoolPush":
             guard let signed = params.first as? [String: Any], let msg = signed["Message"] as? [String: Any],
-                  let nonce = (msg["Nonce"] as? Int).map(Int64.init)
+                  let nonce = (msg["Nonce"] as? Int).map(Int64.init), let cid = (signed["CID"] as? [String: Any])?["/"] as? String
             else { throw BadParams() }
-            guard let old = book.withLock({ $0.value.pendingByNonce[nonce] }) else {
-                throw ChainError("nonce too low", retryable: false)
+            let (next, pending) = book.withLock { ($0.value.nextNonce, $0.value.pendingByNonce[nonce]) }
+            if nonce == next {
+                _ = try await chain.push(Self.chainMessage(msg), cid: cid)
+                book.withLock { $0.value.nextNonce += 1 }
+            } else if nonce > next {
+                throw ChainError("message nonce has too big a gap from expected nonce", retryable: false)
+            } else if pending == cid {
+                throw ChainError("message with nonce \(nonce) already in mpool", retryable: false)
+            } else if let pending {
+                do {
+                    _ = try await chain.replace(pending, with: Self.chainMessage(msg), newCid: cid)
+                } catch let e as ChainError where e.message.contains("not pending") {
+                    throw ChainError("message nonce too low", retryable: false)
+                }
+            } else {
+                throw ChainError("message nonce too low", retryable: false)
             }
-            let cid = try await chain.replace(old, with: Self.chainMessage(msg))
             record(cid, nonce: nonce, msg)
             return ["/": cid]
         case "Filecoin.StateWaitMsg":

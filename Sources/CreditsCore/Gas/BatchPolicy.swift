@@ -168,9 +168,10 @@ public struct RetrySchedule: Sendable, Equatable {
         return full / 2 + (full / 2) * jitterPPM / 1_000_000
     }
 
-    /// A stuck message is replaced with at least 1.25× its premium (Lotus's replace-by-fee rule),
-    /// rounded up, and never below the premium floor.
+    /// A stuck message is replaced with more than 1.25× its premium: p + ⌊p/4⌋ + 1, which passes
+    /// Lotus's replace-by-fee check in its older form (at least p + ⌊p·64/256⌋ + 1) and its
+    /// current one (⌊p·110/100⌋ + 1), and never below the premium floor.
     public static func replacementPremium(_ premium: Int128) -> Int128 {
-        max(Filecoin.premiumFloor, (premium * 5 + 3) / 4)
+        max(Filecoin.premiumFloor, premium + premium / 4 + 1)
     }
 }
