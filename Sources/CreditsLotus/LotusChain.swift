@@ -23,7 +23,8 @@ import Synchronization
 ///   still free, so no later message takes it.
 /// - `replace`: the same message and nonce with the new premium and fee cap, signed with
 ///   `Filecoin.WalletSignMessage` and sent with `Filecoin.MpoolPush`, as `lotus mpool replace`
-///   does; at most one of the two can land.
+///   does; at most one of the two can land. A message an earlier process sent is read back with
+///   `Filecoin.ChainGetMessage`.
 /// - `receipt`: one `Filecoin.StateWaitMsg [cid, confidence, lookback, true]` per message, in a
 ///   task of its own (it blocks until the message lands), and `Filecoin.StateReplay [tsk, cid]`
 ///   for the exact cost. The lookup names the message that landed: a replacement is noticed and
@@ -182,8 +183,17 @@ public final class LotusChain: ChainClient, Sendable {
     }
 
     public func replace(_ cid: String, with message: ChainMessage) async throws -> String {
-        guard var msg = state.withLock({ $0.value.messages[cid] }) else {
-            throw ChainError("message \(cid) was not pushed by this process: it cannot be replaced", retryable: false)
+        var msg: [String: Any]
+        if let known = state.withLock({ $0.value.messages[cid] }) {
+            msg = known
+        } else {
+            // Sent by an earlier process (the gas manager adopts its messages at a restart): the
+            // node still has it.
+            msg = try object(try await call("Filecoin.ChainGetMessage", [["/": cid]]), "ChainGetMessage")
+            msg["CID"] = nil
+            guard Self.int(msg["Nonce"]) != nil, msg["From"] as? String == config.from else {
+                throw ChainError("message \(cid) is not from \(config.from): it cannot be replaced", retryable: false)
+            }
         }
         msg["GasPremium"] = String(message.premium)
         msg["GasFeeCap"] = String(message.feeCap)

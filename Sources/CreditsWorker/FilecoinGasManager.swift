@@ -85,21 +85,68 @@ public actor FilecoinGasManager {
     public var messagesInFlight: Int { inflight.count }
     public var retriesWaiting: Int { retries.count }
 
-    /// At start: puts back in the queue the uploads this instance's previous process left
-    /// mid-flight (batched, submitted, failed), and those of other instances untouched for
-    /// `takeoverAfterMs`. A live peer's uploads in flight are left to it.
+    /// At start: takes back what this instance's previous process left mid-flight, and what
+    /// other instances left untouched for `takeoverAfterMs` (presumed gone); a live peer's
+    /// uploads in flight are left to it. See `takeOver`.
     public func recover() async throws {
         try await takeOver(includingOwn: true)
     }
 
-    /// Uploads left mid-flight whose batches this manager should send again.
+    /// Messages on record (from the last week) whose uploads are all still `submitted` in their
+    /// batch and taken over (`ours`). A pending one goes back in flight under its CID, so it is
+    /// waited for and replaced under its own nonce if stuck; a confirmed one (its process stopped
+    /// between recording the receipt and capturing) has its uploads captured now. Sending them
+    /// again as new messages would store them twice when the old ones land, as they usually do.
+    /// Returns the upload ids.
+    private func adoptMessages(_ ours: (UploadRecord) -> Bool) async throws -> Set<String> {
+        var batchOf: [String: String] = [:]
+        for u in try await store.uploads(status: .submitted, limit: 100_000) where ours(u) {
+            batchOf[u.uploadId] = u.batchId
+        }
+        guard !batchOf.isEmpty else { return [] }
+        let since = clock.nowMs() - 7 * 86_400_000
+        let candidates = try await store.gasTransactions(sinceMs: since, limit: 1_000_000).filter { tx in
+            (tx.status == .pending || tx.status == .confirmed) && inflight[tx.messageCid] == nil && !tx.uploadIds.isEmpty
+                && tx.uploadIds.allSatisfy { batchOf[$0] == tx.batchId }
+        }
+        var adopted: Set<String> = []
+        for tx in candidates {
+            adopted.formUnion(tx.uploadIds)
+            if tx.status == .confirmed {
+                for id in tx.uploadIds {
+                    guard let userId = await userId(of: id) else { continue }
+                    await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
+                }
+                continue
+            }
+            let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
+            // Its age in epochs counts from the first head seen (pushedAtHeight < 0).
+            inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: replacements)
+        }
+        if !adopted.isEmpty {
+            logger.notice("messages left in flight taken over", metadata: ["uploads": "\(adopted.count)"])
+        }
+        return adopted
+    }
+
+    /// Takes over uploads left mid-flight: its own previous process's (`includingOwn`, at start)
+    /// and a vanished peer's. Their messages on record go back in flight or are settled
+    /// (`adoptMessages`); the rest (claimed but never pushed, or failed and waiting to retry) are
+    /// queued again.
     private func takeOver(includingOwn: Bool) async throws {
         let now = clock.nowMs()
+        let tag = "_\(config.instanceTag)_"
+        let takeoverAfterMs = config.takeoverAfterMs
+        // What this manager already handles (a peer's message it took over keeps the peer's batch id).
+        let handled = Set(inflight.values.flatMap(\.tx.uploadIds) + retries.flatMap(\.uploadIds))
+        let ours = { (u: UploadRecord) -> Bool in
+            if handled.contains(u.uploadId) { return false }
+            let own = u.batchId.map { $0.contains(tag) } ?? true
+            return own ? includingOwn : now - u.updatedAtMs >= takeoverAfterMs
+        }
+        let adopted = try await adoptMessages(ours)
         for status in [UploadRecord.Status.batched, .submitted, .failed] {
-            let stale = try await store.uploads(status: status, limit: 100_000).filter { u in
-                let own = u.batchId.map { $0.contains("_\(config.instanceTag)_") } ?? true
-                return own ? includingOwn : now - u.updatedAtMs >= config.takeoverAfterMs
-            }
+            let stale = try await store.uploads(status: status, limit: 100_000).filter { !adopted.contains($0.uploadId) && ours($0) }
             guard !stale.isEmpty else { continue }
             let moved = try await store.transitionUploads(stale.map(\.uploadId), from: [status], to: .queued, batchId: nil, reason: nil)
             if !moved.isEmpty {
@@ -263,7 +310,9 @@ public actor FilecoinGasManager {
                 continue  // an RPC error: ask again next tick
             }
             guard let receipt else {
-                if head.height - f.pushedAtHeight >= config.stuckAfterEpochs {
+                if f.pushedAtHeight < 0 {
+                    inflight[cid]?.pushedAtHeight = head.height  // adopted at start: its wait starts now
+                } else if head.height - f.pushedAtHeight >= config.stuckAfterEpochs {
                     await replace(cid, f, head: head)
                 }
                 continue

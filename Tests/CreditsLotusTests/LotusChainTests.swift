@@ -319,6 +319,50 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// A restart while a message is in flight: the new process (a new adapter, which never saw
+    /// the message) waits for it under its CID; it lands once and is captured once.
+    @Test func aRestartedProcessWaitsForItsMessageInFlight() async throws {
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        try await withSetup(config: config) { s in
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "rs", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            var s2 = s
+            s2.lotus = LotusChain(config: s.lotus.config, logger: s.logs.logger)
+            s2.manager = FilecoinGasManager(store: s.store, chain: s2.lotus, clock: s.clock.wallClock, config: s.manager.config,
+                                            logger: s.logs.logger)
+            try await s2.manager.recover()
+            #expect(await s2.manager.messagesInFlight == 1)
+            try await s2.run(epochs: 1_000) { try await s.store.upload(uploadId: "rs")?.status == .confirmed }
+            let u = try #require(try await s.store.upload(uploadId: "rs"))
+            #expect(u.status == .confirmed)
+            #expect(s.fake.chain.landedMessages().count == 1)
+            #expect(s.fake.calls.filter { $0 == "Filecoin.WalletSignMessage" }.count == 1)
+            #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
+    /// A new adapter replaces a message an earlier process sent by reading it back
+    /// (ChainGetMessage): the replacement keeps its nonce.
+    @Test func aMessageFromAnEarlierProcessIsReplacedUnderItsNonce() async throws {
+        var chain = SimulatedChain.Config()
+        chain.stuckRatePPM = 1_000_000
+        try await withSetup(chain: chain) { s in
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "old", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            let tx = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+            let restarted = LotusChain(config: s.lotus.config, logger: s.logs.logger)
+            let premium = RetrySchedule.replacementPremium(tx.premium)
+            let cid = try await restarted.replace(tx.messageCid, with: ChainMessage(
+                uploadIds: tx.uploadIds, gasLimit: tx.gasLimit, feeCap: tx.feeCap + premium, premium: premium))
+            #expect(cid != tx.messageCid && s.fake.nonce(of: cid) == s.fake.nonce(of: tx.messageCid))
+            #expect(s.fake.calls.contains("Filecoin.ChainGetMessage"))
+        }
+    }
+
     /// Pushes made at the same time take nonces one after another: each reads the next nonce
     /// only after the one before it was sent.
     @Test func concurrentPushesTakeDistinctNonces() async throws {

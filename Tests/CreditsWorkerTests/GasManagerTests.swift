@@ -185,6 +185,86 @@ struct RefusingReplacements: ChainClient {
     func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
 }
 
+extension GasManagerTests {
+    /// A restart while a message is in flight: the new process waits for that message, which
+    /// lands once and settles its uploads, instead of sending them again; uploads claimed but
+    /// never pushed go back to the queue.
+    @Test func aRestartWaitsForItsMessagesInFlight() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let clock = VirtualClock(startMs: 1_000_000)
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.genesisMs = 1_000_000
+        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
+        let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
+        func manager() -> FilecoinGasManager {
+            var config = FilecoinGasManager.Config()
+            config.instanceTag = "aaaa"
+            return FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: config)
+        }
+        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
+        let a = manager()
+        for i in 0..<3 { _ = try await a.queueUpload(UploadRequest(uploadId: "r\(i)", userId: "u1", fileType: "audio", sizeBytes: 1)) }
+        _ = try await a.processNow()
+        // A fourth upload was claimed into a batch when the process died, before its push.
+        _ = try await a.queueUpload(UploadRequest(uploadId: "r3", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await store.transitionUploads(["r3"], from: [.queued], to: .batched, batchId: "batch_1_aaaa_99", reason: nil)
+
+        let a2 = manager()  // the restarted process
+        try await a2.recover()
+        #expect(await a2.messagesInFlight == 1)
+        #expect(try await store.upload(uploadId: "r0")?.status == .submitted)
+        #expect(try await store.upload(uploadId: "r3")?.status == .queued)
+        _ = try await a2.processNow()
+        for _ in 0..<10 {
+            clock.advance(ms: 30_000)
+            await a2.step()
+        }
+        var charged: Int64 = 0
+        for i in 0..<4 {
+            let u = try #require(try await store.upload(uploadId: "r\(i)"))
+            #expect(u.status == .confirmed, "r\(i) is \(u.status)")
+            charged += u.creditsCharged
+        }
+        #expect(try await store.balance(userId: "u1").balance == 100 - charged)
+        let landed = chain.landedMessages()
+        #expect(landed.count == 2 && landed.flatMap(\.message.uploadIds).sorted() == ["r0", "r1", "r2", "r3"])
+        #expect(try await store.reconcile().ok)
+        try await store.close()
+    }
+}
+
+extension GasManagerTests {
+    /// The process stopped after recording a message as confirmed and before capturing its
+    /// uploads: the restarted one captures them, and sends nothing again.
+    @Test func aRestartCapturesUploadsOfAMessageAlreadyConfirmed() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "cc", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        s.clock.advance(ms: 30_000)
+        var tx = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+        let receipt = try #require(try await s.chain.receipt(cid: tx.messageCid))
+        tx.status = .confirmed
+        tx.totalCost = receipt.cost.total
+        try await s.store.saveGasTransaction(tx)  // ...and the process stops here
+        let restarted = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: s.manager.config)
+        try await restarted.recover()
+        let u = try #require(try await s.store.upload(uploadId: "cc"))
+        #expect(u.status == .confirmed)
+        #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        for _ in 0..<10 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        #expect(s.chain.landedMessages().count == 1)
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).count == 1)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
 /// A chain whose first push is taken but its answer lost: the caller learns only that the
 /// message may be in flight (`pendingCid`).
 final class LosingFirstPushAnswer: ChainClient, Sendable {
@@ -298,25 +378,29 @@ extension GasManagerTests {
         let b = manager("bbbb")
         try await b.recover()
         #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
-        // a restarting (same tag) takes them back at once.
+        // a restarting (same tag) takes its message in flight back at once: waited for under
+        // its CID, not sent again.
         let a2 = manager("aaaa")
         try await a2.recover()
-        #expect(try await store.upload(uploadId: "t0")?.status == .queued)
-        _ = try await a2.processNow()
         #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
-        // a2 vanishes; after the takeover delay the peer adopts its uploads in a step.
+        #expect(await a2.messagesInFlight == 1)
+        // a2 vanishes; after the takeover delay the peer takes its message over in a step.
         clock.advance(ms: 300_000)
         await b.step()
-        #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
+        #expect(await b.messagesInFlight == 0)
         clock.advance(ms: 400_000)
         await b.step()
-        #expect(try await store.upload(uploadId: "t0")?.status == .queued)  // taken over; b's policy batches it
+        #expect(await b.messagesInFlight == 1)  // waited for under its CID, not sent again
+        #expect(try await store.upload(uploadId: "t0")?.status == .submitted)
         for _ in 0..<10 {
             clock.advance(ms: 30_000)
             await b.step()
         }
-        let t0 = try await store.upload(uploadId: "t0")
-        #expect(t0?.status == .submitted && t0?.batchId?.contains("_bbbb_") == true, "\(String(describing: t0))")
+        // Stuck, it is replaced by b under its nonce (the same batch, a higher premium).
+        let txs = try await store.gasTransactions(sinceMs: 0, limit: 100)
+        #expect(txs.contains { $0.status == .replaced }, "\(txs.map { ($0.id, $0.status) })")
+        #expect(txs.contains { $0.id.contains("_aaaa_") && $0.id.hasSuffix("-r1") })
+        #expect(Set(txs.map(\.batchId)).count == 1, "\(txs.map(\.id))")  // never sent again as a batch of its own
         try await store.close()
     }
 }

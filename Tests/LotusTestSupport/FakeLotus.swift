@@ -8,7 +8,7 @@ import Synchronization
 
 /// A Lotus JSON-RPC endpoint (`POST /rpc/v1`) for tests, on 127.0.0.1 and a free port, serving
 /// the documented shapes (api-methods-v1-stable) from a `SimulatedChain`: ChainHead,
-/// GasEstimateMessageGas, MpoolGetNonce, WalletSignMessage (names the message: its CID),
+/// GasEstimateMessageGas, ChainGetMessage, MpoolGetNonce, WalletSignMessage (names the message: its CID),
 /// MpoolPush (a new message at the next nonce, or a replacement under a pending one, as Lotus's
 /// mpool: the same CID twice is refused, a landed nonce is too low, a gap is refused),
 /// StateWaitMsg (blocks until the message or its replacement lands with the asked confidence),
@@ -155,6 +155,11 @@ public final class FakeLotus: Sendable {
             else { throw BadParams() }
             let items = Self.chainMessage(msg).uploadIds.count
             if (msg["GasLimit"] as? Int ?? 0) == 0 { msg["GasLimit"] = Int(BatchGasModel.addPieces.gasLimit(items: items)) }
+            return msg
+        case "Filecoin.ChainGetMessage":
+            guard params.count == 1, let cid = (params[0] as? [String: Any])?["/"] as? String else { throw BadParams() }
+            guard var msg = message(cid) else { throw ChainError("blockstore: block not found", retryable: false) }
+            msg["CID"] = ["/": cid]
             return msg
         case "Filecoin.MpoolGetNonce":
             guard params.count == 1, params[0] is String else { throw BadParams() }
