@@ -136,6 +136,11 @@ public final class SimulatedChain: ChainClient, Sendable {
         }
     }
 
+    /// The sender nonce a message was pushed under (nil for a CID this chain never saw).
+    public func nonce(of cid: String) -> Int64? {
+        state.withLock { $0.nonces[cid] }
+    }
+
     /// Every message that landed, in nonce order, and whether it reverted: what the sender paid
     /// gas for (tests check that no upload was stored twice).
     public func landedMessages() -> [(cid: String, message: ChainMessage, reverted: Bool)] {

@@ -45,6 +45,10 @@ public actor FilecoinGasManager {
         var tx: GasTransaction
         var pushedAtHeight: Int64
         var replacements: Int
+        /// Replaced `replacementsMax` times and still not landed: no more replacements, but it
+        /// keeps its nonce and may land, so it is still watched; the batch's next attempt
+        /// replaces it under that nonce (`Retry.supersedes`).
+        var givenUp = false
     }
 
     struct Retry {
@@ -52,6 +56,9 @@ public actor FilecoinGasManager {
         var uploadIds: [String]
         var attempt: Int
         var batchId: String
+        /// The given-up message this attempt replaces under its nonce, rather than taking a new
+        /// nonce (which could land as well and store the uploads twice).
+        var supersedes: String?
     }
 
     public nonisolated let config: Config
@@ -191,7 +198,8 @@ public actor FilecoinGasManager {
         let due = retries.filter { $0.readyAtMs <= now }
         retries.removeAll { $0.readyAtMs <= now }
         for retry in due {
-            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head)
+            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
+                         supersedes: retry.supersedes)
         }
         await poll(head: head)
         Gauge(label: "credits_upload_queue_depth").record(policy.queueLength)
@@ -220,7 +228,8 @@ public actor FilecoinGasManager {
                 throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
             }
             let retry = retries.remove(at: index)
-            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head)
+            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
+                         supersedes: retry.supersedes)
             return [batchId]
         }
         await pickUpQueued()
@@ -254,27 +263,44 @@ public actor FilecoinGasManager {
     }
 
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and pushes their message.
-    private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead) async {
+    /// Claims the uploads and sends their message: a new one, or, for the next attempt of a
+    /// batch whose message was given up (`supersedes`), a replacement of it under its nonce.
+    private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead,
+                        supersedes: String? = nil) async {
         guard let claimed = try? await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil),
               !claimed.isEmpty
         else { return }
-        await push(claimed, attempt: attempt, batchId: batchId, head: head, premium: config.premium, replacements: 0)
+        let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
+        await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old)
     }
 
-    private func push(_ ids: [String], attempt: Int, batchId: String, head: ChainHead, premium: Int128, replacements: Int) async {
+    private func push(_ ids: [String], attempt: Int, batchId: String, head: ChainHead,
+                      superseding old: (cid: String, entry: InFlight)? = nil) async {
+        let premium = old.map { RetrySchedule.replacementPremium($0.entry.tx.premium) } ?? config.premium
         let gasLimit = config.gas.gasLimit(items: ids.count)
         let feeCap = MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium)
+        let message = ChainMessage(uploadIds: ids, gasLimit: gasLimit, feeCap: feeCap, premium: premium)
         let cid: String
         do {
-            cid = try await chain.push(ChainMessage(uploadIds: ids, gasLimit: gasLimit, feeCap: feeCap, premium: premium))
+            if let old {
+                cid = try await chain.replace(old.cid, with: message)
+                inflight[old.cid] = nil
+                var oldTx = old.entry.tx
+                oldTx.status = .replaced
+                oldTx.updatedAtMs = clock.nowMs()
+                try? await store.saveGasTransaction(oldTx)
+            } else {
+                cid = try await chain.push(message)
+            }
         } catch let error as ChainError where error.pendingCid != nil {
             // The answer was lost after the message was sent: it may land, so it is in flight
             // (waited for, replaced under its nonce if stuck), never sent again as a new message.
             cid = error.pendingCid!
             logger.notice("push answer lost; waiting for the message", metadata: ["cid": "\(cid)", "error": "\(error)"])
         } catch {
+            // Nothing new was sent; a given-up message is still watched and may still land.
             _ = try? await store.transitionUploads(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)")
-            await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)")
+            await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid)
             return
         }
         _ = try? await store.transitionUploads(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil)
@@ -292,12 +318,12 @@ public actor FilecoinGasManager {
         }
         immediate /= Int128(ids.count)
         let tx = GasTransaction(
-            id: "\(batchId)-a\(attempt)-r\(replacements)", batchId: batchId, messageCid: cid, uploadIds: ids, gasLimit: gasLimit,
+            id: "\(batchId)-a\(attempt)-r0", batchId: batchId, messageCid: cid, uploadIds: ids, gasLimit: gasLimit,
             gasUsed: config.gas.gasUsed(items: ids.count), baseFee: head.baseFee, premium: premium, feeCap: feeCap, totalCost: 0,
             individualCost: single * Int128(ids.count), immediateCost: immediate, status: .pending, attempt: attempt,
             failureReason: nil, createdAtMs: now, updatedAtMs: now)
         try? await store.saveGasTransaction(tx)
-        inflight[cid] = InFlight(tx: tx, pushedAtHeight: head.height, replacements: replacements)
+        inflight[cid] = InFlight(tx: tx, pushedAtHeight: head.height, replacements: 0)
     }
 
     private func poll(head: ChainHead) async {
@@ -310,7 +336,9 @@ public actor FilecoinGasManager {
                 continue  // an RPC error: ask again next tick
             }
             guard let receipt else {
-                if f.pushedAtHeight < 0 {
+                if f.givenUp {
+                    continue  // watched only: its batch's next attempt replaces it
+                } else if f.pushedAtHeight < 0 {
                     inflight[cid]?.pushedAtHeight = head.height  // adopted at start: its wait starts now
                 } else if head.height - f.pushedAtHeight >= config.stuckAfterEpochs {
                     await replace(cid, f, head: head)
@@ -318,6 +346,12 @@ public actor FilecoinGasManager {
                 continue
             }
             inflight[cid] = nil
+            if f.givenUp {
+                // It landed after all: its uploads settle on it, and their next attempt is off.
+                retries.removeAll { $0.supersedes == cid }
+                _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.failed], to: .submitted, batchId: f.tx.batchId, reason: nil)
+                logger.notice("a given-up message landed", metadata: ["cid": "\(cid)", "landed": "\(receipt.messageCid)"])
+            }
             f.tx.updatedAtMs = clock.nowMs()
             // The replaced message may be the one that landed: the receipt names it.
             f.tx.messageCid = receipt.messageCid
@@ -352,14 +386,12 @@ public actor FilecoinGasManager {
     /// the premium, so that at most one of the two lands.
     private func replace(_ cid: String, _ f: InFlight, head: ChainHead) async {
         if f.replacements >= config.replacementsMax {
-            inflight[cid] = nil
-            var old = f.tx
-            old.status = .replaced
-            old.updatedAtMs = clock.nowMs()
-            try? await store.saveGasTransaction(old)
+            // Given up, but it keeps its nonce and may still land: watched, and replaced under
+            // that nonce by the batch's next attempt, never sent again under a new one.
+            inflight[cid]?.givenUp = true
             let reason = "message \(cid) never landed"
-            _ = try? await store.transitionUploads(old.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
-            await retryOrFallBack(old.uploadIds, attempt: old.attempt, batchId: old.batchId, reason: reason)
+            _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
+            await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason, supersedes: cid)
             return
         }
         let premium = RetrySchedule.replacementPremium(f.tx.premium)
@@ -395,12 +427,21 @@ public actor FilecoinGasManager {
     }
 
     /// Backoff and retry; after the last attempt a batch is split into single messages, and a
-    /// single upload is refunded.
-    private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String) async {
+    /// single upload is refunded. A batch whose given-up message may still land (`supersedes`)
+    /// is not split (its uploads would go out under other nonces): after the last attempt its
+    /// uploads are refunded, and should that message land after all, its gas is on record and
+    /// the holds stay released.
+    private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
         let now = clock.nowMs()
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
-            retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId))
+            retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, supersedes: supersedes))
+        } else if supersedes != nil {
+            let why = "failed after \(config.retry.attemptsMax) attempts: \(reason)"
+            for id in ids {
+                guard let userId = await userId(of: id) else { continue }
+                await settle(.release(SettleRequest(uploadId: id, userId: userId, reason: String(why.prefix(Limits.descriptionLengthMax)))))
+            }
         } else if ids.count > 1 {
             for id in ids {
                 retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)"))

@@ -148,7 +148,8 @@ final class CapturedLogs: Sendable {
     }
 
     /// A message that never lands is replaced under its own nonce with at least 1.25× the
-    /// premium (WalletSignMessage + MpoolPush); when none lands, the upload is refunded.
+    /// premium (WalletSignMessage + MpoolPush), and so are its later attempts; when none lands,
+    /// the upload is refunded.
     @Test func aMessageThatNeverLandsIsReplacedUnderItsNonceThenRefunded() async throws {
         var chain = SimulatedChain.Config()
         chain.stuckRatePPM = 1_000_000
@@ -178,6 +179,9 @@ final class CapturedLogs: Sendable {
                 checked += 1
             }
             #expect(checked > 0)
+            // Its later attempts replaced it too: one nonce for all, never a second one.
+            #expect(Set(txs.map(\.attempt)).count > 1)
+            #expect(Set(txs.map { s.fake.nonce(of: $0.messageCid) }) == [0])
             #expect(try await s.store.reconcile().ok)
         }
     }

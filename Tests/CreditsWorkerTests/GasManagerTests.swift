@@ -25,6 +25,13 @@ import Testing
     }
 
     func setup(chain chainConfig: SimulatedChain.Config = .init(), config: FilecoinGasManager.Config = .init()) throws -> Setup {
+        try setup(chain: chainConfig, config: config) { $0 }.0
+    }
+
+    /// A set-up whose manager talks to `wrap(chain)`, a chain with a fault of its own; `chain`
+    /// stays the simulated chain underneath.
+    func setup<C: ChainClient>(chain chainConfig: SimulatedChain.Config = .init(), config: FilecoinGasManager.Config = .init(),
+                               wrap: (SimulatedChain) -> C) throws -> (Setup, C) {
         let dir = try TempDir()
         let clock = VirtualClock(startMs: 1_000_000)
         let wall = clock.wallClock
@@ -32,8 +39,9 @@ import Testing
         chainConfig.genesisMs = 1_000_000
         let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: wall)
         let chain = SimulatedChain(config: chainConfig, clock: wall)
-        let manager = FilecoinGasManager(store: store, chain: chain, clock: wall, config: config)
-        return Setup(store: store, chain: chain, manager: manager, clock: clock, dir: dir)
+        let wrapped = wrap(chain)
+        let manager = FilecoinGasManager(store: store, chain: wrapped, clock: wall, config: config)
+        return (Setup(store: store, chain: chain, manager: manager, clock: clock, dir: dir), wrapped)
     }
 
     func fund(_ s: Setup, _ user: String, _ credits: Int64) async throws {
@@ -149,10 +157,14 @@ import Testing
             checked += 1
         }
         #expect(checked > 0)
-        // ...and so every message sticks: in the end the upload is refunded, never lost.
+        // ...and so every message sticks: in the end the upload is refunded, never lost, and
+        // every message of it, its later attempts included, took the first one's nonce.
         await s.run(epochs: 400)
         #expect(try await s.store.upload(uploadId: "f")?.status == .refunded)
         #expect(try await s.store.balance(userId: "u1").balance == 100)
+        let all = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
+        #expect(Set(all.map(\.attempt)).count > 1)
+        #expect(Set(all.map { s.chain.nonce(of: $0.messageCid) }) == [0])
         try await s.store.close()
     }
 }
@@ -265,6 +277,55 @@ extension GasManagerTests {
     }
 }
 
+/// A chain whose receipts stay hidden until `reveal` (a message that lands late) and whose node
+/// refuses every replacement.
+final class LateReceipts: ChainClient, Sendable {
+    let inner: SimulatedChain
+    let reveal = Mutex(false)
+    let pushes = Mutex(0)
+    init(inner: SimulatedChain) { self.inner = inner }
+    func head() async throws -> ChainHead { try await inner.head() }
+    func push(_ message: ChainMessage) async throws -> String {
+        pushes.withLock { $0 += 1 }
+        return try await inner.push(message)
+    }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        throw ChainError("replacement refused", retryable: false)
+    }
+    func receipt(cid: String) async throws -> ChainReceipt? {
+        reveal.withLock { $0 } ? try await inner.receipt(cid: cid) : nil
+    }
+}
+
+extension GasManagerTests {
+    /// A message given up after its replacements keeps its nonce and is still watched: when it
+    /// lands after all, its upload settles on it (captured once) and is never sent again.
+    @Test func aGivenUpMessageThatLandsLateIsSettledNotSentAgain() async throws {
+        let (s, chain) = try setup { LateReceipts(inner: $0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "late", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        var epochs = 0
+        while await s.manager.retriesWaiting == 0, epochs < 100 {
+            await s.run(epochs: 1)
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: "late")?.status == .failed)  // given up, waiting to retry
+        chain.reveal.withLock { $0 = true }
+        await s.run(epochs: 20)
+        let u = try #require(try await s.store.upload(uploadId: "late"))
+        #expect(u.status == .confirmed)
+        #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        #expect(chain.pushes.withLock { $0 } == 1)
+        #expect(s.chain.landedMessages().count == 1)
+        let retriesLeft = await s.manager.retriesWaiting
+        #expect(retriesLeft == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
 /// A chain whose first push is taken but its answer lost: the caller learns only that the
 /// message may be in flight (`pendingCid`).
 final class LosingFirstPushAnswer: ChainClient, Sendable {
@@ -289,34 +350,24 @@ extension GasManagerTests {
     /// A push whose answer was lost after the chain took it is kept in flight under its CID:
     /// the upload is confirmed and captured once, by the one message, never pushed again.
     @Test func aPushWhoseAnswerWasLostIsKeptInFlight() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let clock = VirtualClock(startMs: 1_000_000)
-        var chainConfig = SimulatedChain.Config()
-        chainConfig.genesisMs = 1_000_000
-        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
-        let sim = SimulatedChain(config: chainConfig, clock: clock.wallClock)
-        let chain = LosingFirstPushAnswer(inner: sim)
-        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock)
-        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
-        _ = try await manager.queueUpload(UploadRequest(uploadId: "lp", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await manager.processNow()
-        let inFlight = await manager.messagesInFlight
-        let waiting = await manager.retriesWaiting
+        let (s, chain) = try setup { LosingFirstPushAnswer(inner: $0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "lp", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        let inFlight = await s.manager.messagesInFlight
+        let waiting = await s.manager.retriesWaiting
         #expect(inFlight == 1 && waiting == 0)
-        for _ in 0..<20 {
-            clock.advance(ms: 30_000)
-            await manager.step()
-        }
-        let u = try #require(try await store.upload(uploadId: "lp"))
+        await s.run(epochs: 20)
+        let u = try #require(try await s.store.upload(uploadId: "lp"))
         #expect(u.status == .confirmed)
-        #expect(try await store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
         #expect(chain.pushes.withLock { $0 } == 1)
-        let txs = try await store.gasTransactions(sinceMs: 0, limit: 10)
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
         #expect(txs.count == 1 && txs[0].status == .confirmed)
-        #expect(sim.landedMessages().map(\.cid) == [txs[0].messageCid])
-        #expect(try await store.reconcile().ok)
-        try await store.close()
+        #expect(s.chain.landedMessages().map(\.cid) == [txs[0].messageCid])
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
     }
 }
 
@@ -324,28 +375,20 @@ extension GasManagerTests {
     /// A message that never lands and cannot be replaced is given up after the replacement
     /// budget, retried, and finally refunded: the hold is never left hanging.
     @Test func aMessageThatCannotBeReplacedIsGivenUpAndRefunded() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let clock = VirtualClock(startMs: 1_000_000)
         var chainConfig = SimulatedChain.Config()
-        chainConfig.genesisMs = 1_000_000
         chainConfig.stuckRatePPM = 1_000_000
-        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
         var config = FilecoinGasManager.Config()
         config.retry.attemptsMax = 2
-        let chain = RefusingReplacements(inner: SimulatedChain(config: chainConfig, clock: clock.wallClock))
-        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: config)
-        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
-        _ = try await manager.queueUpload(UploadRequest(uploadId: "nr", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await manager.processNow()
-        for _ in 0..<400 {
-            clock.advance(ms: 30_000)
-            await manager.step()
-        }
-        #expect(try await store.upload(uploadId: "nr")?.status == .refunded)
-        #expect(try await store.balance(userId: "u1").balance == 100)
-        #expect(try await store.reconcile().ok)
-        try await store.close()
+        let (s, _) = try setup(chain: chainConfig, config: config) { RefusingReplacements(inner: $0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "nr", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        await s.run(epochs: 400)
+        #expect(try await s.store.upload(uploadId: "nr")?.status == .refunded)
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
     }
 }
 
