@@ -99,36 +99,46 @@ public actor FilecoinGasManager {
         try await takeOver(includingOwn: true)
     }
 
-    /// Messages on record (from the last week) whose uploads are all still `submitted` in their
-    /// batch and taken over (`ours`). A pending one goes back in flight under its CID, so it is
-    /// waited for and replaced under its own nonce if stuck; a confirmed one (its process stopped
-    /// between recording the receipt and capturing) has its uploads captured now. Sending them
-    /// again as new messages would store them twice when the old ones land, as they usually do.
-    /// Returns the upload ids.
+    /// Messages on record (from the last week) whose uploads are all still in their batch and
+    /// taken over (`ours`). Sending those uploads again as new messages would store them twice
+    /// when the old ones land, as they usually do. So, with the uploads `submitted`: a pending
+    /// message goes back in flight under its CID (waited for, replaced under its own nonce if
+    /// stuck); a confirmed one (its process stopped between recording the receipt and
+    /// capturing) has its uploads captured now. With the uploads `failed` and the message still
+    /// pending, it had been given up: it is watched again and the batch's next attempt replaces
+    /// it under its nonce. Returns the upload ids.
     private func adoptMessages(_ ours: (UploadRecord) -> Bool) async throws -> Set<String> {
-        var batchOf: [String: String] = [:]
-        for u in try await store.uploads(status: .submitted, limit: 100_000) where ours(u) {
-            batchOf[u.uploadId] = u.batchId
+        var batchOf: [String: (batchId: String?, status: UploadRecord.Status)] = [:]
+        for status in [UploadRecord.Status.submitted, .failed] {
+            for u in try await store.uploads(status: status, limit: 100_000) where ours(u) {
+                batchOf[u.uploadId] = (u.batchId, status)
+            }
         }
         guard !batchOf.isEmpty else { return [] }
         let since = clock.nowMs() - 7 * 86_400_000
-        let candidates = try await store.gasTransactions(sinceMs: since, limit: 1_000_000).filter { tx in
-            (tx.status == .pending || tx.status == .confirmed) && inflight[tx.messageCid] == nil && !tx.uploadIds.isEmpty
-                && tx.uploadIds.allSatisfy { batchOf[$0] == tx.batchId }
-        }
         var adopted: Set<String> = []
-        for tx in candidates {
-            adopted.formUnion(tx.uploadIds)
-            if tx.status == .confirmed {
+        for tx in try await store.gasTransactions(sinceMs: since, limit: 1_000_000) {
+            guard inflight[tx.messageCid] == nil, !tx.uploadIds.isEmpty,
+                  tx.uploadIds.allSatisfy({ batchOf[$0]?.batchId == tx.batchId }) else { continue }
+            let statuses = Set(tx.uploadIds.compactMap { batchOf[$0]?.status })
+            let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
+            switch (tx.status, statuses) {
+            case (.confirmed, [.submitted]):
                 for id in tx.uploadIds {
                     guard let userId = await userId(of: id) else { continue }
                     await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
                 }
+            case (.pending, [.submitted]):
+                // Its age in epochs counts from the first head seen (pushedAtHeight < 0).
+                inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: replacements)
+            case (.pending, [.failed]):
+                inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: replacements, givenUp: true)
+                await retryOrFallBack(tx.uploadIds, attempt: tx.attempt, batchId: tx.batchId,
+                                      reason: "message \(tx.messageCid) never landed", supersedes: tx.messageCid)
+            default:
                 continue
             }
-            let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
-            // Its age in epochs counts from the first head seen (pushedAtHeight < 0).
-            inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: replacements)
+            adopted.formUnion(tx.uploadIds)
         }
         if !adopted.isEmpty {
             logger.notice("messages left in flight taken over", metadata: ["uploads": "\(adopted.count)"])

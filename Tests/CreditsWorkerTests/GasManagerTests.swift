@@ -324,6 +324,42 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// A restart after a message was given up: the new process watches it again and the
+    /// batch's later attempts replace it under its nonce, never a new one.
+    @Test func aRestartKeepsAGivenUpMessagesNonce() async throws {
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.stuckRatePPM = 1_000_000
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        let s = try setup(chain: chainConfig, config: config)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "gu", userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        var epochs = 0
+        while await s.manager.retriesWaiting == 0, epochs < 100 {
+            await s.run(epochs: 1)
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: "gu")?.status == .failed)  // given up, waiting to retry
+        let restarted = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        try await restarted.recover()
+        let watched = await restarted.messagesInFlight
+        let waiting = await restarted.retriesWaiting
+        #expect(watched == 1 && waiting == 1)
+        for _ in 0..<400 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        #expect(try await s.store.upload(uploadId: "gu")?.status == .refunded)
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        let all = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
+        #expect(Set(all.map(\.attempt)).count > 1)
+        #expect(Set(all.map { s.chain.nonce(of: $0.messageCid) }) == [0])
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
 
 /// A chain whose first push is taken but its answer lost: the caller learns only that the
