@@ -272,9 +272,9 @@ public actor FilecoinGasManager {
         known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: 0)
     }
 
-    /// Claims the uploads (new ones are `queued`, retried ones `failed`) and pushes their message.
-    /// Claims the uploads and sends their message: a new one, or, for the next attempt of a
-    /// batch whose message was given up (`supersedes`), a replacement of it under its nonce.
+    /// Claims the uploads (new ones are `queued`, retried ones `failed`) and sends their message:
+    /// a new one, or, for the next attempt of a batch whose message was given up (`supersedes`),
+    /// a replacement of it under its nonce.
     private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead,
                         supersedes: String? = nil) async {
         guard let claimed = try? await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil),

@@ -44,6 +44,24 @@ import Testing
         return (Setup(store: store, chain: chain, manager: manager, clock: clock, dir: dir), wrapped)
     }
 
+    /// Queues one upload for u1 and sends it at once.
+    func sendOne(_ s: Setup, _ uploadId: String) async throws {
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: uploadId, userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+    }
+
+    /// Queues `uploadId` for u1, sends it, and runs until its message is given up (no receipt
+    /// after every replacement): the upload is `failed`, its next attempt waiting.
+    func sendUntilGivenUp(_ s: Setup, _ uploadId: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await sendOne(s, uploadId)
+        var epochs = 0
+        while await s.manager.retriesWaiting == 0, epochs < 100 {
+            await s.run(epochs: 1)
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: uploadId)?.status == .failed, sourceLocation: sourceLocation)
+    }
+
     func fund(_ s: Setup, _ user: String, _ credits: Int64) async throws {
         _ = try await s.store.execute(.adjust(AdjustmentRequest(userId: user, credits: credits, adjustmentId: "fund-\(user)", reason: "test")),
                                       idempotencyKey: nil)
@@ -140,8 +158,7 @@ import Testing
         let s = try setup(chain: chain)
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
+        try await sendOne(s, "f")
         await s.run(epochs: 30)
         let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
         let replaced = txs.filter { $0.status == .replaced }
@@ -175,8 +192,7 @@ extension GasManagerTests {
         let s = try setup()
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "d1", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
+        try await sendOne(s, "d1")
         #expect(await s.manager.messagesInFlight == 1)
         s.clock.advance(ms: 30_000)
         #expect(await s.manager.drainInFlight() == 0)
@@ -253,8 +269,7 @@ extension GasManagerTests {
         let s = try setup()
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "cc", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
+        try await sendOne(s, "cc")
         s.clock.advance(ms: 30_000)
         var tx = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
         let receipt = try #require(try await s.chain.receipt(cid: tx.messageCid))
@@ -304,14 +319,7 @@ extension GasManagerTests {
         let (s, chain) = try setup { LateReceipts(inner: $0) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "late", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
-        var epochs = 0
-        while await s.manager.retriesWaiting == 0, epochs < 100 {
-            await s.run(epochs: 1)
-            epochs += 1
-        }
-        #expect(try await s.store.upload(uploadId: "late")?.status == .failed)  // given up, waiting to retry
+        try await sendUntilGivenUp(s, "late")
         chain.reveal.withLock { $0 = true }
         await s.run(epochs: 20)
         let u = try #require(try await s.store.upload(uploadId: "late"))
@@ -335,14 +343,7 @@ extension GasManagerTests {
         let s = try setup(chain: chainConfig, config: config)
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "gu", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
-        var epochs = 0
-        while await s.manager.retriesWaiting == 0, epochs < 100 {
-            await s.run(epochs: 1)
-            epochs += 1
-        }
-        #expect(try await s.store.upload(uploadId: "gu")?.status == .failed)  // given up, waiting to retry
+        try await sendUntilGivenUp(s, "gu")
         let restarted = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
         try await restarted.recover()
         let watched = await restarted.messagesInFlight
@@ -389,8 +390,7 @@ extension GasManagerTests {
         let (s, chain) = try setup { LosingFirstPushAnswer(inner: $0) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "lp", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
+        try await sendOne(s, "lp")
         let inFlight = await s.manager.messagesInFlight
         let waiting = await s.manager.retriesWaiting
         #expect(inFlight == 1 && waiting == 0)
@@ -418,8 +418,7 @@ extension GasManagerTests {
         let (s, _) = try setup(chain: chainConfig, config: config) { RefusingReplacements(inner: $0) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "nr", userId: "u1", fileType: "audio", sizeBytes: 1))
-        _ = try await s.manager.processNow()
+        try await sendOne(s, "nr")
         await s.run(epochs: 400)
         #expect(try await s.store.upload(uploadId: "nr")?.status == .refunded)
         #expect(try await s.store.balance(userId: "u1").balance == 100)
