@@ -44,6 +44,14 @@ import Testing
         return (Setup(store: store, chain: chain, manager: manager, clock: clock, dir: dir), wrapped)
     }
 
+    /// Another manager on the same store and chain: a restarted process (its own tag) or a peer.
+    func instance(_ s: Setup, tag: String, takeoverAfterMs: Int64? = nil) -> FilecoinGasManager {
+        var config = s.manager.config
+        config.instanceTag = tag
+        if let takeoverAfterMs { config.takeoverAfterMs = takeoverAfterMs }
+        return FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+    }
+
     /// Queues one upload for u1 and sends it at once.
     func sendOne(_ s: Setup, _ uploadId: String) async throws {
         _ = try await s.manager.queueUpload(UploadRequest(uploadId: uploadId, userId: "u1", fileType: "audio", sizeBytes: 1))
@@ -218,27 +226,18 @@ extension GasManagerTests {
     /// lands once and settles its uploads, instead of sending them again; uploads claimed but
     /// never pushed go back to the queue.
     @Test func aRestartWaitsForItsMessagesInFlight() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let clock = VirtualClock(startMs: 1_000_000)
-        var chainConfig = SimulatedChain.Config()
-        chainConfig.genesisMs = 1_000_000
-        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
-        let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
-        func manager() -> FilecoinGasManager {
-            var config = FilecoinGasManager.Config()
-            config.instanceTag = "aaaa"
-            return FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: config)
-        }
-        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
-        let a = manager()
+        let s = try setup()
+        defer { s.dir.remove() }
+        let (store, clock) = (s.store, s.clock)
+        try await fund(s, "u1", 100)
+        let a = instance(s, tag: "aaaa")
         for i in 0..<3 { _ = try await a.queueUpload(UploadRequest(uploadId: "r\(i)", userId: "u1", fileType: "audio", sizeBytes: 1)) }
         _ = try await a.processNow()
         // A fourth upload was claimed into a batch when the process died, before its push.
         _ = try await a.queueUpload(UploadRequest(uploadId: "r3", userId: "u1", fileType: "audio", sizeBytes: 1))
         _ = try await store.transitionUploads(["r3"], from: [.queued], to: .batched, batchId: "batch_1_aaaa_99", reason: nil)
 
-        let a2 = manager()  // the restarted process
+        let a2 = instance(s, tag: "aaaa")  // the restarted process
         try await a2.recover()
         #expect(await a2.messagesInFlight == 1)
         #expect(try await store.upload(uploadId: "r0")?.status == .submitted)
@@ -255,7 +254,7 @@ extension GasManagerTests {
             charged += u.creditsCharged
         }
         #expect(try await store.balance(userId: "u1").balance == 100 - charged)
-        let landed = chain.landedMessages()
+        let landed = s.chain.landedMessages()
         #expect(landed.count == 2 && landed.flatMap(\.message.uploadIds).sorted() == ["r0", "r1", "r2", "r3"])
         #expect(try await store.reconcile().ok)
         try await store.close()
@@ -276,7 +275,7 @@ extension GasManagerTests {
         tx.status = .confirmed
         tx.totalCost = receipt.cost.total
         try await s.store.saveGasTransaction(tx)  // ...and the process stops here
-        let restarted = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: s.manager.config)
+        let restarted = instance(s, tag: s.manager.config.instanceTag)
         try await restarted.recover()
         let u = try #require(try await s.store.upload(uploadId: "cc"))
         #expect(u.status == .confirmed)
@@ -344,7 +343,7 @@ extension GasManagerTests {
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
         try await sendUntilGivenUp(s, "gu")
-        let restarted = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let restarted = instance(s, tag: "aaaa")
         try await restarted.recover()
         let watched = await restarted.messagesInFlight
         let waiting = await restarted.retriesWaiting
@@ -432,21 +431,13 @@ extension GasManagerTests {
     /// process's uploads at once, leaves a live peer's in-flight uploads alone, and adopts a
     /// vanished peer's only after `takeoverAfterMs`.
     @Test func recoveryTakesItsOwnUploadsAndAPeersOnlyWhenStale() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let clock = VirtualClock(startMs: 1_000_000)
         var chainConfig = SimulatedChain.Config()
-        chainConfig.genesisMs = 1_000_000
         chainConfig.stuckRatePPM = 1_000_000  // nothing lands: the uploads stay in flight
-        let store = try SQLiteStore(path: dir.path + "/ledger.sqlite", clock: clock.wallClock)
-        let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
-        func manager(_ tag: String) -> FilecoinGasManager {
-            var config = FilecoinGasManager.Config()
-            config.instanceTag = tag
-            config.takeoverAfterMs = 600_000
-            return FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: config)
-        }
-        _ = try await store.execute(.adjust(AdjustmentRequest(userId: "u1", credits: 100, adjustmentId: "fund", reason: "test")), idempotencyKey: nil)
+        let s = try setup(chain: chainConfig)
+        defer { s.dir.remove() }
+        let (store, clock) = (s.store, s.clock)
+        func manager(_ tag: String) -> FilecoinGasManager { instance(s, tag: tag, takeoverAfterMs: 600_000) }
+        try await fund(s, "u1", 100)
         let a = manager("aaaa")
         for i in 0..<3 { _ = try await a.queueUpload(UploadRequest(uploadId: "t\(i)", userId: "u1", fileType: "audio", sizeBytes: 1)) }
         _ = try await a.processNow()
