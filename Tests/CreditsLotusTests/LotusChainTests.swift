@@ -284,9 +284,10 @@ final class CapturedLogs: Sendable {
             try await s.run(epochs: 1_000) { try await s.store.upload(uploadId: "lost")?.status == .confirmed }
             #expect(try await s.store.upload(uploadId: "lost")?.status == .confirmed)
             let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
-            #expect(txs.count == 1 && txs.first?.status == .confirmed)
-            #expect(s.fake.chain.landedMessages().map(\.cid) == txs.map(\.messageCid))
-            #expect(s.fake.calls.filter { $0 == "Filecoin.WalletSignMessage" }.count == 1)
+            // One message: replaced under its nonce if the receipt was slow, never pushed again.
+            let confirmed = txs.filter { $0.status == .confirmed }
+            #expect(confirmed.count == 1 && s.fake.chain.landedMessages().map(\.cid) == confirmed.map(\.messageCid))
+            #expect(Set(txs.map { s.fake.nonce(of: $0.messageCid) }) == [0])
             let charged = try #require(try await s.store.upload(uploadId: "lost")).creditsCharged
             let balance = try await s.store.balance(userId: "u1").balance
             #expect(charged > 0 && balance == 100 - charged)  // captured once
@@ -315,8 +316,9 @@ final class CapturedLogs: Sendable {
                 return a == .confirmed && b == .confirmed
             }
             let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
-            #expect(txs.count == 2 && txs.allSatisfy { $0.status == .confirmed })
-            #expect(Set(txs.compactMap { s.fake.nonce(of: $0.messageCid) }) == [0, 1])
+            let confirmed = txs.filter { $0.status == .confirmed }
+            #expect(confirmed.count == 2)
+            #expect(Set(txs.map { s.fake.nonce(of: $0.messageCid) }) == [0, 1])
             #expect(s.logs.lines.withLock { $0.contains { $0.contains("was sent again") } })
             expectNoUploadStoredTwice(s.fake.chain)
             #expect(try await s.store.reconcile().ok)
@@ -342,7 +344,8 @@ final class CapturedLogs: Sendable {
             let u = try #require(try await s.store.upload(uploadId: "rs"))
             #expect(u.status == .confirmed)
             #expect(s.fake.chain.landedMessages().count == 1)
-            #expect(s.fake.calls.filter { $0 == "Filecoin.WalletSignMessage" }.count == 1)
+            let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+            #expect(Set(txs.map { s.fake.nonce(of: $0.messageCid) }) == [0])  // waited for (or replaced), never pushed again
             #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
             #expect(try await s.store.reconcile().ok)
         }
