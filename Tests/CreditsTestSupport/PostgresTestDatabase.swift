@@ -25,14 +25,14 @@ public enum PostgresTestDatabase {
             try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"))
             group.cancelAll()
         }
-        if let marker = ProcessInfo.processInfo.environment["CREDITS_PG_MARKER"],
-           let handle = FileHandle(forWritingAtPath: marker) ?? {
-               FileManager.default.createFile(atPath: marker, contents: nil)
-               return FileHandle(forWritingAtPath: marker)
-           }() {
-            handle.seekToEndOfFile()
-            handle.write(Data("\(schema)\n".utf8))
-            try? handle.close()
+        if let marker = ProcessInfo.processInfo.environment["CREDITS_PG_MARKER"] {
+            // O_APPEND: suites run in parallel, and a seek-then-write could overwrite a line.
+            let fd = open(marker, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            if fd >= 0 {
+                let line = Array("\(schema)\n".utf8)
+                _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+            }
         }
         return url + (url.contains("?") ? "&" : "?") + "search_path=\(schema)"
     }
