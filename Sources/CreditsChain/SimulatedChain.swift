@@ -12,17 +12,31 @@ public final class SimulatedChain: ChainClient, Sendable {
     public enum Trace: String, Sendable, CaseIterable, Codable {
         /// Demand near the block target: the base fee wanders slowly.
         case calm
-        /// Demand often above target: the base fee climbs and stays high, with wide swings.
+        /// Heavy demand: the base fee stands about 30× calm's, with wide swings.
         case busy
         /// Calm with sudden bursts that drive the base fee up for a while, then decay.
         case spiky
+
+        /// The trace's steady base fee as log10 of its multiple of `Config.startBaseFee`: where
+        /// mean demand meets the block target and the base fee stops drifting.
+        public var steadyLevel: Double { self == .busy ? 1.5 : 0 }
+
+        /// `base` × 10^steadyLevel, in integers.
+        func steadyBaseFee(_ base: Int128) -> Int128 {
+            self == .busy ? base * 31_623 / 1_000 : base
+        }
     }
 
     public struct Config: Sendable {
         public var trace: Trace = .calm
         public var rule: BaseFeeRule = .preNV28
         public var seed: UInt64 = 1
+        /// Calm's steady base fee; each trace starts the day at its own steady level (busy's is
+        /// about 31.6× this) unless `startAtCalmLevel`.
         public var startBaseFee: Int128 = 100_000_000
+        /// Busy only: start at calm's level and climb to busy's over the day (about 20× in ten
+        /// hours), the busy trace before 2026-12-01: a market that rises all day.
+        public var startAtCalmLevel = false
         /// Probability that a landed message reverts.
         public var revertRatePPM: Int64 = 0
         /// Probability that a pushed message never lands unless replaced.
@@ -69,7 +83,8 @@ public final class SimulatedChain: ChainClient, Sendable {
     public init(config: Config, clock: WallClock) {
         self.config = config
         self.clock = clock
-        state = Mutex(State(baseFee: config.startBaseFee, rng: SplitMix64(seed: config.seed), baseFees: [config.startBaseFee]))
+        let start = config.startAtCalmLevel ? config.startBaseFee : config.trace.steadyBaseFee(config.startBaseFee)
+        state = Mutex(State(baseFee: start, rng: SplitMix64(seed: config.seed), baseFees: [start]))
     }
 
     public func head() async throws -> ChainHead {
@@ -191,13 +206,14 @@ public final class SimulatedChain: ChainClient, Sendable {
     /// Block fullness relative to the target (1.0 = at target), per trace.
     private func nextDemand(_ s: inout State) -> Double {
         let noise = s.rng.uniform() - 0.5
-        // Mean reversion toward the trace's level keeps a day's base fee within realistic bounds.
-        let level = log10(Double(s.baseFee)) - log10(Double(config.startBaseFee))
+        // Mean reversion toward the trace's steady level keeps a day's base fee within realistic
+        // bounds; `level` is 0 there.
+        let level = log10(Double(s.baseFee)) - log10(Double(config.startBaseFee)) - config.trace.steadyLevel
         switch config.trace {
         case .calm:
             return 1.0 + 0.08 * noise - 0.05 * level
         case .busy:
-            return 1.02 + 0.30 * noise - 0.04 * (level - 1.0)
+            return 1.0 + 0.30 * noise - 0.04 * level
         case .spiky:
             if s.spikeLeft > 0 {
                 s.spikeLeft -= 1

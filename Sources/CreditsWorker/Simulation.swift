@@ -24,6 +24,8 @@ public enum Simulation {
         public var hours: Int?
         public var uploadsPerHour: Int = 120
         public var trace: SimulatedChain.Trace = .calm
+        /// See `SimulatedChain.Config.startAtCalmLevel`.
+        public var startAtCalmLevel = false
         public var rule: BaseFeeRule = .preNV28
         public var seed: UInt64 = 1
         public var failureRatePPM: Int64 = 0
@@ -64,6 +66,7 @@ public enum Simulation {
         let store = try SQLiteStore(path: databasePath, clock: clock.wallClock)
         var chainConfig = SimulatedChain.Config()
         chainConfig.trace = config.trace
+        chainConfig.startAtCalmLevel = config.startAtCalmLevel
         chainConfig.rule = config.rule
         chainConfig.seed = config.seed
         chainConfig.revertRatePPM = config.failureRatePPM

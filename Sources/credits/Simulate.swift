@@ -10,6 +10,7 @@ struct Simulate: AsyncParsableCommand {
         discussion: "Compares the cost with individual messages, with sending at once, and with a hindsight schedule.")
 
     @Option(help: "Simulated days.") var days = 1
+    @Option(help: "Simulated hours instead of days (1...720).") var hours: Int?
     @Option(help: "Uploads per hour.") var uploadsPerHour = 120
     @Option(help: "Demand trace: calm, busy or spiky.") var trace = "calm"
     @Option(help: "Base-fee rule: pre-nv28 or fip0115.") var rule = "pre-nv28"
@@ -21,10 +22,15 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Policy: ticks the climb is measured over.") var riseWindow = 10
     @Option(help: "Policy: uploads needed before a base fee back at their queue price sends them (0: off).") var queuePriceBatchMin = 0
     @Option(help: "Policy: epochs of base-fee history remembered.") var historyEpochs = 120
+    @Option(help: "Policy: hold low-priority uploads while the base fee is above this percent of the recent median (0: off).") var holdAbovePercent = 100
+    @Option(help: "Policy: epochs the hold's median is taken over.") var holdReferenceEpochs = 960
+    @Option(help: "Policy: ticks before its deadline a held upload joins batches again (at least 1).") var holdGroupTicks = 10
+    @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard (1...30).contains(days) else { throw ValidationError("--days: 1...30") }
+        if let hours, !(1...720).contains(hours) { throw ValidationError("--hours: 1...720") }
         guard (1...10_000).contains(uploadsPerHour) else { throw ValidationError("--uploads-per-hour: 1...10000") }
         guard SimulatedChain.Trace(rawValue: trace) != nil else { throw ValidationError("--trace: calm, busy or spiky") }
         guard BaseFeeRule(rawValue: rule) != nil else { throw ValidationError("--rule: pre-nv28 or fip0115") }
@@ -34,8 +40,10 @@ struct Simulate: AsyncParsableCommand {
     func run() async throws {
         var config = Simulation.Config()
         config.days = days
+        config.hours = hours
         config.uploadsPerHour = uploadsPerHour
         config.trace = SimulatedChain.Trace(rawValue: trace)!
+        config.startAtCalmLevel = startAtCalmLevel
         config.rule = BaseFeeRule(rawValue: rule)!
         config.seed = seed
         config.failureRatePPM = Int64(DecimalRate(failureRate)!.nanos / 1_000)
@@ -45,6 +53,10 @@ struct Simulate: AsyncParsableCommand {
         config.policy.riseWindowTicks = riseWindow
         config.policy.queuePriceBatchMin = queuePriceBatchMin
         config.policy.historyLengthMax = historyEpochs
+        config.policy.holdAbovePercent = holdAbovePercent
+        config.policy.holdReferenceEpochs = holdReferenceEpochs
+        config.policy.holdGroupTicks = holdGroupTicks
+
         config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)
         do {
             try config.policy.validate(gas: .addPieces)
@@ -61,7 +73,7 @@ struct Simulate: AsyncParsableCommand {
         } else {
             func pct(_ ppm: Int64) -> String { String(format: "%.2f%%", Double(ppm) / 10_000) }
             print("""
-                trace \(r.trace), \(r.days) day(s), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)
+                trace \(r.trace), \(hours.map { "\($0) hour(s)" } ?? "\(r.days) day(s)"), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)
                 base fee (attoFIL/gas)  min \(r.baseFeeMin), median \(r.baseFeeMedian), max \(r.baseFeeMax)
                 uploads                 \(r.uploads)
                 batches (confirmed)     \(r.batches), mean size K = \(String(format: "%.2f", Double(r.meanBatchSizeHundredths) / 100))

@@ -193,6 +193,61 @@ import Testing
         #expect(sentAt.count + p.queueLength == deadline.count)
     }
 
+    /// Rule 0: above the recent median, a low-priority upload sits out a batch that a deadline
+    /// sends, and joins the next one once the base fee is back at the median.
+    @Test func aLowPriorityUploadWaitsOutADearHour() {
+        for holding in [true, false] {
+            var config = BatchPolicy.Config()
+            config.historyLengthMin = 3
+            if !holding { config.holdAbovePercent = 0 }
+            var p = BatchPolicy(config: config)
+            for t in 0..<3 { #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000).isEmpty) }  // median 1,000
+            _ = p.enqueue(uploadId: "low", priority: .low, queuedAtMs: 90_000)
+            _ = p.enqueue(uploadId: "high", priority: .high, queuedAtMs: 90_000)  // due by 150 s
+            #expect(p.tick(nowMs: 90_000, baseFee: 2_000).isEmpty)
+            let dear = p.tick(nowMs: 120_000, baseFee: 2_000)
+            guard holding else {
+                #expect(dear == [BatchPolicy.Batch(uploadIds: ["high", "low"], reason: .deadline)])
+                continue
+            }
+            #expect(dear == [BatchPolicy.Batch(uploadIds: ["high"], reason: .deadline)])
+            #expect(p.queueLength == 1)
+            _ = p.enqueue(uploadId: "high2", priority: .high, queuedAtMs: 120_000)  // due by 180 s
+            let back = p.tick(nowMs: 150_000, baseFee: 1_000)
+            #expect(back == [BatchPolicy.Batch(uploadIds: ["high2", "low"], reason: .deadline)])
+        }
+    }
+
+    /// A held upload still goes before its deadline, with the held uploads due within
+    /// `holdGroupTicks` of it, in one message.
+    @Test func heldUploadsGoTogetherBeforeTheirDeadline() {
+        var config = BatchPolicy.Config()
+        config.historyLengthMin = 3
+        var p = BatchPolicy(config: config)
+        for t in 0..<3 { _ = p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000) }
+        _ = p.enqueue(uploadId: "l1", priority: .low, queuedAtMs: 90_000)
+        _ = p.enqueue(uploadId: "l2", priority: .low, queuedAtMs: 120_000)
+        _ = p.enqueue(uploadId: "l3", priority: .low, queuedAtMs: 90_000 + 11 * 30_000)  // 11 ticks later
+        let deadline: Int64 = 90_000 + 14_400_000
+        var sent: [(Int64, BatchPolicy.Batch)] = []
+        var now: Int64 = 90_000
+        while now <= deadline + 20 * 30_000 {
+            // Dearer at every tick, so always above the median.
+            for b in p.tick(nowMs: now, baseFee: 5_000 + Int128(now / 30_000)) { sent.append((now, b)) }
+            now += 30_000
+        }
+        #expect(sent.count == 2)
+        #expect(sent.first?.0 == deadline - 30_000)
+        #expect(sent.first?.1 == BatchPolicy.Batch(uploadIds: ["l1", "l2"], reason: .deadline))
+        #expect(sent.last?.1.uploadIds == ["l3"])
+    }
+
+    @Test func configRefusesAHoldThatCouldMissADeadline() {
+        var config = BatchPolicy.Config()
+        config.holdGroupTicks = 0
+        #expect(throws: CreditsError.self) { try config.validate(gas: .addPieces) }
+    }
+
     @Test func configRefusesABatchOverAQuarterBlock() throws {
         var config = BatchPolicy.Config()
         config.itemsPerBatchMax = 30

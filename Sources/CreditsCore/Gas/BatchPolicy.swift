@@ -3,6 +3,9 @@
 /// time.
 ///
 /// Rules, checked in this order at every tick (one per epoch):
+/// 0. Hold: while the base fee is above the median of the last eight hours, low-priority uploads
+///    sit out the rules below until their deadline is `holdGroupTicks` away (timing: they wait
+///    for a cheaper hour).
 /// 1. Full: while `itemsPerBatchMax` uploads wait, send that many (earliest deadlines first).
 /// 2. Deadline: an upload whose deadline comes at or before the next tick goes now, with as many
 ///    others as fit (a bigger batch saves more gas per upload).
@@ -32,6 +35,16 @@ public struct BatchPolicy: Sendable {
         public var risePercent: Int = 0
         public var riseWindowTicks: Int = 10
         public var queuePriceBatchMin: Int = 0
+        /// Rule 0 (0 turns it off): while the base fee stands above this percent of the median
+        /// of the last `holdReferenceEpochs`, low-priority uploads are held back, unless their
+        /// deadline is `holdGroupTicks` ticks away or less.
+        public var holdAbovePercent: Int = 100
+        /// Eight hours of epochs: longer than a low-priority deadline, so the median is the
+        /// market's level rather than the last few hours' swing.
+        public var holdReferenceEpochs: Int = 960
+        /// Held uploads this close to their deadline join batches again, so that they go
+        /// together rather than one message each (at least 1, so the deadline rule sees them).
+        public var holdGroupTicks: Int = 10
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
 
@@ -49,6 +62,9 @@ public struct BatchPolicy: Sendable {
                 throw .validation("deadlineMs.\(p.rawValue)", "must be at least two ticks (\(2 * tickMs) ms)")
             }
             if cheapPercentile < 0 || cheapPercentile > 100 { throw .validation("cheapPercentile", "must be 0...100") }
+            if holdAbovePercent < 0 || holdAbovePercent > 1_000 { throw .validation("holdAbovePercent", "must be 0...1000") }
+            if holdReferenceEpochs < 1 || holdReferenceEpochs > 100_000 { throw .validation("holdReferenceEpochs", "must be 1...100000") }
+            if holdGroupTicks < 1 || holdGroupTicks > 100_000 { throw .validation("holdGroupTicks", "must be 1...100000") }
             if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
                 throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
             }
@@ -71,6 +87,7 @@ public struct BatchPolicy: Sendable {
         /// The base fee of the first tick after it was queued, when it could have gone out at
         /// once (0: no tick yet).
         var queuedBaseFee: Int128 = 0
+        var priority: UploadPriority = .medium
     }
 
     public let config: Config
@@ -87,7 +104,7 @@ public struct BatchPolicy: Sendable {
     public mutating func enqueue(uploadId: String, priority: UploadPriority, queuedAtMs: Int64) -> Bool {
         if waiting.count >= config.queueLengthMax { return false }
         let deadline = queuedAtMs + (config.deadlineMs[priority] ?? config.deadlineMs[.medium]!)
-        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline))
+        waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline, priority: priority))
         return true
     }
 
@@ -96,6 +113,9 @@ public struct BatchPolicy: Sendable {
         var out: [Batch] = []
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
+        // Rule 0: held uploads sit out this tick's rules and are back in the queue after it.
+        let held = holdsLowPriority(baseFee) ? heldBack(nowMs: nowMs) : []
+        defer { waiting += held }
         while waiting.count >= config.itemsPerBatchMax {
             out.append(take(config.itemsPerBatchMax, .full))
         }
@@ -115,7 +135,8 @@ public struct BatchPolicy: Sendable {
             }
         }
         history.append(baseFee)
-        if history.count > config.historyLengthMax { history.removeFirst(history.count - config.historyLengthMax) }
+        let kept = max(config.historyLengthMax, config.holdAbovePercent > 0 ? config.holdReferenceEpochs : 0)
+        if history.count > kept { history.removeFirst(history.count - kept) }
         return out
     }
 
@@ -127,10 +148,29 @@ public struct BatchPolicy: Sendable {
         return out
     }
 
-    /// The base fee is at or below the configured percentile of the remembered ones.
+    /// Rule 0's condition: the base fee is above `holdAbovePercent` of the recent median. Where the
+    /// base fee returns to its level (calm, busy and spiky all do), a low-priority upload queued
+    /// in a dear hour gains by waiting for a cheaper one within its 4 hours; in a market that
+    /// climbs all day it loses.
+    func holdsLowPriority(_ baseFee: Int128) -> Bool {
+        guard config.holdAbovePercent > 0, history.count >= config.historyLengthMin else { return false }
+        let recent = history.suffix(config.holdReferenceEpochs).sorted()
+        return baseFee * 100 > recent[recent.count / 2] * Int128(config.holdAbovePercent)
+    }
+
+    /// Removes and returns the low-priority uploads whose deadline is more than `holdGroupTicks` away.
+    private mutating func heldBack(nowMs: Int64) -> [Waiting] {
+        let horizon = nowMs + Int64(config.holdGroupTicks) * config.tickMs
+        let isHeld = { (w: Waiting) in w.priority == .low && w.deadlineAtMs > horizon }
+        let held = waiting.filter(isHeld)
+        waiting.removeAll(where: isHeld)
+        return held
+    }
+
+    /// The base fee is at or below the configured percentile of the last `historyLengthMax`.
     func isCheap(_ baseFee: Int128) -> Bool {
         guard history.count >= config.historyLengthMin else { return false }
-        let sorted = history.sorted()
+        let sorted = history.suffix(config.historyLengthMax).sorted()
         let index = min(sorted.count - 1, sorted.count * config.cheapPercentile / 100)
         return baseFee <= sorted[index]
     }
