@@ -72,6 +72,14 @@ public protocol ChainClient: Sendable {
     /// Pushes a message; returns its CID. A `ChainError` with a `pendingCid` means the message may
     /// have been sent: it is in flight under that CID.
     func push(_ message: ChainMessage) async throws -> String
+    /// `push`, calling `record(cid)` once the message's CID is known and before it is sent, so
+    /// that the caller writes it down first: a process killed between the two leaves a record of
+    /// every message it may have sent. When `record` throws, nothing is sent. (The default sends
+    /// first and records after, for clients that cannot name a message before sending it.)
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String
+    /// False only when the chain (or its node's message pool) certainly never got the message,
+    /// so that it can never land; throws when that cannot be told. (The default says true.)
+    func knows(cid: String) async throws -> Bool
     /// Replaces a pending message with `message` (a higher premium) under the same sender nonce,
     /// so that at most one of them lands; returns the new CID. Throws a final `ChainError` when
     /// the message already landed or this client does not know it.
@@ -79,4 +87,14 @@ public protocol ChainClient: Sendable {
     /// The receipt of a landed message, or nil while it is pending. The receipt of a replaced
     /// message is its replacement's (`messageCid` names the one that landed).
     func receipt(cid: String) async throws -> ChainReceipt?
+}
+
+extension ChainClient {
+    public func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        let cid = try await push(message)
+        try await record(cid)
+        return cid
+    }
+
+    public func knows(cid: String) async throws -> Bool { true }
 }

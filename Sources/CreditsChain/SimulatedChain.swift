@@ -117,6 +117,21 @@ public final class SimulatedChain: ChainClient, Sendable {
         try await replace(cid, with: message, newCid: nil)
     }
 
+    /// Names the message, lets the caller record it, then sends it (a throwing `record` sends
+    /// nothing).
+    public func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        let cid = state.withLock { s -> String in
+            s.nextCid += 1
+            return "bafysim\(config.seed)x\(s.nextCid - 1)"
+        }
+        try await record(cid)
+        return try await push(message, cid: cid)
+    }
+
+    public func knows(cid: String) async throws -> Bool {
+        state.withLock { $0.nonces[cid] != nil }
+    }
+
     /// `replace`, with the new message's CID chosen by the caller (see `push(_:cid:)`).
     public func replace(_ cid: String, with message: ChainMessage, newCid: String?) async throws -> String {
         try state.withLock { s in

@@ -16,7 +16,8 @@ import Synchronization
 ///   policy's fee cap and premium are kept, capped so that fee cap × gas limit ≤ MaxFee as Lotus's
 ///   CapGasFee does), `Filecoin.MpoolGetNonce [from]` gives the nonce,
 ///   `Filecoin.WalletSignMessage [from, msg]` signs it with the node's wallet (so its CID is
-///   known before it is sent) and `Filecoin.MpoolPush [signed]` sends it. Pushes take nonces one
+///   known, and recorded by the caller, before it is sent) and `Filecoin.MpoolPush [signed]`
+///   sends it. Pushes take nonces one
 ///   at a time. When MpoolPush's answer is lost the message may be in the mpool: `push` throws
 ///   with `pendingCid` (the caller keeps it in flight and never sends the batch again as a new
 ///   message), and the next push first sends that same signed message again if its nonce is
@@ -25,6 +26,7 @@ import Synchronization
 ///   `Filecoin.WalletSignMessage` and sent with `Filecoin.MpoolPush`, as `lotus mpool replace`
 ///   does; at most one of the two can land. A message an earlier process sent is read back with
 ///   `Filecoin.ChainGetMessage`.
+/// - `knows`: `Filecoin.ChainGetMessage`; "block not found" means the node never got it.
 /// - `receipt`: one `Filecoin.StateWaitMsg [cid, confidence, lookback, true]` per message, in a
 ///   task of its own (it blocks until the message lands), and `Filecoin.StateReplay [tsk, cid]`
 ///   for the exact cost. The lookup names the message that landed: a replacement is noticed and
@@ -103,11 +105,32 @@ public final class LotusChain: ChainClient, Sendable {
     }
 
     public func push(_ message: ChainMessage) async throws -> String {
-        try await pushGate.run { try await self.pushNext(message) }
+        try await push(message, recordingFirst: { _ in })
     }
 
-    /// Under the push gate: estimate, take the next nonce, sign, send.
-    private func pushNext(_ message: ChainMessage) async throws -> String {
+    /// The CID is the signed message's, known before MpoolPush: `record` runs between the two.
+    public func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        try await pushGate.run { try await self.pushNext(message, record: record) }
+    }
+
+    /// `Filecoin.ChainGetMessage`: the node keeps every message it took in its blockstore, so
+    /// "block not found" means it never got this one.
+    public func knows(cid: String) async throws -> Bool {
+        do {
+            _ = try await call("Filecoin.ChainGetMessage", [["/": cid]])
+            return true
+        } catch let error as ChainError where Self.notFound(error.message) {
+            return false
+        }
+    }
+
+    static func notFound(_ message: String) -> Bool {
+        let lower = message.lowercased()
+        return lower.contains("block not found") || lower.contains("could not find")
+    }
+
+    /// Under the push gate: estimate, take the next nonce, sign, record, send.
+    private func pushNext(_ message: ChainMessage, record: @Sendable (String) async throws -> Void) async throws -> String {
         let spec: [String: Any] = ["MaxFee": String(config.maxFee)]
         var msg = messageJSON(message)
         msg["GasLimit"] = 0  // the node estimates it
@@ -123,6 +146,7 @@ public final class LotusChain: ChainClient, Sendable {
         guard let cid = Self.cid(signed["CID"]) else {
             throw ChainError("Filecoin.WalletSignMessage returned no CID", retryable: true)
         }
+        try await record(cid)  // nothing sent yet: a throw leaves the nonce free
         state.withLock { $0.value.messages[cid] = msg }
         do {
             let pushed = try await call("Filecoin.MpoolPush", [signed])

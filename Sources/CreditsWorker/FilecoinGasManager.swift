@@ -69,6 +69,8 @@ public actor FilecoinGasManager {
     private var lastTakeoverMs: Int64 = 0
     private var policy: BatchPolicy
     private var known: [String: Known] = [:]
+    /// Rows written before their message was sent, by row id, until the push returns.
+    private var recorded: [String: GasTransaction] = [:]
     private var inflight: [String: InFlight] = [:]
     private var retries: [Retry] = []
     /// Settlements that failed for a transient reason, tried again each step.
@@ -106,20 +108,27 @@ public actor FilecoinGasManager {
     /// stuck); a confirmed one (its process stopped between recording the receipt and
     /// capturing) has its uploads captured now. With the uploads `failed` and the message still
     /// pending, it had been given up: it is watched again and the batch's next attempt replaces
-    /// it under its nonce. Returns the upload ids.
-    private func adoptMessages(_ ours: (UploadRecord) -> Bool) async throws -> Set<String> {
+    /// it under its nonce. At start (`refundedToo`), a pending message whose uploads were all
+    /// refunded (given up, then its batch refunded) is watched again too, so that if it lands
+    /// after all its gas is on record (the holds stay released). Returns the upload ids.
+    private func adoptMessages(_ ours: (UploadRecord) -> Bool, refundedToo: Bool) async throws -> Set<String> {
         var batchOf: [String: (batchId: String?, status: UploadRecord.Status)] = [:]
         for status in [UploadRecord.Status.submitted, .failed] {
             for u in try await store.uploads(status: status, limit: 100_000) where ours(u) {
                 batchOf[u.uploadId] = (u.batchId, status)
             }
         }
-        guard !batchOf.isEmpty else { return [] }
+        guard !batchOf.isEmpty || refundedToo else { return [] }
         let since = clock.nowMs() - 7 * 86_400_000
         var adopted: Set<String> = []
         for tx in try await store.gasTransactions(sinceMs: since, limit: 1_000_000) {
-            guard inflight[tx.messageCid] == nil, !tx.uploadIds.isEmpty,
-                  tx.uploadIds.allSatisfy({ batchOf[$0]?.batchId == tx.batchId }) else { continue }
+            guard inflight[tx.messageCid] == nil, !tx.uploadIds.isEmpty else { continue }
+            if refundedToo, tx.status == .pending, try await allRefunded(tx, ours) {
+                inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: 0, givenUp: true)
+                adopted.formUnion(tx.uploadIds)
+                continue
+            }
+            guard tx.uploadIds.allSatisfy({ batchOf[$0]?.batchId == tx.batchId }) else { continue }
             let statuses = Set(tx.uploadIds.compactMap { batchOf[$0]?.status })
             let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
             switch (tx.status, statuses) {
@@ -128,8 +137,18 @@ public actor FilecoinGasManager {
                     guard let userId = await userId(of: id) else { continue }
                     await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
                 }
+            case (.pending, [.submitted]) where (try? await chain.knows(cid: tx.messageCid)) == false:
+                // Recorded, but the process stopped before sending it: the chain never got it,
+                // so the uploads go back to the queue (below) and the row is closed as unsent.
+                var unsent = tx
+                unsent.status = .unsent
+                unsent.failureReason = "never sent: the process stopped between recording and sending it"
+                unsent.updatedAtMs = clock.nowMs()
+                try await store.saveGasTransaction(unsent)
+                continue
             case (.pending, [.submitted]):
-                // Its age in epochs counts from the first head seen (pushedAtHeight < 0).
+                // Its age in epochs counts from the first head seen (pushedAtHeight < 0). When the
+                // chain cannot tell whether it got the message, it is waited for as if it had.
                 inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: replacements)
             case (.pending, [.failed]):
                 inflight[tx.messageCid] = InFlight(tx: tx, pushedAtHeight: -1, replacements: replacements, givenUp: true)
@@ -144,6 +163,17 @@ public actor FilecoinGasManager {
             logger.notice("messages left in flight taken over", metadata: ["uploads": "\(adopted.count)"])
         }
         return adopted
+    }
+
+    /// Every upload of the message is refunded, still in its batch, and taken over. Looked up one
+    /// by one: only pending messages ask, and they are few, while refunded uploads pile up.
+    private func allRefunded(_ tx: GasTransaction, _ ours: (UploadRecord) -> Bool) async throws -> Bool {
+        for id in tx.uploadIds {
+            guard let u = try await store.upload(uploadId: id), u.status == .refunded, u.batchId == tx.batchId, ours(u) else {
+                return false
+            }
+        }
+        return true
     }
 
     /// Takes over uploads left mid-flight: its own previous process's (`includingOwn`, at start)
@@ -161,7 +191,7 @@ public actor FilecoinGasManager {
             let own = u.batchId.map { $0.contains(tag) } ?? true
             return own ? includingOwn : now - u.updatedAtMs >= takeoverAfterMs
         }
-        let adopted = try await adoptMessages(ours)
+        let adopted = try await adoptMessages(ours, refundedToo: includingOwn)
         for status in [UploadRecord.Status.batched, .submitted, .failed] {
             let stale = try await store.uploads(status: status, limit: 100_000).filter { !adopted.contains($0.uploadId) && ours($0) }
             guard !stale.isEmpty else { continue }
@@ -290,6 +320,7 @@ public actor FilecoinGasManager {
         let gasLimit = config.gas.gasLimit(items: ids.count)
         let feeCap = MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium)
         let message = ChainMessage(uploadIds: ids, gasLimit: gasLimit, feeCap: feeCap, premium: premium)
+        let tx = pendingTransaction(ids, attempt: attempt, batchId: batchId, head: head, premium: premium, feeCap: feeCap)
         let cid: String
         do {
             if let old {
@@ -300,7 +331,10 @@ public actor FilecoinGasManager {
                 oldTx.updatedAtMs = clock.nowMs()
                 try? await store.saveGasTransaction(oldTx)
             } else {
-                cid = try await chain.push(message)
+                // Written down before it is sent: a process killed in between leaves the row, and
+                // its successor waits for the message (or requeues the uploads if the chain never
+                // got it), never sending the batch again under a new nonce.
+                cid = try await chain.push(message, recordingFirst: { cid in try await self.record(tx, cid: cid) })
             }
         } catch let error as ChainError where error.pendingCid != nil {
             // The answer was lost after the message was sent: it may land, so it is in flight
@@ -308,12 +342,43 @@ public actor FilecoinGasManager {
             cid = error.pendingCid!
             logger.notice("push answer lost; waiting for the message", metadata: ["cid": "\(cid)", "error": "\(error)"])
         } catch {
-            // Nothing new was sent; a given-up message is still watched and may still land.
+            // Nothing new was sent; a given-up message is still watched and may still land. A
+            // row recorded for the message that was not sent is closed.
+            if var unsent = recorded.removeValue(forKey: tx.id) {
+                unsent.status = .unsent
+                unsent.failureReason = String("push failed: \(error)".prefix(Limits.descriptionLengthMax))
+                unsent.updatedAtMs = clock.nowMs()
+                try? await store.saveGasTransaction(unsent)
+            }
             _ = try? await store.transitionUploads(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)")
             await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid)
             return
         }
-        _ = try? await store.transitionUploads(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil)
+        var sent = tx
+        sent.messageCid = cid
+        // Recorded before sending, unless it was a replacement or the chain could not name it first.
+        if recorded.removeValue(forKey: tx.id)?.messageCid != cid {
+            _ = try? await store.transitionUploads(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil)
+            try? await store.saveGasTransaction(sent)
+        }
+        inflight[cid] = InFlight(tx: sent, pushedAtHeight: head.height, replacements: 0)
+    }
+
+    /// Before a new message is sent: its uploads are `submitted` and its row is pending under the
+    /// CID. Throws (and so nothing is sent) when either cannot be written.
+    private func record(_ tx: GasTransaction, cid: String) async throws {
+        var row = tx
+        row.messageCid = cid
+        try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId, reason: nil)
+        try await store.saveGasTransaction(row)
+        recorded[tx.id] = row
+    }
+
+    /// The row of a message about to be sent (its CID set when known), with what the same uploads
+    /// would have cost as single messages and sent at once.
+    private func pendingTransaction(_ ids: [String], attempt: Int, batchId: String, head: ChainHead,
+                                    premium: Int128, feeCap: Int128) -> GasTransaction {
+        let gasLimit = config.gas.gasLimit(items: ids.count)
         let now = clock.nowMs()
         let single = MessageFee.compute(
             baseFee: head.baseFee, feeCap: MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium), premium: premium,
@@ -327,13 +392,11 @@ public actor FilecoinGasManager {
                 gasLimit: gasLimit, gasUsed: config.gas.gasUsed(items: ids.count)).total
         }
         immediate /= Int128(ids.count)
-        let tx = GasTransaction(
-            id: "\(batchId)-a\(attempt)-r0", batchId: batchId, messageCid: cid, uploadIds: ids, gasLimit: gasLimit,
+        return GasTransaction(
+            id: "\(batchId)-a\(attempt)-r0", batchId: batchId, messageCid: "", uploadIds: ids, gasLimit: gasLimit,
             gasUsed: config.gas.gasUsed(items: ids.count), baseFee: head.baseFee, premium: premium, feeCap: feeCap, totalCost: 0,
             individualCost: single * Int128(ids.count), immediateCost: immediate, status: .pending, attempt: attempt,
             failureReason: nil, createdAtMs: now, updatedAtMs: now)
-        try? await store.saveGasTransaction(tx)
-        inflight[cid] = InFlight(tx: tx, pushedAtHeight: head.height, replacements: 0)
     }
 
     private func poll(head: ChainHead) async {

@@ -98,6 +98,30 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// Funds u1 and sends one upload whose MpoolPush fails before the node takes the message;
+    /// returns its row (pending: the message may be in flight, as far as the manager knows).
+    func sendOneTheNodeNeverGets(_ s: Setup, _ uploadId: String, sourceLocation: SourceLocation = #_sourceLocation) async throws
+        -> GasTransaction {
+        s.fake.faults.withLock { $0.failNext = ["Filecoin.MpoolPush": 1] }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: uploadId, userId: "u1", fileType: "audio", sizeBytes: 1))
+        _ = try await s.manager.processNow()
+        let first = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first, sourceLocation: sourceLocation)
+        #expect(s.fake.nonce(of: first.messageCid) == nil, sourceLocation: sourceLocation)  // the node does not have it
+        return first
+    }
+
+    /// A restarted process: a new adapter (which never saw the earlier messages) and manager on
+    /// the same store and node, after `recover`.
+    func restarted(_ s: Setup) async throws -> Setup {
+        var s2 = s
+        s2.lotus = LotusChain(config: s.lotus.config, logger: s.logs.logger)
+        s2.manager = FilecoinGasManager(store: s.store, chain: s2.lotus, clock: s.clock.wallClock, config: s.manager.config,
+                                        logger: s.logs.logger)
+        try await s2.manager.recover()
+        return s2
+    }
+
     func fund(_ s: Setup, _ user: String, _ credits: Int64) async throws {
         _ = try await s.store.execute(.adjust(AdjustmentRequest(userId: user, credits: credits, adjustmentId: "fund-\(user)", reason: "test")),
                                       idempotencyKey: nil)
@@ -272,9 +296,11 @@ final class CapturedLogs: Sendable {
     /// MpoolPush takes the message, then its answer is lost (a timeout): the message is kept in
     /// flight under the CID it was signed with and lands once; the batch is not pushed again.
     @Test func aPushWhoseAnswerIsLostIsWaitedForNotSentTwice() async throws {
-        try await withSetup(lotusConfig: { $0.callTimeoutMs = 300 }) { s in
+        // Every call has the usual 2 s: under a loaded machine a shorter timeout can fail an
+        // earlier call of the push (estimate, nonce, signature) instead of MpoolPush's answer.
+        try await withSetup { s in
             s.fake.faults.withLock {
-                $0.hangMs = 1_000
+                $0.hangMs = 4_000
                 $0.hangAfterNext = ["Filecoin.MpoolPush": 1]
             }
             try await fund(s, "u1", 100)
@@ -302,12 +328,7 @@ final class CapturedLogs: Sendable {
     /// takes it; both land, once each, at nonces 0 and 1.
     @Test func aPushTheNodeNeverGotIsSentAgainBeforeTheNextMessage() async throws {
         try await withSetup { s in
-            s.fake.faults.withLock { $0.failNext = ["Filecoin.MpoolPush": 1] }
-            try await fund(s, "u1", 100)
-            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "a", userId: "u1", fileType: "audio", sizeBytes: 1))
-            _ = try await s.manager.processNow()
-            let first = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
-            #expect(s.fake.nonce(of: first.messageCid) == nil)  // the node does not have it
+            let first = try await sendOneTheNodeNeverGets(s, "a")
             _ = try await s.manager.queueUpload(UploadRequest(uploadId: "b", userId: "u1", fileType: "audio", sizeBytes: 1))
             _ = try await s.manager.processNow()
             #expect(s.fake.nonce(of: first.messageCid) == 0)
@@ -326,6 +347,32 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// MpoolPush fails before the node takes the message, and the process restarts before
+    /// sending it again: the new process asks the node (ChainGetMessage: "block not found"),
+    /// closes the row as never sent and queues the upload again, which then lands once, at nonce 0.
+    @Test func aPushTheNodeNeverGotIsQueuedAgainAfterARestart() async throws {
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        try await withSetup(config: config) { s in
+            let first = try await sendOneTheNodeNeverGets(s, "ng")
+            s.clock.advance(ms: 30_000)  // the restart takes a while (batch ids carry the time)
+            let s2 = try await restarted(s)
+            #expect(await s2.manager.messagesInFlight == 0)
+            #expect(try await s.store.upload(uploadId: "ng")?.status == .queued)
+            _ = try await s2.manager.processNow()
+            try await s2.run(epochs: 1_000) { try await s.store.upload(uploadId: "ng")?.status == .confirmed }
+            let u = try #require(try await s.store.upload(uploadId: "ng"))
+            #expect(u.status == .confirmed)
+            let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+            #expect(txs.first { $0.id == first.id }?.status == .unsent)
+            let confirmed = txs.filter { $0.status == .confirmed }
+            #expect(confirmed.count == 1 && s.fake.chain.landedMessages().map(\.cid) == confirmed.map(\.messageCid))
+            #expect(confirmed.first.map { s.fake.nonce(of: $0.messageCid) } == 0)
+            #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
     /// A restart while a message is in flight: the new process (a new adapter, which never saw
     /// the message) waits for it under its CID; it lands once and is captured once.
     @Test func aRestartedProcessWaitsForItsMessageInFlight() async throws {
@@ -335,11 +382,7 @@ final class CapturedLogs: Sendable {
             try await fund(s, "u1", 100)
             _ = try await s.manager.queueUpload(UploadRequest(uploadId: "rs", userId: "u1", fileType: "audio", sizeBytes: 1))
             _ = try await s.manager.processNow()
-            var s2 = s
-            s2.lotus = LotusChain(config: s.lotus.config, logger: s.logs.logger)
-            s2.manager = FilecoinGasManager(store: s.store, chain: s2.lotus, clock: s.clock.wallClock, config: s.manager.config,
-                                            logger: s.logs.logger)
-            try await s2.manager.recover()
+            let s2 = try await restarted(s)
             #expect(await s2.manager.messagesInFlight == 1)
             try await s2.run(epochs: 1_000) { try await s.store.upload(uploadId: "rs")?.status == .confirmed }
             let u = try #require(try await s.store.upload(uploadId: "rs"))

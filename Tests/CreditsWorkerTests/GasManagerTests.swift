@@ -362,6 +362,143 @@ extension GasManagerTests {
     }
 }
 
+extension GasManagerTests {
+    /// A batch refunded after its message was given up: the message may still land. A restarted
+    /// process watches it again, and when it has landed its gas is on record, while the upload
+    /// stays refunded and its hold released (nothing captured).
+    @Test func aRestartWatchesTheGivenUpMessageOfARefundedBatch() async throws {
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        config.retry.attemptsMax = 2
+        let (s, _) = try setup(config: config) { LateReceipts(inner: $0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await sendOne(s, "rf")
+        var epochs = 0
+        while try await s.store.upload(uploadId: "rf")?.status != .refunded, epochs < 2_000 {
+            await s.run(epochs: 1)
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: "rf")?.status == .refunded)
+        let landed = s.chain.landedMessages()  // it landed; the first process never saw its receipt
+        #expect(landed.count == 1)
+        let restarted = instance(s, tag: "aaaa")  // on the chain itself: the receipt is visible
+        try await restarted.recover()
+        let watched = await restarted.messagesInFlight
+        #expect(watched == 1)
+        for _ in 0..<3 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.count == 1)
+        #expect(txs.first?.status == .confirmed && txs.first?.messageCid == landed.first?.cid)
+        #expect((txs.first?.totalCost ?? 0) > 0)
+        #expect(try await s.store.upload(uploadId: "rf")?.status == .refunded)
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+/// A process killed around a push: it hangs for good the moment the message is sent (`sends`),
+/// or after recording it but before sending. Whatever it recorded before that moment stays.
+final class DyingPush: ChainClient, Sendable {
+    let inner: SimulatedChain
+    let sends: Bool
+    init(inner: SimulatedChain, sends: Bool) {
+        self.inner = inner
+        self.sends = sends
+    }
+    func head() async throws -> ChainHead { try await inner.head() }
+    func push(_ message: ChainMessage) async throws -> String { try await inner.push(message) }
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        let sends = self.sends
+        let inner = self.inner
+        _ = try await inner.push(message) { cid in
+            // Recording after the send would come too late: the process is dead by then.
+            if try await inner.knows(cid: cid) { try await Task.sleep(for: .seconds(86_400)) }
+            try await record(cid)
+            if !sends { try await Task.sleep(for: .seconds(86_400)) }  // killed before sending
+        }
+        try await Task.sleep(for: .seconds(86_400))  // killed after sending
+        throw CancellationError()
+    }
+    func knows(cid: String) async throws -> Bool { try await inner.knows(cid: cid) }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
+    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+}
+
+extension GasManagerTests {
+    /// Starts `processNow` on a manager whose push never returns, and waits until the message's
+    /// row is on record (sent or not, as the chain's `sends` says).
+    func pushAndDie(_ s: Setup, _ uploadId: String) async throws {
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: uploadId, userId: "u1", fileType: "audio", sizeBytes: 1))
+        Task { _ = try? await s.manager.processNow() }
+        for _ in 0..<2_000 where try await s.store.gasTransactions(sinceMs: 0, limit: 10).isEmpty {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await Task.sleep(for: .milliseconds(50))  // the send, when there is one, follows the row at once
+    }
+
+    /// Killed after sending, before the push returned: the row was written before the message
+    /// went out, so the restarted process waits for it. It lands once and is captured once;
+    /// nothing is sent again (with the row written after sending, there was none: the upload
+    /// was queued again and stored by two messages).
+    @Test func aProcessKilledAfterSendingWaitsForItsMessage() async throws {
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        let (s, _) = try setup(config: config) { DyingPush(inner: $0, sends: true) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await pushAndDie(s, "ks")  // the dead process stays hung; it never returns
+        let restarted = instance(s, tag: "aaaa")
+        try await restarted.recover()
+        let watched = await restarted.messagesInFlight
+        #expect(watched == 1)
+        for _ in 0..<20 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        let u = try #require(try await s.store.upload(uploadId: "ks"))
+        #expect(u.status == .confirmed)
+        #expect(s.chain.landedMessages().count == 1)
+        #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// Killed after writing the row, before sending: the restarted process learns the chain never
+    /// got the message, closes the row and queues the upload again, which is then confirmed
+    /// (waiting for a message that cannot land would end in a refund).
+    @Test func aProcessKilledBeforeSendingQueuesTheUploadAgain() async throws {
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        let (s, _) = try setup(config: config) { DyingPush(inner: $0, sends: false) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await pushAndDie(s, "kb")
+        #expect(s.chain.landedMessages().isEmpty)
+        let restarted = instance(s, tag: "aaaa")
+        try await restarted.recover()
+        let watched = await restarted.messagesInFlight
+        #expect(watched == 0)
+        #expect(try await s.store.upload(uploadId: "kb")?.status == .queued)
+        for _ in 0..<60 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        let u = try #require(try await s.store.upload(uploadId: "kb"))
+        #expect(u.status == .confirmed)
+        #expect(s.chain.landedMessages().count == 1)
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.map(\.status).sorted { $0.rawValue < $1.rawValue } == [.confirmed, .unsent])
+        #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
 /// A chain whose first push is taken but its answer lost: the caller learns only that the
 /// message may be in flight (`pendingCid`).
 final class LosingFirstPushAnswer: ChainClient, Sendable {

@@ -8,6 +8,9 @@ public struct GasTransaction: Sendable, Equatable {
         case failed
         /// Stuck and replaced by a message with a higher premium.
         case replaced
+        /// Recorded before sending but never sent (the push failed before the chain took it, or
+        /// the process stopped first): no gas, and not counted as a failed message.
+        case unsent
     }
 
     public var id: String
