@@ -17,7 +17,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Share of messages that revert, 0...1 (e.g. 0.3).") var failureRate = "0"
     @Option(help: "Policy: send early at or below this percentile of the last hour's base fees.") var cheapPercentile = 20
-    @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 8
+    @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 16
     @Option(help: "Policy: send when the base fee climbed this many percent over --rise-window ticks (0: off).") var risePercent = 0
     @Option(help: "Policy: ticks the climb is measured over.") var riseWindow = 10
     @Option(help: "Policy: uploads needed before a base fee back at their queue price sends them (0: off).") var queuePriceBatchMin = 0
