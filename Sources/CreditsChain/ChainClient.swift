@@ -69,13 +69,11 @@ public struct ChainError: Error, Sendable, Equatable, CustomStringConvertible {
 /// `LotusChain` (CreditsLotus) over a Lotus node's JSON-RPC API.
 public protocol ChainClient: Sendable {
     func head() async throws -> ChainHead
-    /// Pushes a message; returns its CID. A `ChainError` with a `pendingCid` means the message may
-    /// have been sent: it is in flight under that CID.
-    func push(_ message: ChainMessage) async throws -> String
-    /// `push`, calling `record(cid)` once the message's CID is known and before it is sent, so
-    /// that the caller writes it down first: a process killed between the two leaves a record of
-    /// every message it may have sent. When `record` throws, nothing is sent. (The default sends
-    /// first and records after, for clients that cannot name a message before sending it.)
+    /// Pushes a message and returns its CID, calling `record(cid)` once the CID is known and
+    /// before the message is sent, so that the caller writes it down first: a process killed
+    /// between the two leaves a record of every message it may have sent. When `record` throws,
+    /// nothing is sent. A `ChainError` with a `pendingCid` means the message may have been sent:
+    /// it is in flight under that CID.
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String
     /// False only when the chain (or its node's message pool) certainly never got the message,
     /// so that it can never land; throws when that cannot be told. (The default says true.)
@@ -90,10 +88,9 @@ public protocol ChainClient: Sendable {
 }
 
 extension ChainClient {
-    public func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
-        let cid = try await push(message)
-        try await record(cid)
-        return cid
+    /// `push` with nothing to record.
+    public func push(_ message: ChainMessage) async throws -> String {
+        try await push(message, recordingFirst: { _ in })
     }
 
     public func knows(cid: String) async throws -> Bool { true }

@@ -95,10 +95,6 @@ public final class SimulatedChain: ChainClient, Sendable {
         }
     }
 
-    public func push(_ message: ChainMessage) async throws -> String {
-        try await push(message, cid: nil)
-    }
-
     /// `push`, with the CID the message gets chosen by the caller (a fake node that signs
     /// messages itself names them before they are sent); nil lets the chain name it.
     public func push(_ message: ChainMessage, cid: String?) async throws -> String {

@@ -104,10 +104,6 @@ public final class LotusChain: ChainClient, Sendable {
         return ChainHead(height: height, baseFee: fee)
     }
 
-    public func push(_ message: ChainMessage) async throws -> String {
-        try await push(message, recordingFirst: { _ in })
-    }
-
     /// The CID is the signed message's, known before MpoolPush: `record` runs between the two.
     public func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         try await pushGate.run { try await self.pushNext(message, record: record) }

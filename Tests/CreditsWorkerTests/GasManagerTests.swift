@@ -214,7 +214,9 @@ extension GasManagerTests {
 struct RefusingReplacements: ChainClient {
     let inner: SimulatedChain
     func head() async throws -> ChainHead { try await inner.head() }
-    func push(_ message: ChainMessage) async throws -> String { try await inner.push(message) }
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        try await inner.push(message, recordingFirst: record)
+    }
     func replace(_ cid: String, with message: ChainMessage) async throws -> String {
         throw ChainError("replacement refused", retryable: false)
     }
@@ -299,9 +301,9 @@ final class LateReceipts: ChainClient, Sendable {
     let pushes = Mutex(0)
     init(inner: SimulatedChain) { self.inner = inner }
     func head() async throws -> ChainHead { try await inner.head() }
-    func push(_ message: ChainMessage) async throws -> String {
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         pushes.withLock { $0 += 1 }
-        return try await inner.push(message)
+        return try await inner.push(message, recordingFirst: record)
     }
     func replace(_ cid: String, with message: ChainMessage) async throws -> String {
         throw ChainError("replacement refused", retryable: false)
@@ -411,7 +413,6 @@ final class DyingPush: ChainClient, Sendable {
         self.sends = sends
     }
     func head() async throws -> ChainHead { try await inner.head() }
-    func push(_ message: ChainMessage) async throws -> String { try await inner.push(message) }
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let sends = self.sends
         let inner = self.inner
@@ -506,8 +507,8 @@ final class LosingFirstPushAnswer: ChainClient, Sendable {
     let pushes = Mutex(0)
     init(inner: SimulatedChain) { self.inner = inner }
     func head() async throws -> ChainHead { try await inner.head() }
-    func push(_ message: ChainMessage) async throws -> String {
-        let cid = try await inner.push(message)
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        let cid = try await inner.push(message, recordingFirst: record)
         let n = pushes.withLock { n -> Int in
             n += 1
             return n

@@ -6,16 +6,23 @@ import Testing
 
 /// `credits simulate` on each trace, shortened to a few virtual hours.
 @Suite struct SimulationTests {
-    @Test(arguments: SimulatedChain.Trace.allCases)
-    func noDeadlineMissAndSavingsMatchTheModel(trace: SimulatedChain.Trace) async throws {
+    /// Runs a simulation of `hours` on a throwaway ledger, configured by `configure`.
+    func simulate(hours: Int, _ configure: (inout Simulation.Config) -> Void) async throws -> Simulation.Report {
         let dir = try TempDir()
         defer { dir.remove() }
         var config = Simulation.Config()
-        config.trace = trace
-        config.hours = 3
-        config.uploadsPerHour = 240
-        config.seed = 3
-        let r = try await Simulation.run(config, databasePath: dir.path + "/sim.sqlite")
+        config.hours = hours
+        configure(&config)
+        return try await Simulation.run(config, databasePath: dir.path + "/sim.sqlite")
+    }
+
+    @Test(arguments: SimulatedChain.Trace.allCases)
+    func noDeadlineMissAndSavingsMatchTheModel(trace: SimulatedChain.Trace) async throws {
+        let r = try await simulate(hours: 3) {
+            $0.trace = trace
+            $0.uploadsPerHour = 240
+            $0.seed = 3
+        }
         #expect(r.uploads == 720)
         #expect(r.deadlineMisses == 0)
         #expect(r.batches > 0 && r.meanBatchSizeHundredths >= 300)
@@ -26,13 +33,10 @@ import Testing
     }
 
     @Test func withFailuresEveryUploadIsSettledAndTheLedgerReconciles() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        var config = Simulation.Config()
-        config.trace = .spiky
-        config.hours = 2
-        config.failureRatePPM = 300_000
-        let r = try await Simulation.run(config, databasePath: dir.path + "/sim.sqlite")
+        let r = try await simulate(hours: 2) {
+            $0.trace = .spiky
+            $0.failureRatePPM = 300_000
+        }
         #expect(r.failedMessages > 0)
         #expect(r.reconcileOk)
     }
@@ -70,14 +74,11 @@ import Testing
     @Test func holdingLowPriorityUploadsThroughSpikesSaves() async throws {
         var timing: [Bool: Int64] = [:]
         for hold in [true, false] {
-            let dir = try TempDir()
-            defer { dir.remove() }
-            var config = Simulation.Config()
-            config.trace = .spiky
-            config.hours = 8
-            config.seed = 1
-            if !hold { config.policy.holdAbovePercent = 0 }
-            let r = try await Simulation.run(config, databasePath: dir.path + "/sim.sqlite")
+            let r = try await simulate(hours: 8) {
+                $0.trace = .spiky
+                $0.seed = 1
+                if !hold { $0.policy.holdAbovePercent = 0 }
+            }
             #expect(r.deadlineMisses == 0)
             #expect(r.reconcileOk)
             timing[hold] = r.timingSavingsPPM
