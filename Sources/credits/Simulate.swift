@@ -25,6 +25,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Policy: hold low-priority uploads while the base fee is above this percent of the recent median (0: off).") var holdAbovePercent = 100
     @Option(help: "Policy: epochs the hold's median is taken over.") var holdReferenceEpochs = 960
     @Option(help: "Policy: ticks before its deadline a held upload joins batches again (at least 1).") var holdGroupTicks = 10
+    @Option(help: "Policy: above the median, also hold medium-priority uploads while the base fee is this many percent or more below the last tick's (0: off).")
+    var holdFallPercent = 1
     @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
     @Flag(help: "Print JSON.") var json = false
 
@@ -56,6 +58,7 @@ struct Simulate: AsyncParsableCommand {
         config.policy.holdAbovePercent = holdAbovePercent
         config.policy.holdReferenceEpochs = holdReferenceEpochs
         config.policy.holdGroupTicks = holdGroupTicks
+        config.policy.holdFallPercent = holdFallPercent
 
         config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)
         do {

@@ -218,6 +218,39 @@ import Testing
         }
     }
 
+    /// Rule 0 for medium priority: above the median, a medium-priority upload sits out the batches
+    /// high-priority deadlines send while the base fee falls (by `holdFallPercent` or more since
+    /// the last tick), but not while it rises, nor when the rule is off. Held, it joins them again
+    /// `holdGroupTicks` before its deadline.
+    @Test func aMediumPriorityUploadWaitsOutAFallAboveTheMedian() {
+        for (fee, holdFallPercent, held) in [(1_900, 1, true), (1_990, 1, false), (2_100, 1, false), (1_900, 0, false)] {
+            var config = BatchPolicy.Config()
+            config.historyLengthMin = 3
+            config.holdFallPercent = holdFallPercent
+            var p = BatchPolicy(config: config)
+            for t in 0..<100 { #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000).isEmpty) }  // median 1,000
+            let queued: Int64 = 100 * 30_000
+            _ = p.enqueue(uploadId: "medium", priority: .medium, queuedAtMs: queued)
+            // A high-priority upload every tick; each deadline batch takes the next one along, so
+            // one goes every other tick: at queued + 30 s, + 90 s, ...
+            var now = queued
+            var base: Int128 = 2_000
+            var sent: [Int64] = []
+            while now <= queued + 900_000 {
+                _ = p.enqueue(uploadId: "high\(now)", priority: .high, queuedAtMs: now)
+                for b in p.tick(nowMs: now, baseFee: base) where b.uploadIds.contains("medium") { sent.append(now) }
+                now += 30_000
+                // First 2,000 → `fee`; then down 2% a tick, still above the median at the deadline.
+                base = now == queued + 30_000 ? Int128(fee) : base * 98 / 100
+            }
+            let firstBatch = queued + 30_000
+            // Free again 10 ticks before its deadline (queued + 600 s): the batch after that.
+            let rejoined = queued + 630_000
+            #expect(config.holdGroupTicks == 10)
+            #expect(sent == [held ? rejoined : firstBatch], "base fee 2,000 → \(fee), holdFallPercent \(holdFallPercent)")
+        }
+    }
+
     /// A held upload still goes before its deadline, with the held uploads due within
     /// `holdGroupTicks` of it, in one message.
     @Test func heldUploadsGoTogetherBeforeTheirDeadline() {

