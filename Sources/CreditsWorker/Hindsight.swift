@@ -11,8 +11,9 @@ import CreditsCore
 ///    message of its own at its window's cheapest epoch) where it adds less than it costs where it
 ///    is; each message moves to the cheapest epoch all its uploads' windows share.
 ///
-/// A message sent at epoch t lands at t+1 and pays that epoch's base fee, as the simulated chain
-/// charges.
+/// A message sent at epoch t (the head at height t) lands at t+1 and pays the base fee the head
+/// showed at t, `fees[t]`, as the simulated chain charges (`SimulatedChain.baseFeeHistory`: index =
+/// height).
 public enum Hindsight {
     public struct Message: Sendable, Equatable {
         public var epoch: Int64
@@ -123,7 +124,8 @@ public enum Hindsight {
             self.premium = premium
         }
 
-        private func landing(_ t: Int64) -> Int { Int(min(max(0, t + 1), Int64(fees.count - 1))) }
+        /// The index of the base fee a message sent at t pays.
+        private func landing(_ t: Int64) -> Int { Int(min(max(0, t), Int64(fees.count - 1))) }
 
         /// The base fee a message sent at epoch t pays.
         func fee(_ t: Int64) -> Int128 { fees[landing(t)] }

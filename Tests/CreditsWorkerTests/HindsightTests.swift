@@ -1,3 +1,4 @@
+import CreditsChain
 import CreditsCore
 @testable import CreditsWorker
 import Testing
@@ -11,7 +12,7 @@ import Testing
     /// 10 to 6 (×10⁸) and then to 1. Greedy sends both with A at its cheapest epoch (1, fee 9);
     /// B alone at epoch 5 (fee 1) costs less than what it adds to A's message at fee 9.
     @Test func anUploadLeavesABatchForACheaperEpochOfItsOwn() {
-        let fees: [Int128] = [10, 10, 9, 8, 7, 6, 1, 1].map { $0 * 100_000_000 }
+        let fees: [Int128] = [10, 9, 8, 7, 6, 1, 1].map { $0 * 100_000_000 }
         let windows: [(Int64, Int64)] = [(0, 1), (0, 5)]
         let greedy = Hindsight.greedy(windows: windows, pricing: .init(fees: fees, gas: gas, premium: premium), batchMax: 20)
         #expect(greedy == [Hindsight.Message(epoch: 1, items: [0, 1])])
@@ -26,8 +27,8 @@ import Testing
 
     /// Uploads that can wait leave an early message for a cheaper epoch, and join each other there.
     @Test func uploadsThatCanWaitGatherAtACheaperEpoch() {
-        // A message sent at t pays fees[t + 1]: 9 at epochs 0 and 1, 5 at 2, 1 at 3, 5 at 4.
-        let fees: [Int128] = [9, 9, 9, 5, 1, 5, 9, 9, 9].map { $0 * 100_000_000 }
+        // A message sent at t pays fees[t]: 9 at epochs 0 and 1, 5 at 2, 1 at 3, 5 at 4.
+        let fees: [Int128] = [9, 9, 5, 1, 5, 9, 9, 9].map { $0 * 100_000_000 }
         // The first upload's cheapest epoch is 3, which the others' windows contain: one message.
         let shared: [(Int64, Int64)] = [(0, 3), (2, 6), (1, 7)]
         #expect(Hindsight.schedule(windows: shared, fees: fees, gas: gas, premium: premium, batchMax: 20)
@@ -41,6 +42,30 @@ import Testing
         let schedule = Hindsight.schedule(windows: early, fees: fees, gas: gas, premium: premium, batchMax: 20)
         #expect(schedule.map { Hindsight.Message(epoch: $0.epoch, items: $0.items.sorted()) }
             == [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 3, items: [1, 2])])
+    }
+
+    /// The yardstick prices a message as the simulated chain charges it: sent at height t, it
+    /// pays `baseFeeHistory()[t]` (not the next height's).
+    @Test func aMessageCostsWhatTheSimulatedChainCharges() async throws {
+        var config = SimulatedChain.Config()
+        config.trace = .spiky
+        config.rule = .fip0115
+        config.genesisMs = 0
+        let clock = VirtualClock(startMs: 0)
+        let chain = SimulatedChain(config: config, clock: clock.wallClock)
+        for sendAt: Int64 in [3, 40, 41] {
+            while try await chain.head().height < sendAt { clock.advance(ms: config.epochMs) }
+            let head = try await chain.head()
+            let message = ChainMessage(uploadIds: ["a", "b", "c"], gasLimit: gas.gasLimit(items: 3),
+                                       feeCap: MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium), premium: premium)
+            let cid = try await chain.push(message)
+            clock.advance(ms: config.epochMs)
+            let receipt = try #require(try await chain.receipt(cid: cid))
+            let fees = chain.baseFeeHistory()
+            #expect(fees[Int(sendAt)] != fees[Int(sendAt) + 1])
+            #expect(receipt.cost.total == Hindsight.cost([Hindsight.Message(epoch: sendAt, items: [0, 1, 2])],
+                                                         fees: fees, gas: gas, premium: premium))
+        }
     }
 
     /// Random traces and windows: every upload is sent once, inside its window, in batches of at
