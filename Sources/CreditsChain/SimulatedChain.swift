@@ -214,7 +214,8 @@ public final class SimulatedChain: ChainClient, Sendable {
         s.baseFees.append(s.baseFee)
     }
 
-    /// Block fullness relative to the target (1.0 = at target), per trace.
+    /// Block fullness relative to the target (1.0 = at target), per trace. `scripts/online-bound`
+    /// repeats this model (and the spike odds and lengths): change both together.
     private func nextDemand(_ s: inout State) -> Double {
         let noise = s.rng.uniform() - 0.5
         // Mean reversion toward the trace's steady level keeps a day's base fee within realistic

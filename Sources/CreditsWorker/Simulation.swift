@@ -31,8 +31,28 @@ public enum Simulation {
         public var failureRatePPM: Int64 = 0
         public var users = 50
         public var policy = BatchPolicy.Config()
+        /// Where to write the run's base-fee trace and upload windows (`Dump`), for
+        /// `scripts/online-bound`; nil writes nothing.
+        public var dumpPath: String?
 
         public init() {}
+    }
+
+    /// What `scripts/online-bound` reads: the base fee at every height (index = height; a message
+    /// sent at height t pays `baseFees[t]`), each upload's sending window, and the two costs.
+    public struct Dump: Codable, Sendable {
+        public var trace: String
+        public var rule: String
+        public var seed: UInt64
+        public var startAtCalmLevel: Bool
+        public var fixedGas: Int64
+        public var perItemGas: Int64
+        public var premium: String
+        public var baseFees: [String]
+        /// [first epoch, last epoch] an upload could be sent at, in arrival order.
+        public var windows: [[Int64]]
+        public var hindsightCostAttoFil: String
+        public var actualCostAttoFil: String
     }
 
     public struct Report: Sendable, Codable, Equatable {
@@ -138,6 +158,14 @@ public enum Simulation {
         let schedule = Hindsight.schedule(windows: windows, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium,
                                           batchMax: policy.itemsPerBatchMax)
         let hindsight = Hindsight.cost(schedule, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium)
+        if let path = config.dumpPath {
+            let dump = Dump(trace: config.trace.rawValue, rule: config.rule.rawValue, seed: config.seed,
+                            startAtCalmLevel: config.startAtCalmLevel, fixedGas: managerConfig.gas.fixedGas,
+                            perItemGas: managerConfig.gas.perItemGas, premium: String(managerConfig.premium),
+                            baseFees: fees.map { String($0) }, windows: windows.map { [$0.0, $0.1] },
+                            hindsightCostAttoFil: String(hindsight), actualCostAttoFil: String(actual))
+            try JSONEncoder().encode(dump).write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
         let report = try await store.reconcile()
         try await store.close()
         return Report(

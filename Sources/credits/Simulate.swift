@@ -29,6 +29,7 @@ struct Simulate: AsyncParsableCommand {
     var holdFallPercent = 1
     @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Write the run's base-fee trace and upload windows as JSON to this file (for scripts/online-bound).") var dump: String?
 
     func validate() throws {
         guard (1...30).contains(days) else { throw ValidationError("--days: 1...30") }
@@ -59,6 +60,7 @@ struct Simulate: AsyncParsableCommand {
         config.policy.holdReferenceEpochs = holdReferenceEpochs
         config.policy.holdGroupTicks = holdGroupTicks
         config.policy.holdFallPercent = holdFallPercent
+        config.dumpPath = dump
 
         config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)
         do {

@@ -2,6 +2,7 @@ import CreditsChain
 import CreditsCore
 import CreditsTestSupport
 import CreditsWorker
+import Foundation
 import Testing
 
 /// `credits simulate` on each trace, shortened to a few virtual hours.
@@ -30,6 +31,26 @@ import Testing
         #expect(abs(r.batchingSavingsPPM - r.modelBatchingSavingsPPM) <= 10_000)
         #expect(r.batchingSavingsPPM > 400_000)
         #expect(r.reconcileOk)
+    }
+
+    /// `--dump` writes what `scripts/online-bound` reads: a base fee per height, one window per
+    /// upload (as wide as its priority's deadline in epochs), and the run's two costs.
+    @Test func aDumpHoldsTheTraceTheWindowsAndTheCosts() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/dump.json"
+        let r = try await simulate(hours: 1) {
+            $0.trace = .busy
+            $0.rule = .fip0115
+            $0.dumpPath = path
+        }
+        let dump = try JSONDecoder().decode(Simulation.Dump.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(dump.trace == "busy" && dump.rule == "fip0115")
+        #expect(dump.windows.count == r.uploads && r.uploads == 120)
+        #expect(Set(dump.windows.map { $0[1] - $0[0] + 1 }) == [2, 30, 480])
+        #expect(dump.baseFees.count > Int(dump.windows.map { $0[1] }.max()!))
+        #expect(dump.hindsightCostAttoFil == r.hindsightCostAttoFil && dump.actualCostAttoFil != "0")
+        #expect(Int128(dump.baseFees[0]) == 3_162_300_000)
     }
 
     @Test func withFailuresEveryUploadIsSettledAndTheLedgerReconciles() async throws {
