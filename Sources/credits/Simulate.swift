@@ -27,6 +27,10 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Policy: ticks before its deadline a held upload joins batches again (at least 1).") var holdGroupTicks = 10
     @Option(help: "Policy: above the median, also hold medium-priority uploads while the base fee is this many percent or more below the last tick's (0: off).")
     var holdFallPercent = 1
+    @Option(help: "Policy: in a volatile market, hold a low-priority upload with k ticks left unless the base fee is at or below median·exp(-c·σ·√k), c = this/1000 (0: off).")
+    var holdVolatilityPermille = 300
+    @Option(help: "Policy: the per-tick swing σ, in thousandths, from which a market counts as volatile.")
+    var holdVolatilityMinPermille = 15
     @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Write the run's base-fee trace and upload windows as JSON to this file (for scripts/online-bound).") var dump: String?
@@ -60,6 +64,8 @@ struct Simulate: AsyncParsableCommand {
         config.policy.holdReferenceEpochs = holdReferenceEpochs
         config.policy.holdGroupTicks = holdGroupTicks
         config.policy.holdFallPercent = holdFallPercent
+        config.policy.holdVolatilityPermille = holdVolatilityPermille
+        config.policy.holdVolatilityMinPermille = holdVolatilityMinPermille
         config.dumpPath = dump
 
         config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)

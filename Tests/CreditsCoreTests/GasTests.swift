@@ -68,10 +68,14 @@ import Testing
 
 /// The batch policy, as a script: event in, batches out.
 @Suite struct BatchPolicyTests {
-    func policy() -> BatchPolicy {
+    /// A policy for short scripts. Their few base fees swing by 10% and more, which the
+    /// volatility hold would take for a volatile market: it is off unless asked for (it has
+    /// its own script below).
+    func policy(volatility: Bool = false) -> BatchPolicy {
         var config = BatchPolicy.Config()
         config.historyLengthMin = 3
         config.cheapBatchMin = 3
+        if !volatility { config.holdVolatilityPermille = 0 }
         return BatchPolicy(config: config)
     }
 
@@ -170,9 +174,10 @@ import Testing
     }
 
     @Test func noUploadEverMissesItsDeadline() {
-        // Random arrivals and base fees; every upload must be sent no later than its deadline.
+        // Random arrivals and base fees; every upload must be sent no later than its deadline
+        // (every hold on: such base fees are as volatile as a market gets).
         var rng = SystemRandomNumberGenerator()
-        var p = policy()
+        var p = policy(volatility: true)
         var deadline: [String: Int64] = [:]
         var sentAt: [String: Int64] = [:]
         var now: Int64 = 0
@@ -199,6 +204,7 @@ import Testing
         for holding in [true, false] {
             var config = BatchPolicy.Config()
             config.historyLengthMin = 3
+            config.holdVolatilityPermille = 0  // 1,000 → 2,000 would count as a volatile market
             if !holding { config.holdAbovePercent = 0 }
             var p = BatchPolicy(config: config)
             for t in 0..<3 { #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000).isEmpty) }  // median 1,000
@@ -248,6 +254,34 @@ import Testing
             let rejoined = queued + 630_000
             #expect(config.holdGroupTicks == 10)
             #expect(sent == [held ? rejoined : firstBatch], "base fee 2,000 → \(fee), holdFallPercent \(holdFallPercent)")
+        }
+    }
+
+    /// Rule 0 in a volatile market: below the median, a low-priority upload with hours left still
+    /// waits unless the base fee is down to its reservation price, median·exp(−0.3·σ·√k); in a
+    /// calm market (σ under 1.5% a tick), or with the rule off, it goes with the next batch.
+    @Test func inAVolatileMarketALowPriorityUploadWaitsForADeepDip() {
+        // (swing of the last hour, base fee now, rule on, held)
+        let cases: [(Int128, Int128, Bool, Bool)] = [
+            (100, 1_000, true, true),  // σ ≈ 9.5%, median 1,000: reservation ≈ 1,000·e^(−0.3·0.095·√479) ≈ 535
+            (100, 300, true, false),   // below it (the drop to 300 raises σ to about 15%: ≈ 370): goes
+            (10, 1_000, true, false),  // σ ≈ 1%: calm, not volatile
+            (100, 1_000, false, false),
+        ]
+        for (swing, fee, on, held) in cases {
+            var config = BatchPolicy.Config()
+            config.historyLengthMin = 3
+            if !on { config.holdVolatilityPermille = 0 }
+            var p = BatchPolicy(config: config)
+            // An hour alternating 1,000 and 1,000 + swing.
+            for t in 0..<120 { #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000 + (t % 2 == 0 ? 0 : swing)).isEmpty) }
+            let now: Int64 = 120 * 30_000
+            _ = p.enqueue(uploadId: "low", priority: .low, queuedAtMs: now)
+            _ = p.enqueue(uploadId: "high", priority: .high, queuedAtMs: now)
+            #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+            let sent = p.tick(nowMs: now + 30_000, baseFee: fee)
+            #expect(sent == [BatchPolicy.Batch(uploadIds: held ? ["high"] : ["high", "low"], reason: .deadline)],
+                    "swing \(swing), base fee \(fee), rule \(on ? "on" : "off")")
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// When to send queued uploads to the chain, and in which batches. A pure state machine on an
 /// injected clock: events in (`enqueue`, `tick`), batches out. No I/O, so tests run on virtual
 /// time.
@@ -6,7 +8,9 @@
 /// 0. Hold: while the base fee is above the median of the last eight hours, low-priority uploads
 ///    sit out the rules below until their deadline is `holdGroupTicks` away (timing: they wait
 ///    for a cheaper hour). Medium-priority uploads sit out too while the base fee is also
-///    falling (`holdFallPercent` or more below the last tick's): the decay after a spike.
+///    falling (`holdFallPercent` or more below the last tick's): the decay after a spike. In a
+///    volatile market a low-priority upload with k ticks left waits further, for a base fee
+///    below the median by `holdVolatilityPermille`·σ·√k (σ: the last hour's per-tick swing).
 /// 1. Full: while `itemsPerBatchMax` uploads wait, send that many (earliest deadlines first).
 /// 2. Deadline: an upload whose deadline comes at or before the next tick goes now, with as many
 ///    others as fit (a bigger batch saves more gas per upload).
@@ -55,6 +59,18 @@ public struct BatchPolicy: Sendable {
         /// nothing. Measured: spiky 1.20 → 1.10 (FIP-0115) and 1.15 → 1.11 (pre-nv28) actual
         /// over hindsight, calm and busy unchanged within 0.002.
         public var holdFallPercent: Int = 1
+        /// Rule 0 in a volatile market (0 turns it off): while the base fee's per-tick swing σ
+        /// (standard deviation of its log change over the last `historyLengthMax` ticks) is at
+        /// least `holdVolatilityMinPermille`, a low-priority upload with k ticks left is held
+        /// unless the base fee is at or below median·exp(−c·σ·√k), c = this / 1000. Optimal
+        /// stopping with mean reversion sends at a reservation price that falls further below
+        /// the market's level the more time is left (scripts/online-bound: 0.38× the steady fee
+        /// with 4 hours left on busy FIP-0115); 0.3 rather than the ~0.57 that fits it, because
+        /// an upload held to its deadline pays for its own message's fixed gas too.
+        public var holdVolatilityPermille: Int = 300
+        /// 1.5% a tick: FIP-0115 markets swing 2–9%, pre-nv28 ones 0.3–1.1% (where waiting for a
+        /// dip cost more in messages than it saved: ratio 1.003 → 1.008 on calm).
+        public var holdVolatilityMinPermille: Int = 15
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
 
@@ -76,6 +92,8 @@ public struct BatchPolicy: Sendable {
             if holdReferenceEpochs < 1 || holdReferenceEpochs > 100_000 { throw .validation("holdReferenceEpochs", "must be 1...100000") }
             if holdGroupTicks < 1 || holdGroupTicks > 100_000 { throw .validation("holdGroupTicks", "must be 1...100000") }
             if holdFallPercent < 0 || holdFallPercent > 99 { throw .validation("holdFallPercent", "must be 0...99") }
+            if holdVolatilityPermille < 0 || holdVolatilityPermille > 10_000 { throw .validation("holdVolatilityPermille", "must be 0...10000") }
+            if holdVolatilityMinPermille < 1 || holdVolatilityMinPermille > 1_000 { throw .validation("holdVolatilityMinPermille", "must be 1...1000") }
             if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
                 throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
             }
@@ -125,7 +143,7 @@ public struct BatchPolicy: Sendable {
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
         // Rule 0: held uploads sit out this tick's rules and are back in the queue after it.
-        let held = holdsLowPriority(baseFee) ? heldBack(nowMs: nowMs, medium: isFalling(baseFee)) : []
+        let held = heldBack(nowMs: nowMs, baseFee: baseFee)
         defer { waiting += held }
         while waiting.count >= config.itemsPerBatchMax {
             out.append(take(config.itemsPerBatchMax, .full))
@@ -146,7 +164,7 @@ public struct BatchPolicy: Sendable {
             }
         }
         history.append(baseFee)
-        let kept = max(config.historyLengthMax, config.holdAbovePercent > 0 ? config.holdReferenceEpochs : 0)
+        let kept = max(config.historyLengthMax, config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 ? config.holdReferenceEpochs : 0)
         if history.count > kept { history.removeFirst(history.count - kept) }
         return out
     }
@@ -176,11 +194,48 @@ public struct BatchPolicy: Sendable {
         return baseFee * 100 <= last * Int128(100 - config.holdFallPercent)
     }
 
-    /// Removes and returns the low-priority uploads (and medium-priority ones too when `medium`)
-    /// whose deadline is more than `holdGroupTicks` away.
-    private mutating func heldBack(nowMs: Int64, medium: Bool) -> [Waiting] {
+    /// Rule 0 in a volatile market: the base fee's per-tick swing σ over the last
+    /// `historyLengthMax` ticks and the median, when σ reaches `holdVolatilityMinPermille`.
+    /// σ is a statistic of ratios of base fees (dimensionless), so it is a `Double`; no amount is.
+    func volatility() -> (sigma: Double, median: Int128)? {
+        guard config.holdVolatilityPermille > 0, history.count >= max(config.historyLengthMin, 3) else { return nil }
+        let recent = history.suffix(config.historyLengthMax + 1).map { Double(max(1, $0)) }
+        let changes = zip(recent.dropFirst(), recent).map { log($0 / $1) }
+        let mean = changes.reduce(0, +) / Double(changes.count)
+        let sigma = (changes.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(changes.count)).squareRoot()
+        guard sigma * 1_000 >= Double(config.holdVolatilityMinPermille) else { return nil }
+        let sorted = history.suffix(config.holdReferenceEpochs).sorted()
+        return (sigma, sorted[sorted.count / 2])
+    }
+
+    /// The base fee is above median·exp(−c·σ·√k), compared in integers (parts per million).
+    static func waitsForADip(_ baseFee: Int128, ticksLeft k: Int64, sigma: Double, median: Int128, permille: Int) -> Bool {
+        let c = Double(permille) / 1_000
+        let ppm = Int128((exp(-c * sigma * Double(max(0, k)).squareRoot()) * 1_000_000).rounded())
+        return baseFee * 1_000_000 > median * ppm
+    }
+
+    /// Removes and returns the uploads rule 0 holds back this tick: low priority above the median
+    /// (or, in a volatile market, above its reservation price), medium priority above the median
+    /// and falling; none whose deadline is `holdGroupTicks` away or less.
+    private mutating func heldBack(nowMs: Int64, baseFee: Int128) -> [Waiting] {
+        let aboveMedian = holdsLowPriority(baseFee)
+        let medium = aboveMedian && isFalling(baseFee)
+        let volatile = aboveMedian ? nil : volatility()
+        guard aboveMedian || volatile != nil else { return [] }
         let horizon = nowMs + Int64(config.holdGroupTicks) * config.tickMs
-        let isHeld = { (w: Waiting) in (w.priority == .low || (medium && w.priority == .medium)) && w.deadlineAtMs > horizon }
+        let (tickMs, permille) = (config.tickMs, config.holdVolatilityPermille)
+        let isHeld = { (w: Waiting) -> Bool in
+            guard w.deadlineAtMs > horizon else { return false }
+            switch w.priority {
+            case .low:
+                guard !aboveMedian, let (sigma, median) = volatile else { return true }
+                return Self.waitsForADip(baseFee, ticksLeft: (w.deadlineAtMs - nowMs) / tickMs, sigma: sigma, median: median,
+                                         permille: permille)
+            case .medium: return medium
+            case .high: return false
+            }
+        }
         let held = waiting.filter(isHeld)
         waiting.removeAll(where: isHeld)
         return held
