@@ -53,6 +53,13 @@ public enum Simulation {
         public var windows: [[Int64]]
         public var hindsightCostAttoFil: String
         public var actualCostAttoFil: String
+        /// [height sent at, uploads] of each confirmed message, and of the hindsight schedule's.
+        public var actualMessages: [[Int64]]
+        public var hindsightMessages: [[Int64]]
+        /// The height each upload (in arrival order) was confirmed from, by the policy and by the
+        /// hindsight schedule (-1: never).
+        public var actualSentAt: [Int64]
+        public var hindsightSentAt: [Int64]
     }
 
     public struct Report: Sendable, Codable, Equatable {
@@ -159,11 +166,18 @@ public enum Simulation {
                                           batchMax: policy.itemsPerBatchMax)
         let hindsight = Hindsight.cost(schedule, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium)
         if let path = config.dumpPath {
+            var sentAt: [String: Int64] = [:]
+            for tx in confirmed { for id in tx.uploadIds { sentAt[id] = (tx.createdAtMs - start) / epochMs } }
+            var hindsightSentAt = [Int64](repeating: -1, count: arrivals.count)
+            for m in schedule { for i in m.items { hindsightSentAt[i] = m.epoch } }
             let dump = Dump(trace: config.trace.rawValue, rule: config.rule.rawValue, seed: config.seed,
                             startAtCalmLevel: config.startAtCalmLevel, fixedGas: managerConfig.gas.fixedGas,
                             perItemGas: managerConfig.gas.perItemGas, premium: String(managerConfig.premium),
                             baseFees: fees.map { String($0) }, windows: windows.map { [$0.0, $0.1] },
-                            hindsightCostAttoFil: String(hindsight), actualCostAttoFil: String(actual))
+                            hindsightCostAttoFil: String(hindsight), actualCostAttoFil: String(actual),
+                            actualMessages: confirmed.map { [($0.createdAtMs - start) / epochMs, Int64($0.uploadIds.count)] },
+                            hindsightMessages: schedule.map { [$0.epoch, Int64($0.items.count)] },
+                            actualSentAt: arrivals.map { sentAt[$0.id] ?? -1 }, hindsightSentAt: hindsightSentAt)
             try JSONEncoder().encode(dump).write(to: URL(fileURLWithPath: path), options: .atomic)
         }
         let report = try await store.reconcile()

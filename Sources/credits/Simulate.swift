@@ -31,6 +31,11 @@ struct Simulate: AsyncParsableCommand {
     var holdVolatilityPermille = 300
     @Option(help: "Policy: the per-tick swing σ, in thousandths, from which a market counts as volatile.")
     var holdVolatilityMinPermille = 15
+    @Option(help: "Policy: in a market that is not volatile, hold low-priority uploads below the median too while the base fee is this many percent or more below its level --hold-decay-ticks ago (0: off).")
+    var holdDecayPercent = 6
+    @Option(help: "Policy: ticks the decay is measured over.") var holdDecayTicks = 30
+    @Option(help: "Policy: in a market that is not volatile, a base fee this many percent above the last tick's starts a spike: everything waiting goes (0: off).")
+    var spikeJumpPercent = 5
     @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Write the run's base-fee trace and upload windows as JSON to this file (for scripts/online-bound).") var dump: String?
@@ -66,6 +71,9 @@ struct Simulate: AsyncParsableCommand {
         config.policy.holdFallPercent = holdFallPercent
         config.policy.holdVolatilityPermille = holdVolatilityPermille
         config.policy.holdVolatilityMinPermille = holdVolatilityMinPermille
+        config.policy.holdDecayPercent = holdDecayPercent
+        config.policy.holdDecayTicks = holdDecayTicks
+        config.policy.spikeJumpPercent = spikeJumpPercent
         config.dumpPath = dump
 
         config.policy.historyLengthMin = min(config.policy.historyLengthMin, historyEpochs)

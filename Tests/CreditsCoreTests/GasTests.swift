@@ -69,12 +69,13 @@ import Testing
 /// The batch policy, as a script: event in, batches out.
 @Suite struct BatchPolicyTests {
     /// A policy for short scripts. Their few base fees swing by 10% and more, which the
-    /// volatility hold would take for a volatile market: it is off unless asked for (it has
-    /// its own script below).
+    /// volatility hold would take for a volatile market and rule 2b for a spike's first tick:
+    /// both are off unless asked for (each has its own script below).
     func policy(volatility: Bool = false) -> BatchPolicy {
         var config = BatchPolicy.Config()
         config.historyLengthMin = 3
         config.cheapBatchMin = 3
+        config.spikeJumpPercent = 0
         if !volatility { config.holdVolatilityPermille = 0 }
         return BatchPolicy(config: config)
     }
@@ -111,6 +112,7 @@ import Testing
         var config = BatchPolicy.Config()
         config.risePercent = 10
         config.riseWindowTicks = 3
+        config.spikeJumpPercent = 0  // doubling in a tick would start a spike (rule 2b)
         var p = BatchPolicy(config: config)
         for i in 0..<3 { _ = p.enqueue(uploadId: "r\(i)", priority: .low, queuedAtMs: 0) }
         #expect(p.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)
@@ -119,7 +121,9 @@ import Testing
         #expect(p.tick(nowMs: 120_000, baseFee: 1_099).isEmpty)  // 9.9% over three ticks ago
         #expect(p.tick(nowMs: 150_000, baseFee: 1_133) == [BatchPolicy.Batch(uploadIds: ["r0", "r1", "r2"], reason: .rising)])
         // Off by default.
-        var off = BatchPolicy()
+        var quiet = BatchPolicy.Config()
+        quiet.spikeJumpPercent = 0
+        var off = BatchPolicy(config: quiet)
         for i in 0..<3 { _ = off.enqueue(uploadId: "o\(i)", priority: .low, queuedAtMs: 0) }
         for (t, fee) in [1_000, 2_000, 4_000, 8_000, 16_000].enumerated() {
             #expect(off.tick(nowMs: Int64(t + 1) * 30_000, baseFee: Int128(fee)).isEmpty)
@@ -131,6 +135,7 @@ import Testing
     @Test func aBaseFeeBackAtTheQueuePriceSendsTheBatch() {
         var config = BatchPolicy.Config()
         config.queuePriceBatchMin = 3
+        config.spikeJumpPercent = 0  // +30% in a tick would start a spike (rule 2b)
         var p = BatchPolicy(config: config)
         for i in 0..<2 { _ = p.enqueue(uploadId: "q\(i)", priority: .low, queuedAtMs: 10_000) }
         #expect(p.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)  // q0, q1 could have gone at 1,000
@@ -285,11 +290,80 @@ import Testing
         }
     }
 
+    /// Rule 0 in a slow decay: below the median, in a market that is not volatile, a low-priority
+    /// upload sits out the batches deadlines send while the base fee stands `holdDecayPercent`
+    /// (6%) or more below its level `holdDecayTicks` (30) ago; a shallower fall, or the rule
+    /// off, and it goes with the next batch.
+    @Test func inASlowDecayALowPriorityUploadWaits() {
+        // (fall per tick in thousandths, rule on, held)
+        for (fall, on, held) in [(3, true, true), (1, true, false), (3, false, false)] {
+            var config = BatchPolicy.Config()
+            config.historyLengthMin = 3
+            if !on { config.holdDecayPercent = 0 }
+            var p = BatchPolicy(config: config)
+            for t in 0..<100 { #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000_000).isEmpty) }  // median 1,000,000
+            // 30 ticks down `fall`‰ a tick: 0.3% → 8.6% below, 0.1% → 3% below. σ is 0 (a
+            // steady fall), so the market is not volatile.
+            var fee: Int128 = 1_000_000
+            var now: Int64 = 100 * 30_000
+            for _ in 0..<30 {
+                fee = fee * Int128(1_000 - fall) / 1_000
+                #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+                now += 30_000
+            }
+            _ = p.enqueue(uploadId: "low", priority: .low, queuedAtMs: now)
+            _ = p.enqueue(uploadId: "high", priority: .high, queuedAtMs: now)
+            fee = fee * Int128(1_000 - fall) / 1_000
+            #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+            fee = fee * Int128(1_000 - fall) / 1_000
+            let sent = p.tick(nowMs: now + 30_000, baseFee: fee)
+            #expect(sent == [BatchPolicy.Batch(uploadIds: held ? ["high"] : ["high", "low"], reason: .deadline)],
+                    "fall \(fall)‰ a tick, rule \(on ? "on" : "off")")
+        }
+    }
+
+    /// Rule 2b: in a market that is not volatile, a base fee `spikeJumpPercent` (5%) above the
+    /// last tick's sends everything waiting at once, held uploads too; not a smaller jump, not
+    /// in a volatile market, not fewer than `itemsPerBatchMin` uploads, not with the rule off.
+    @Test func aSpikesFirstTickSendsEverythingWaiting() {
+        // (jump in percent, history swings, uploads, rule on, sent)
+        let cases: [(Int128, Bool, Int, Bool, Bool)] = [
+            (6, false, 3, true, true),
+            (4, false, 3, true, false),
+            (6, true, 3, true, false),  // σ ≈ 9.5%: a volatile market
+            (6, false, 2, true, false),
+            (6, false, 3, false, false),
+        ]
+        for (jump, swings, uploads, on, sent) in cases {
+            var config = BatchPolicy.Config()
+            config.historyLengthMin = 3
+            config.holdVolatilityPermille = 0  // the swinging history would hold the uploads
+            if !on { config.spikeJumpPercent = 0 }
+            var p = BatchPolicy(config: config)
+            // An hour at 1,000 (or alternating 1,000 and 1,100), then 30 ticks falling 0.3% a
+            // tick, which holds low-priority uploads (the slow-decay hold) in a calm market.
+            for t in 0..<120 { #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: swings && t % 2 == 1 ? 1_100_000 : 1_000_000).isEmpty) }
+            var fee: Int128 = 1_000_000
+            var now: Int64 = 120 * 30_000
+            for i in 0..<uploads { _ = p.enqueue(uploadId: "l\(i)", priority: .low, queuedAtMs: now) }
+            for _ in 0..<30 {
+                fee = fee * 997 / 1_000
+                #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+                now += 30_000
+            }
+            let batches = p.tick(nowMs: now, baseFee: fee * (100 + jump) / 100)
+            let ids = (0..<uploads).map { "l\($0)" }
+            #expect(batches == (sent ? [BatchPolicy.Batch(uploadIds: ids, reason: .spike)] : []),
+                    "jump \(jump)%, swings \(swings), \(uploads) uploads, rule \(on ? "on" : "off")")
+        }
+    }
+
     /// A held upload still goes before its deadline, with the held uploads due within
     /// `holdGroupTicks` of it, in one message.
     @Test func heldUploadsGoTogetherBeforeTheirDeadline() {
         var config = BatchPolicy.Config()
         config.historyLengthMin = 3
+        config.spikeJumpPercent = 0  // 1,000 → 5,003 would start a spike (rule 2b)
         var p = BatchPolicy(config: config)
         for t in 0..<3 { _ = p.tick(nowMs: Int64(t) * 30_000, baseFee: 1_000) }
         _ = p.enqueue(uploadId: "l1", priority: .low, queuedAtMs: 90_000)
@@ -313,6 +387,9 @@ import Testing
         var config = BatchPolicy.Config()
         config.holdGroupTicks = 0
         #expect(throws: CreditsError.self) { try config.validate(gas: .addPieces) }
+        var decay = BatchPolicy.Config()
+        decay.holdDecayTicks = decay.historyLengthMax + 1  // further back than the history kept
+        #expect(throws: CreditsError.self) { try decay.validate(gas: .addPieces) }
     }
 
     @Test func configRefusesABatchOverAQuarterBlock() throws {
