@@ -25,6 +25,7 @@ struct GasOptions: ParsableArguments {
     @Option(help: "Actor method number of a batch (--chain lotus).") var lotusMethod: Int64 = 0
     @Option(help: "Most one message may cost, in attoFIL (Lotus MaxFee).") var lotusMaxFee = "1000000000000000"
     @Option(help: "Epochs a message must be buried under before it counts (--chain lotus).") var lotusConfidence: Int64 = 5
+    @OptionGroup var policy: PolicyOptions
 
     var tickMs: Int64 { workerTickMs ?? chainEpochMs }
 
@@ -53,6 +54,7 @@ struct GasOptions: ParsableArguments {
     func makeManager(store: any CreditStore, clock: WallClock, logger: Logger, instance: String) async throws -> FilecoinGasManager {
         var config = FilecoinGasManager.Config()
         config.instanceTag = Self.tag(instance)
+        policy.apply(to: &config.policy)
         config.policy.tickMs = tickMs
         config.policy.deadlineMs = config.policy.deadlineMs.mapValues { max($0, 2 * tickMs) }
         config.usdPerFil = DecimalRate(filUsd)!

@@ -102,6 +102,23 @@ import Testing
         }
     }
 
+    /// `serve` takes the batch policy's knobs as `simulate` does; a bad one (or a bad pair) stops
+    /// it before it opens the database, naming the setting.
+    @Test func servePolicyKnobsAreCheckedBeforeStart() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let help = try runCredits(["serve", "--help"])
+        #expect(help.output.contains("--hold-decay-percent") && help.output.contains("--spike-jump-percent"))
+        for (knobs, field) in [(["--hold-decay-ticks", "500"], "holdDecayTicks"),  // beyond the 120 ticks of history
+                               (["--history-epochs", "20", "--hold-decay-ticks", "30"], "holdDecayTicks"),
+                               (["--hold-fall-percent", "100"], "holdFallPercent")] {
+            let refused = try runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
+            #expect(refused.status != 0)
+            #expect(refused.output.contains(field), "\(knobs): \(refused.output)")
+            #expect(!FileManager.default.fileExists(atPath: dir.path + "/x.sqlite"))
+        }
+    }
+
     /// A catalog file replaces the built-in prices; a bad one is refused at start-up naming the field.
     @Test func catalogFileIsValidatedAndUsed() throws {
         let dir = NSTemporaryDirectory() + "credits-catalog-\(UUID().uuidString)"

@@ -1,0 +1,58 @@
+import ArgumentParser
+import CreditsCore
+
+/// The batch policy's knobs, for `serve` and `simulate` alike (`BatchPolicy.Config` says what
+/// each does; the defaults are its defaults).
+struct PolicyOptions: ParsableArguments {
+    @Option(help: "Policy: send early at or below this percentile of the last hour's base fees.") var cheapPercentile = 20
+    @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 16
+    @Option(help: "Policy: send when the base fee climbed this many percent over --rise-window ticks (0: off).") var risePercent = 0
+    @Option(help: "Policy: ticks the climb is measured over.") var riseWindow = 10
+    @Option(help: "Policy: uploads needed before a base fee back at their queue price sends them (0: off).") var queuePriceBatchMin = 0
+    @Option(help: "Policy: epochs of base-fee history remembered.") var historyEpochs = 120
+    @Option(help: "Policy: hold low-priority uploads while the base fee is above this percent of the recent median (0: off).") var holdAbovePercent = 100
+    @Option(help: "Policy: epochs the hold's median is taken over.") var holdReferenceEpochs = 960
+    @Option(help: "Policy: ticks before its deadline a held upload joins batches again (at least 1).") var holdGroupTicks = 10
+    @Option(help: "Policy: above the median, also hold medium-priority uploads while the base fee is this many percent or more below the last tick's (0: off).")
+    var holdFallPercent = 1
+    @Option(help: "Policy: in a volatile market, hold a low-priority upload with k ticks left unless the base fee is at or below median·exp(-c·σ·√k), c = this/1000 (0: off).")
+    var holdVolatilityPermille = 300
+    @Option(help: "Policy: the per-tick swing σ, in thousandths, from which a market counts as volatile.")
+    var holdVolatilityMinPermille = 15
+    @Option(help: "Policy: in a market that is not volatile, hold low-priority uploads below the median too while the base fee is this many percent or more below its level --hold-decay-ticks ago (0: off).")
+    var holdDecayPercent = 6
+    @Option(help: "Policy: ticks the decay is measured over.") var holdDecayTicks = 30
+    @Option(help: "Policy: in a market that is not volatile, a base fee this many percent above the last tick's starts a spike: everything waiting goes (0: off).")
+    var spikeJumpPercent = 5
+
+    /// The knobs checked together, before anything starts (no database is opened with a bad one).
+    func validate() throws {
+        var config = BatchPolicy.Config()
+        apply(to: &config)
+        do {
+            try config.validate(gas: .addPieces)
+        } catch {
+            throw ValidationError("\(error.field ?? ""): \(error.message)")
+        }
+    }
+
+    /// Sets the knobs on `config`; `BatchPolicy.Config.validate` then checks them together.
+    func apply(to config: inout BatchPolicy.Config) {
+        config.cheapPercentile = cheapPercentile
+        config.cheapBatchMin = cheapBatchMin
+        config.risePercent = risePercent
+        config.riseWindowTicks = riseWindow
+        config.queuePriceBatchMin = queuePriceBatchMin
+        config.historyLengthMax = historyEpochs
+        config.holdAbovePercent = holdAbovePercent
+        config.holdReferenceEpochs = holdReferenceEpochs
+        config.holdGroupTicks = holdGroupTicks
+        config.holdFallPercent = holdFallPercent
+        config.holdVolatilityPermille = holdVolatilityPermille
+        config.holdVolatilityMinPermille = holdVolatilityMinPermille
+        config.holdDecayPercent = holdDecayPercent
+        config.holdDecayTicks = holdDecayTicks
+        config.spikeJumpPercent = spikeJumpPercent
+        config.historyLengthMin = min(config.historyLengthMin, historyEpochs)
+    }
+}
