@@ -214,10 +214,16 @@ public struct BatchPolicy: Sendable {
     /// base fee returns to its level (calm, busy and spiky all do), a low-priority upload queued
     /// in a dear hour gains by waiting for a cheaper one within its 4 hours; in a market that
     /// climbs all day it loses.
-    func holdsLowPriority(_ baseFee: Int128) -> Bool {
+    func holdsLowPriority(_ baseFee: Int128, median: Int128) -> Bool {
         guard config.holdAbovePercent > 0, history.count >= config.historyLengthMin else { return false }
-        let recent = history.suffix(config.holdReferenceEpochs).sorted()
-        return baseFee * 100 > recent[recent.count / 2] * Int128(config.holdAbovePercent)
+        return baseFee * 100 > median * Int128(config.holdAbovePercent)
+    }
+
+    /// The median of the last `holdReferenceEpochs` base fees (0 with none yet): the market's
+    /// level for rule 0. Sorted once a tick, for both of its uses.
+    func referenceMedian() -> Int128 {
+        let sorted = history.suffix(config.holdReferenceEpochs).sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
     }
 
     /// Rule 0's medium-priority condition: the base fee is `holdFallPercent` or more below the
@@ -247,10 +253,9 @@ public struct BatchPolicy: Sendable {
     /// Rule 0 in a volatile market: the base fee's per-tick swing σ over the last
     /// `historyLengthMax` ticks and the median, when σ reaches `holdVolatilityMinPermille`.
     /// σ is a statistic of ratios of base fees (dimensionless), so it is a `Double`; no amount is.
-    func volatility(sigma: Double) -> (sigma: Double, median: Int128)? {
+    func volatility(sigma: Double, median: Int128) -> (sigma: Double, median: Int128)? {
         guard config.holdVolatilityPermille > 0, history.count >= max(config.historyLengthMin, 3), !isCalm(sigma: sigma) else { return nil }
-        let sorted = history.suffix(config.holdReferenceEpochs).sorted()
-        return (sigma, sorted[sorted.count / 2])
+        return (sigma, median)
     }
 
     /// σ: the standard deviation of the base fee's log change per tick over the last
@@ -275,9 +280,10 @@ public struct BatchPolicy: Sendable {
     /// (or, in a volatile market, above its reservation price), medium priority above the median
     /// and falling; none whose deadline is `holdGroupTicks` away or less.
     private mutating func heldBack(nowMs: Int64, baseFee: Int128, sigma: Double) -> [Waiting] {
-        let aboveMedian = holdsLowPriority(baseFee)
+        let median = config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 ? referenceMedian() : 0
+        let aboveMedian = holdsLowPriority(baseFee, median: median)
         let medium = aboveMedian && isFalling(baseFee)
-        let volatile = aboveMedian ? nil : volatility(sigma: sigma)
+        let volatile = aboveMedian ? nil : volatility(sigma: sigma, median: median)
         let decaying = !aboveMedian && isDecaying(baseFee, sigma: sigma)
         guard aboveMedian || volatile != nil || decaying else { return [] }
         let horizon = nowMs + Int64(config.holdGroupTicks) * config.tickMs
