@@ -356,6 +356,12 @@ import Testing
             #expect(batches == (sent ? [BatchPolicy.Batch(uploadIds: ids, reason: .spike)] : []),
                     "jump \(jump)%, swings \(swings), \(uploads) uploads, rule \(on ? "on" : "off")")
         }
+        // Two base fees are too few to call a market calm: no spike before `historyLengthMin` (10).
+        var fresh = BatchPolicy()
+        for i in 0..<3 { _ = fresh.enqueue(uploadId: "f\(i)", priority: .low, queuedAtMs: 0) }
+        #expect(fresh.tick(nowMs: 30_000, baseFee: 1_000).isEmpty)
+        #expect(fresh.tick(nowMs: 60_000, baseFee: 1_000).isEmpty)
+        #expect(fresh.tick(nowMs: 90_000, baseFee: 1_100).isEmpty)
     }
 
     /// A held upload still goes before its deadline, with the held uploads due within

@@ -237,9 +237,10 @@ public struct BatchPolicy: Sendable {
     func isCalm(sigma: Double) -> Bool { sigma * 1_000 < Double(config.holdVolatilityMinPermille) }
 
     /// Rule 2b's condition: in a market that is not volatile, the base fee is `spikeJumpPercent`
-    /// or more above the last tick's.
+    /// or more above the last tick's. Not before `historyLengthMin` base fees: too few to tell a
+    /// calm market.
     func isSpikeStart(_ baseFee: Int128, sigma: Double) -> Bool {
-        guard config.spikeJumpPercent > 0, let last = history.last else { return false }
+        guard config.spikeJumpPercent > 0, history.count >= config.historyLengthMin, let last = history.last else { return false }
         return baseFee * 100 >= last * Int128(100 + config.spikeJumpPercent) && isCalm(sigma: sigma)
     }
 
