@@ -166,8 +166,9 @@ public enum Simulation {
                                           batchMax: policy.itemsPerBatchMax)
         let hindsight = Hindsight.cost(schedule, fees: fees, gas: managerConfig.gas, premium: managerConfig.premium)
         if let path = config.dumpPath {
+            let height = { (tx: GasTransaction) in (tx.createdAtMs - start) / epochMs }
             var sentAt: [String: Int64] = [:]
-            for tx in confirmed { for id in tx.uploadIds { sentAt[id] = (tx.createdAtMs - start) / epochMs } }
+            for tx in confirmed { for id in tx.uploadIds { sentAt[id] = height(tx) } }
             var hindsightSentAt = [Int64](repeating: -1, count: arrivals.count)
             for m in schedule { for i in m.items { hindsightSentAt[i] = m.epoch } }
             let dump = Dump(trace: config.trace.rawValue, rule: config.rule.rawValue, seed: config.seed,
@@ -175,7 +176,7 @@ public enum Simulation {
                             perItemGas: managerConfig.gas.perItemGas, premium: String(managerConfig.premium),
                             baseFees: fees.map { String($0) }, windows: windows.map { [$0.0, $0.1] },
                             hindsightCostAttoFil: String(hindsight), actualCostAttoFil: String(actual),
-                            actualMessages: confirmed.map { [($0.createdAtMs - start) / epochMs, Int64($0.uploadIds.count)] },
+                            actualMessages: confirmed.map { [height($0), Int64($0.uploadIds.count)] },
                             hindsightMessages: schedule.map { [$0.epoch, Int64($0.items.count)] },
                             actualSentAt: arrivals.map { sentAt[$0.id] ?? -1 }, hindsightSentAt: hindsightSentAt)
             try JSONEncoder().encode(dump).write(to: URL(fileURLWithPath: path), options: .atomic)

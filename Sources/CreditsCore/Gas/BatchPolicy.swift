@@ -251,12 +251,10 @@ public struct BatchPolicy: Sendable {
         return baseFee * 100 <= history[history.count - config.holdDecayTicks] * Int128(100 - config.holdDecayPercent)
     }
 
-    /// Rule 0 in a volatile market: the base fee's per-tick swing σ over the last
-    /// `historyLengthMax` ticks and the median, when σ reaches `holdVolatilityMinPermille`.
-    /// σ is a statistic of ratios of base fees (dimensionless), so it is a `Double`; no amount is.
-    func volatility(sigma: Double, median: Int128) -> (sigma: Double, median: Int128)? {
-        guard config.holdVolatilityPermille > 0, history.count >= max(config.historyLengthMin, 3), !isCalm(sigma: sigma) else { return nil }
-        return (sigma, median)
+    /// Rule 0's volatile-market hold applies: it is on, and σ has reached
+    /// `holdVolatilityMinPermille` over enough base fees to tell.
+    func isVolatile(sigma: Double) -> Bool {
+        config.holdVolatilityPermille > 0 && history.count >= max(config.historyLengthMin, 3) && !isCalm(sigma: sigma)
     }
 
     /// σ: the standard deviation of the base fee's log change per tick over the last
@@ -284,16 +282,16 @@ public struct BatchPolicy: Sendable {
         let median = config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 ? referenceMedian() : 0
         let aboveMedian = holdsLowPriority(baseFee, median: median)
         let medium = aboveMedian && isFalling(baseFee)
-        let volatile = aboveMedian ? nil : volatility(sigma: sigma, median: median)
+        let volatile = !aboveMedian && isVolatile(sigma: sigma)
         let decaying = !aboveMedian && isDecaying(baseFee, sigma: sigma)
-        guard aboveMedian || volatile != nil || decaying else { return [] }
+        guard aboveMedian || volatile || decaying else { return [] }
         let horizon = nowMs + Int64(config.holdGroupTicks) * config.tickMs
         let (tickMs, permille) = (config.tickMs, config.holdVolatilityPermille)
         let isHeld = { (w: Waiting) -> Bool in
             guard w.deadlineAtMs > horizon else { return false }
             switch w.priority {
             case .low:
-                guard !aboveMedian, !decaying, let (sigma, median) = volatile else { return true }
+                guard !aboveMedian, !decaying, volatile else { return true }
                 return Self.waitsForADip(baseFee, ticksLeft: (w.deadlineAtMs - nowMs) / tickMs, sigma: sigma, median: median,
                                          permille: permille)
             case .medium: return medium
