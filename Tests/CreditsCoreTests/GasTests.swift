@@ -322,6 +322,32 @@ import Testing
         }
     }
 
+    /// Rule 0's decay hold, like every rule that reads the history, waits for `historyLengthMin`
+    /// (10) base fees, even when it looks back fewer (`holdDecayTicks` 3): with 6, a low-priority
+    /// upload goes with the next batch; with 12 of the same fall it waits.
+    @Test func theDecayHoldWaitsForEnoughHistory() {
+        for (before, held) in [(5, false), (11, true)] {
+            var config = BatchPolicy.Config()
+            config.holdDecayTicks = 3
+            var p = BatchPolicy(config: config)
+            // 3% down a tick: 8.7% over 3 ticks. σ is 0 (a steady fall), so not volatile.
+            var fee: Int128 = 1_000_000
+            var now: Int64 = 0
+            for _ in 0..<before {
+                #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+                fee = fee * 97 / 100
+                now += 30_000
+            }
+            _ = p.enqueue(uploadId: "low", priority: .low, queuedAtMs: now)
+            _ = p.enqueue(uploadId: "high", priority: .high, queuedAtMs: now)
+            #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+            fee = fee * 97 / 100
+            let sent = p.tick(nowMs: now + 30_000, baseFee: fee)
+            #expect(sent == [BatchPolicy.Batch(uploadIds: held ? ["high"] : ["high", "low"], reason: .deadline)],
+                    "\(before + 1) base fees before the batch")
+        }
+    }
+
     /// Rule 2b: in a market that is not volatile, a base fee `spikeJumpPercent` (5%) above the
     /// last tick's sends everything waiting at once, held uploads too; not a smaller jump, not
     /// in a volatile market, not fewer than `itemsPerBatchMin` uploads, not with the rule off.

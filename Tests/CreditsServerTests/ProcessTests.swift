@@ -119,6 +119,49 @@ import Testing
         }
     }
 
+    /// Proves: `serve` batches with the knobs it is given, not only checks them. Three
+    /// medium-priority uploads have 15 minutes before their deadline, and by default cheap gas
+    /// alone sends a batch only from 16 uploads (`cheapBatchMin`): on a server with the defaults
+    /// they stay queued. With `--cheap-batch-min 3 --cheap-percentile 100` (every base fee counts
+    /// as cheap) and 3 base fees of history, the same three go within a few ticks.
+    @Test func serveBatchesWithTheKnobsItIsGiven() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let quick = ["--chain-epoch-ms", "200"]
+        let tuned = try ServerProcess(database: dir.path + "/tuned.sqlite", logFile: dir.path + "/tuned.log",
+            arguments: quick + ["--cheap-batch-min", "3", "--cheap-percentile", "100", "--history-epochs", "3", "--hold-decay-ticks", "3"])
+        defer { tuned.stop() }
+        let plain = try ServerProcess(database: dir.path + "/plain.sqlite", logFile: dir.path + "/plain.log", arguments: quick)
+        defer { plain.stop() }
+        for server in [tuned, plain] {
+            try await server.waitUntilReady()
+            let funded = try await HTTP.call(port: server.port, .post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"knob_u","credits":100,"adjustmentId":"fund-knob","reason":"test","category":"paid"}"#)
+            #expect(funded.status == 201, "\(funded.text)")
+            for i in 0..<3 {
+                let queued = try await HTTP.call(port: server.port, .post, "/api/uploads",
+                    body: #"{"uploadId":"knob_\#(i)","userId":"knob_u","fileType":"audio","sizeBytes":1000,"priority":"medium"}"#)
+                #expect(queued.status == 202, "\(queued.text)")
+            }
+        }
+        func statuses(_ server: ServerProcess) async throws -> [String] {
+            var out: [String] = []
+            for i in 0..<3 { out.append(try await HTTP.call(port: server.port, .get, "/api/uploads/knob_\(i)").string("status") ?? "") }
+            return out
+        }
+        var sent: [String] = []
+        for _ in 0..<150 {
+            sent = try await statuses(tuned)
+            if sent.allSatisfy({ $0 == "confirmed" }) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(sent == ["confirmed", "confirmed", "confirmed"])
+        let balance = try await HTTP.call(port: tuned.port, .get, "/api/credits/balance?userId=knob_u")
+        #expect(balance.int("balance") == 55 && balance.int("reserved") == 0 && balance.int("totalSpent") == 45)
+        // The server with the defaults has had as many ticks, and holds all three still.
+        #expect(try await statuses(plain) == ["queued", "queued", "queued"])
+    }
+
     /// A catalog file replaces the built-in prices; a bad one is refused at start-up naming the field.
     @Test func catalogFileIsValidatedAndUsed() throws {
         let dir = NSTemporaryDirectory() + "credits-catalog-\(UUID().uuidString)"

@@ -245,9 +245,11 @@ public struct BatchPolicy: Sendable {
     }
 
     /// Rule 0 in a slow decay: in a market that is not volatile, the base fee is
-    /// `holdDecayPercent` or more below its level `holdDecayTicks` ago.
+    /// `holdDecayPercent` or more below its level `holdDecayTicks` ago. Not before
+    /// `historyLengthMin` base fees, however few ticks it looks back: too few to tell a calm market.
     func isDecaying(_ baseFee: Int128, sigma: Double) -> Bool {
-        guard config.holdDecayPercent > 0, history.count >= config.holdDecayTicks, isCalm(sigma: sigma) else { return false }
+        guard config.holdDecayPercent > 0, history.count >= max(config.historyLengthMin, config.holdDecayTicks),
+              isCalm(sigma: sigma) else { return false }
         return baseFee * 100 <= history[history.count - config.holdDecayTicks] * Int128(100 - config.holdDecayPercent)
     }
 
