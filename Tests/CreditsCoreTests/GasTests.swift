@@ -80,6 +80,16 @@ import Testing
         return BatchPolicy(config: config)
     }
 
+    /// `ticks` ticks, 30 s apart from `now`, the base fee falling `permille`‰ before each, and
+    /// no batch sent by any of them; `fee` and `now` are left at the last tick's and the next.
+    func fall(_ p: inout BatchPolicy, ticks: Int, permille: Int, fee: inout Int128, now: inout Int64) {
+        for _ in 0..<ticks {
+            fee = fee * Int128(1_000 - permille) / 1_000
+            #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
+            now += 30_000
+        }
+    }
+
     @Test func waitsForCheapGasThenSendsTheBatch() {
         var p = policy()
         for i in 0..<3 {
@@ -306,11 +316,7 @@ import Testing
             // steady fall), so the market is not volatile.
             var fee: Int128 = 1_000_000
             var now: Int64 = 100 * 30_000
-            for _ in 0..<30 {
-                fee = fee * Int128(1_000 - fall) / 1_000
-                #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
-                now += 30_000
-            }
+            self.fall(&p, ticks: 30, permille: fall, fee: &fee, now: &now)
             _ = p.enqueue(uploadId: "low", priority: .low, queuedAtMs: now)
             _ = p.enqueue(uploadId: "high", priority: .high, queuedAtMs: now)
             fee = fee * Int128(1_000 - fall) / 1_000
@@ -372,11 +378,7 @@ import Testing
             var fee: Int128 = 1_000_000
             var now: Int64 = 120 * 30_000
             for i in 0..<uploads { _ = p.enqueue(uploadId: "l\(i)", priority: .low, queuedAtMs: now) }
-            for _ in 0..<30 {
-                fee = fee * 997 / 1_000
-                #expect(p.tick(nowMs: now, baseFee: fee).isEmpty)
-                now += 30_000
-            }
+            fall(&p, ticks: 30, permille: 3, fee: &fee, now: &now)
             let batches = p.tick(nowMs: now, baseFee: fee * (100 + jump) / 100)
             let ids = (0..<uploads).map { "l\($0)" }
             #expect(batches == (sent ? [BatchPolicy.Batch(uploadIds: ids, reason: .spike)] : []),

@@ -197,7 +197,7 @@ public struct BatchPolicy: Sendable {
             }
         }
         history.append(baseFee)
-        let kept = max(config.historyLengthMax, config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 ? config.holdReferenceEpochs : 0)
+        let kept = max(config.historyLengthMax, usesReferenceMedian ? config.holdReferenceEpochs : 0)
         if history.count > kept { history.removeFirst(history.count - kept) }
         return out
     }
@@ -218,6 +218,10 @@ public struct BatchPolicy: Sendable {
         guard config.holdAbovePercent > 0, history.count >= config.historyLengthMin else { return false }
         return baseFee * 100 > median * Int128(config.holdAbovePercent)
     }
+
+    /// A rule that reads the eight-hour median is on (the median hold or the volatile-market
+    /// hold): the history then keeps `holdReferenceEpochs` base fees.
+    var usesReferenceMedian: Bool { config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 }
 
     /// The median of the last `holdReferenceEpochs` base fees (0 with none yet): the market's
     /// level for rule 0. Sorted once a tick, for both of its uses.
@@ -278,10 +282,11 @@ public struct BatchPolicy: Sendable {
     }
 
     /// Removes and returns the uploads rule 0 holds back this tick: low priority above the median
-    /// (or, in a volatile market, above its reservation price), medium priority above the median
-    /// and falling; none whose deadline is `holdGroupTicks` away or less.
+    /// (or, in a volatile market, above its reservation price; in a slow decay, below the median
+    /// too), medium priority above the median and falling; none whose deadline is
+    /// `holdGroupTicks` away or less.
     private mutating func heldBack(nowMs: Int64, baseFee: Int128, sigma: Double) -> [Waiting] {
-        let median = config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 ? referenceMedian() : 0
+        let median = usesReferenceMedian ? referenceMedian() : 0
         let aboveMedian = holdsLowPriority(baseFee, median: median)
         let medium = aboveMedian && isFalling(baseFee)
         let volatile = !aboveMedian && isVolatile(sigma: sigma)
