@@ -44,6 +44,68 @@ import Testing
             == [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 3, items: [1, 2])])
     }
 
+    /// Two uploads in a message at fee 3 (×10⁸) can go at a dip of 1 later in their windows. Alone,
+    /// neither gains by a message of its own there (its fixed gas at 1 costs more than its share
+    /// at 3 saves), so moving one upload at a time never opens it; together they gain.
+    @Test func uploadsOpenAMessageAtADipTogether() {
+        let fees: [Int128] = [3, 3, 3, 1].map { $0 * 100_000_000 }
+        let windows: [(Int64, Int64)] = [(0, 0), (0, 3), (0, 3)]
+        let pricing = Hindsight.Pricing(fees: fees, gas: gas, premium: premium)
+        var messages = [Hindsight.Message(epoch: 0, items: [0, 1, 2])]
+        var at = [0, 0, 0]
+        // One upload: what it saves by leaving is less than a message of its own at the dip costs.
+        #expect(pricing.cost(0, 3) - pricing.cost(0, 2) < pricing.cost(3, 1))
+        let dips = Hindsight.dips(pricing: pricing, count: fees.count)
+        #expect(dips.first == 3)
+        let before = Hindsight.cost(messages, fees: fees, gas: gas, premium: premium)
+        #expect(Hindsight.openMessages(at: dips, covering: Hindsight.covering(windows: windows, dips: dips), messages: &messages,
+                                       placed: &at, pricing: pricing, batchMax: 20))
+        #expect(messages == [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 3, items: [1, 2])])
+        #expect(at == [0, 1, 1])
+        #expect(Hindsight.cost(messages, fees: fees, gas: gas, premium: premium) < before)
+        #expect(Hindsight.schedule(windows: windows, fees: fees, gas: gas, premium: premium, batchMax: 20).map(\.epoch) == [0, 3])
+    }
+
+    /// A message of two uploads at fee 4 between two messages at fee 5 that must go anyway: each
+    /// upload alone adds more to a neighbour (5) than it saves by leaving (4), but once both
+    /// leave, the whole message's fixed gas is saved too.
+    @Test func aMessageClosesWhenItsUploadsFitInOthers() {
+        let fees: [Int128] = [5, 5, 4, 5, 5].map { $0 * 100_000_000 }
+        let windows: [(Int64, Int64)] = [(0, 0), (0, 4), (0, 4), (4, 4)]
+        let pricing = Hindsight.Pricing(fees: fees, gas: gas, premium: premium)
+        var messages = [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 2, items: [1, 2]),
+                        Hindsight.Message(epoch: 4, items: [3])]
+        var at = [0, 1, 1, 2]
+        #expect(pricing.cost(2, 2) - pricing.cost(2, 1) < pricing.cost(0, 2) - pricing.cost(0, 1))
+        let before = Hindsight.cost(messages, fees: fees, gas: gas, premium: premium)
+        #expect(Hindsight.closeMessages(windows: windows, messages: &messages, placed: &at, pricing: pricing, batchMax: 20))
+        #expect(messages[1].items.isEmpty)
+        #expect(messages[0].items.count + messages[2].items.count == 4)
+        #expect(Hindsight.cost(messages, fees: fees, gas: gas, premium: premium) < before)
+        // With no room elsewhere (batches of one), it stays.
+        var full = [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 2, items: [1, 2]),
+                    Hindsight.Message(epoch: 4, items: [3])]
+        var fullAt = [0, 1, 1, 2]
+        #expect(!Hindsight.closeMessages(windows: windows, messages: &full, placed: &fullAt, pricing: pricing, batchMax: 1))
+    }
+
+    /// Two messages whose uploads' windows share an epoch become one there, when that costs less.
+    @Test func twoMessagesMergeAtAnEpochTheirWindowsShare() {
+        let fees: [Int128] = [5, 4, 6].map { $0 * 100_000_000 }
+        let windows: [(Int64, Int64)] = [(0, 1), (1, 2)]
+        let pricing = Hindsight.Pricing(fees: fees, gas: gas, premium: premium)
+        var messages = [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 2, items: [1])]
+        var at = [0, 1]
+        #expect(Hindsight.mergeMessages(windows: windows, messages: &messages, placed: &at, pricing: pricing, batchMax: 20))
+        #expect(messages == [Hindsight.Message(epoch: 1, items: [0, 1]), Hindsight.Message(epoch: 2, items: [])])
+        #expect(at == [0, 0])
+        // Windows that share no epoch never merge.
+        var apart = [Hindsight.Message(epoch: 0, items: [0]), Hindsight.Message(epoch: 2, items: [1])]
+        var apartAt = [0, 1]
+        #expect(!Hindsight.mergeMessages(windows: [(0, 0), (2, 2)], messages: &apart, placed: &apartAt, pricing: pricing,
+                                         batchMax: 20))
+    }
+
     /// The yardstick prices a message as the simulated chain charges it: sent at height t, it
     /// pays `baseFeeHistory()[t]` (not the next height's).
     @Test func aMessageCostsWhatTheSimulatedChainCharges() async throws {
