@@ -7,15 +7,18 @@ import CreditsCore
 ///
 /// 1. Greedy: the earliest deadline still unsent goes at the cheapest epoch of its window, with
 ///    every unsent upload whose window contains that epoch (at most a full batch).
-/// 2. Local search, until nothing improves: each upload moves to the message in its window (or a
-///    message of its own at its window's cheapest epoch) where it adds less than it costs where it
-///    is; a new message opens at a dip (a local low of the base fee, cheapest first) with the
-///    uploads whose windows contain it, when together they save more than it costs (one upload
-///    alone never pays for a whole message, so the first move cannot open it); a message closes
-///    when its uploads fit in other messages for less than it costs; two messages close in time
-///    merge; each message moves to the cheapest epoch all its uploads' windows share. On seed 1 of
-///    each trace and rule this comes within 0.7% of the exact optimum (`scripts/exact-optimum`,
-///    a mixed-integer program); with the first and last moves only it was up to 5.3% above it.
+/// 2. Local search, until nothing improves; each pass, in this order:
+///    - open: a new message at a dip (a local low of the base fee, cheapest first) takes the
+///      uploads whose windows contain it, when together they save more than it costs (one upload
+///      alone never pays for a whole message, so the upload move cannot open it);
+///    - upload: each upload moves to the message in its window (or a message of its own at its
+///      window's cheapest epoch) where it adds less than it costs where it is;
+///    - close: a message closes when its uploads fit in other messages for less than it costs;
+///    - merge: two messages close in time become one;
+///    - message: each message moves to the cheapest epoch all its uploads' windows share.
+///    On seed 1 of each trace and rule this comes within 0.7% of the exact optimum
+///    (`scripts/exact-optimum`, a mixed-integer program); with the upload and message moves only
+///    it was up to 5.3% above it.
 ///
 /// A message sent at epoch t (the head at height t) lands at t+1 and pays the base fee the head
 /// showed at t, `fees[t]`, as the simulated chain charges (`SimulatedChain.baseFeeHistory`: index =
@@ -115,9 +118,9 @@ public enum Hindsight {
         return out
     }
 
-    /// Move 2's new messages: at each dip, the uploads that save more by leaving their message than
-    /// they add to a new one there (most first, a batch at most) go together, when the schedule's
-    /// cost falls. Returns whether one opened.
+    /// The open move: at each dip, the uploads that save more by leaving their message than they
+    /// add to a new one there (most first, a batch at most) go together, when the schedule's cost
+    /// falls. Returns whether one opened.
     static func openMessages(at dips: [Int64], covering: [Int64: [Int]], messages: inout [Message], placed at: inout [Int],
                              pricing: Pricing, batchMax: Int) -> Bool {
         var changed = false
@@ -151,10 +154,10 @@ public enum Hindsight {
         return changed
     }
 
-    /// Move 3: a message closes when its uploads, each joining the other message in its window
-    /// where it adds least (room permitting), cost less there than the message does. One upload
-    /// at a time never finds this: the message's fixed gas is saved only when the last one leaves.
-    /// Dearest messages first. Returns whether one closed.
+    /// The close move: a message closes when its uploads, each joining the other message in its
+    /// window where it adds least (room permitting), cost less there than the message does. One
+    /// upload at a time never finds this: the message's fixed gas is saved only when the last one
+    /// leaves. Dearest messages first. Returns whether one closed.
     static func closeMessages(windows: [(Int64, Int64)], messages: inout [Message], placed at: inout [Int],
                               pricing: Pricing, batchMax: Int) -> Bool {
         let byEpoch = inTimeOrder(messages)
@@ -199,8 +202,9 @@ public enum Hindsight {
         messages.indices.filter { !messages[$0].items.isEmpty }.sorted { (messages[$0].epoch, $0) < (messages[$1].epoch, $1) }
     }
 
-    /// Move 4: two messages close in time become one, at the cheapest epoch all their uploads'
-    /// windows share, when that costs less than both (room permitting). Returns whether two merged.
+    /// The merge move: two messages close in time become one, at the cheapest epoch all their
+    /// uploads' windows share, when that costs less than both (room permitting). Returns whether
+    /// two merged.
     static func mergeMessages(windows: [(Int64, Int64)], messages: inout [Message], placed at: inout [Int],
                               pricing: Pricing, batchMax: Int) -> Bool {
         let byEpoch = inTimeOrder(messages)
@@ -225,7 +229,7 @@ public enum Hindsight {
         return changed
     }
 
-    /// Messages after one (in time) that move 4 tries to merge it with.
+    /// Messages after one (in time) that the merge move tries to merge it with.
     static let neighboursMax = 4
 
     /// What a schedule's messages cost.

@@ -156,5 +156,20 @@ import Testing
         let greedyCost = Hindsight.cost(greedy, fees: fees, gas: gas, premium: premium)
         #expect(cost <= greedyCost)
         #expect(cost < greedyCost, "the local search found nothing to improve on \(windows.count) random uploads")
+        // It stops where none of its moves that need several uploads at once improves it: a
+        // search that left one of them out would stop short of this on such instances.
+        let pricing = Hindsight.Pricing(fees: fees, gas: gas, premium: premium)
+        var at = [Int](repeating: 0, count: windows.count)
+        for (m, message) in schedule.enumerated() {
+            for i in message.items { at[i] = m }
+        }
+        let dips = Hindsight.dips(pricing: pricing, count: fees.count)
+        var opened = schedule, openedAt = at
+        #expect(!Hindsight.openMessages(at: dips, covering: Hindsight.covering(windows: windows, dips: dips), messages: &opened,
+                                        placed: &openedAt, pricing: pricing, batchMax: batchMax))
+        var closed = schedule, closedAt = at
+        #expect(!Hindsight.closeMessages(windows: windows, messages: &closed, placed: &closedAt, pricing: pricing, batchMax: batchMax))
+        var merged = schedule, mergedAt = at
+        #expect(!Hindsight.mergeMessages(windows: windows, messages: &merged, placed: &mergedAt, pricing: pricing, batchMax: batchMax))
     }
 }
