@@ -178,6 +178,17 @@ public final class SimulatedChain: ChainClient, Sendable {
         }
     }
 
+    /// The base fees of the first `epochs` epochs of a chain with this config (its start's
+    /// included), drawn on their own: `simulate` hands the policy a week of another seed's as the
+    /// chain's recent history.
+    public static func baseFees(config: Config, epochs: Int) -> [Int128] {
+        let chain = SimulatedChain(config: config, clock: WallClock { 0 })
+        return chain.state.withLock { s in
+            for _ in 0..<epochs { chain.epoch(&s) }
+            return s.baseFees
+        }
+    }
+
     /// The base fee at each height so far (index = height).
     public func baseFeeHistory() -> [Int128] {
         state.withLock { s in

@@ -85,8 +85,16 @@ public actor FilecoinGasManager {
         self.clock = clock
         self.config = config
         self.logger = logger ?? Logger(label: "credits.gas")
-        policy = BatchPolicy(config: config.policy)
+        var policyConfig = config.policy
+        policyConfig.model?.gas = config.gas
+        policy = BatchPolicy(config: policyConfig)
         rng = SplitMix64(seed: config.seed)
+    }
+
+    /// Base fees of the chain's recent past, oldest first, for the policy (see
+    /// `BatchPolicy.remember(baseFees:)`).
+    public func remember(baseFees: [Int128]) {
+        policy.remember(baseFees: baseFees)
     }
 
     /// Uploads waiting for a batch, messages waiting for a receipt, batches waiting to retry.

@@ -31,6 +31,10 @@ public enum Simulation {
         public var failureRatePPM: Int64 = 0
         public var users = 50
         public var policy = BatchPolicy.Config()
+        /// In model mode (`policy.model`), days of the market's base fees the policy is handed
+        /// before the run, as a node serves the chain's recent history: drawn by a chain of the
+        /// same trace and rule from another seed (so the run's own trace is the rule mode's).
+        public var historyDays = 7
         /// Where to write the run's base-fee trace and upload windows (`Dump`), for
         /// `scripts/online-bound`; nil writes nothing.
         public var dumpPath: String?
@@ -105,6 +109,12 @@ public enum Simulation {
         let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: managerConfig)
         let policy = managerConfig.policy
         let epochMs = Filecoin.epochSeconds * 1_000
+        if policy.model != nil, config.historyDays > 0 {
+            var past = chainConfig
+            past.seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
+            past.revertRatePPM = 0
+            await manager.remember(baseFees: SimulatedChain.baseFees(config: past, epochs: config.historyDays * 2_880 - 1))
+        }
 
         for u in 0..<config.users {
             _ = try await store.execute(.adjust(AdjustmentRequest(

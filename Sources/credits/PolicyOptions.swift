@@ -4,6 +4,10 @@ import CreditsCore
 /// The batch policy's knobs, for `serve` and `simulate` alike (`BatchPolicy.Config` says what
 /// each does; the defaults are its defaults).
 struct PolicyOptions: ParsableArguments {
+    @Option(help: "Policy: rules, or model (decide with a model of the market fitted to the base fees seen, once it has a day of them; the rules below decide until then).")
+    var batchPolicy = "model"
+    @Option(help: "Model policy: an upload still waiting at its deadline counts this share (per mille) of a message's fixed gas more.") var modelAlonePermille = 250
+    @Option(help: "Model policy: riders' gains, per mille of a message's fixed gas, that open a message.") var modelOpenPermille = 1_500
     @Option(help: "Policy: send early at or below this percentile of the last hour's base fees.") var cheapPercentile = 20
     @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 16
     @Option(help: "Policy: send when the base fee climbed this many percent over --rise-window ticks (0: off).") var risePercent = 0
@@ -27,6 +31,7 @@ struct PolicyOptions: ParsableArguments {
 
     /// The knobs checked together, before anything starts (no database is opened with a bad one).
     func validate() throws {
+        guard ["rules", "model"].contains(batchPolicy) else { throw ValidationError("--batch-policy: rules or model") }
         var config = BatchPolicy.Config()
         apply(to: &config)
         do {
@@ -38,6 +43,12 @@ struct PolicyOptions: ParsableArguments {
 
     /// Sets the knobs on `config`; `BatchPolicy.Config.validate` then checks them together.
     func apply(to config: inout BatchPolicy.Config) {
+        if batchPolicy == "model" {
+            var model = BatchPolicy.ModelConfig()
+            model.alonePermille = modelAlonePermille
+            model.openPermille = modelOpenPermille
+            config.model = model
+        }
         config.cheapPercentile = cheapPercentile
         config.cheapBatchMin = cheapBatchMin
         config.risePercent = risePercent

@@ -17,6 +17,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Share of messages that revert, 0...1 (e.g. 0.3).") var failureRate = "0"
     @OptionGroup var policy: PolicyOptions
+    @Option(help: "Model policy: days of the market's base fees handed to the policy before the run (0...30), drawn from another seed.") var historyDays = 7
     @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
     @Flag(help: "Print JSON.") var json = false
     @Option(help: "Write the run's base-fee trace and upload windows as JSON to this file (for scripts/online-bound).") var dump: String?
@@ -27,6 +28,7 @@ struct Simulate: AsyncParsableCommand {
         guard (1...10_000).contains(uploadsPerHour) else { throw ValidationError("--uploads-per-hour: 1...10000") }
         guard SimulatedChain.Trace(rawValue: trace) != nil else { throw ValidationError("--trace: calm, busy or spiky") }
         guard BaseFeeRule(rawValue: rule) != nil else { throw ValidationError("--rule: pre-nv28 or fip0115") }
+        guard (0...30).contains(historyDays) else { throw ValidationError("--history-days: 0...30") }
         guard let r = DecimalRate(failureRate), r.nanos <= 1_000_000_000 else { throw ValidationError("--failure-rate: 0...1") }
     }
 
@@ -42,6 +44,7 @@ struct Simulate: AsyncParsableCommand {
         config.failureRatePPM = Int64(DecimalRate(failureRate)!.nanos / 1_000)
         policy.apply(to: &config.policy)
         config.dumpPath = dump
+        config.historyDays = historyDays
 
         let path = NSTemporaryDirectory() + "credits-sim-\(UUID().uuidString).sqlite"
         defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
@@ -53,7 +56,7 @@ struct Simulate: AsyncParsableCommand {
         } else {
             func pct(_ ppm: Int64) -> String { String(format: "%.2f%%", Double(ppm) / 10_000) }
             print("""
-                trace \(r.trace), \(hours.map { "\($0) hour(s)" } ?? "\(r.days) day(s)"), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)
+                trace \(r.trace), policy \(policy.batchPolicy), \(hours.map { "\($0) hour(s)" } ?? "\(r.days) day(s)"), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)
                 base fee (attoFIL/gas)  min \(r.baseFeeMin), median \(r.baseFeeMedian), max \(r.baseFeeMax)
                 uploads                 \(r.uploads)
                 batches (confirmed)     \(r.batches), mean size K = \(String(format: "%.2f", Double(r.meanBatchSizeHundredths) / 100))

@@ -109,9 +109,12 @@ import Testing
         defer { dir.remove() }
         let help = try runCredits(["serve", "--help"])
         #expect(help.output.contains("--hold-decay-percent") && help.output.contains("--spike-jump-percent"))
+        #expect(help.output.contains("--batch-policy") && help.output.contains("--model-alone-permille"))
         for (knobs, field) in [(["--hold-decay-ticks", "500"], "holdDecayTicks"),  // beyond the 120 ticks of history
                                (["--history-epochs", "20", "--hold-decay-ticks", "30"], "holdDecayTicks"),
-                               (["--hold-fall-percent", "100"], "holdFallPercent")] {
+                               (["--hold-fall-percent", "100"], "holdFallPercent"),
+                               (["--batch-policy", "rule"], "--batch-policy"),
+                               (["--model-open-permille", "200000"], "model.openPermille")] {
             let refused = try runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)
             #expect(refused.output.contains(field), "\(knobs): \(refused.output)")

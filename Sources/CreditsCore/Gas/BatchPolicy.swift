@@ -27,6 +27,9 @@ import Foundation
 /// 5. Back to the queue price: with at least `queuePriceBatchMin` waiting (0: off), send the
 ///    batch when the base fee is at or below the mean base fee its uploads were queued at, so
 ///    that waiting cost them nothing.
+///
+/// With `Config.model` set (the model mode, `BatchPolicy+Model.swift`), a model of the market
+/// fitted to the base fees seen decides in place of these rules once it has seen enough of them.
 public struct BatchPolicy: Sendable {
     public struct Config: Sendable, Equatable {
         public var itemsPerBatchMin: Int = 3
@@ -97,6 +100,9 @@ public struct BatchPolicy: Sendable {
         public var spikeJumpPercent: Int = 5
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
+        /// Decide with a model of the market fitted to the base fees seen, in place of rules 0 to
+        /// 5, once it has seen enough of them (see `BatchPolicy+Model.swift`); nil: the rules.
+        public var model: ModelConfig?
 
         public init() {}
 
@@ -124,6 +130,7 @@ public struct BatchPolicy: Sendable {
             if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
                 throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
             }
+            try model?.validate()
         }
     }
 
@@ -147,11 +154,14 @@ public struct BatchPolicy: Sendable {
     }
 
     public let config: Config
-    private(set) var waiting: [Waiting] = []
+    var waiting: [Waiting] = []
     private(set) var history: [Int128] = []
+    /// The model mode's state (nil in rule mode).
+    var market: Market?
 
     public init(config: Config = Config()) {
         self.config = config
+        if config.model != nil { market = Market() }
     }
 
     public var queueLength: Int { waiting.count }
@@ -159,6 +169,7 @@ public struct BatchPolicy: Sendable {
     /// Adds an upload; false when the queue is full (the caller retries later).
     public mutating func enqueue(uploadId: String, priority: UploadPriority, queuedAtMs: Int64) -> Bool {
         if waiting.count >= config.queueLengthMax { return false }
+        if priority == .high { market?.highSinceTick = true }
         let deadline = queuedAtMs + (config.deadlineMs[priority] ?? config.deadlineMs[.medium]!)
         waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline, priority: priority))
         return true
@@ -166,9 +177,29 @@ public struct BatchPolicy: Sendable {
 
     /// Called once per tick with the chain's current base fee; returns the batches to send now.
     public mutating func tick(nowMs: Int64, baseFee: Int128) -> [Batch] {
-        var out: [Batch] = []
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
+        let out = modelTick(nowMs: nowMs, baseFee: baseFee) ?? ruleTick(nowMs: nowMs, baseFee: baseFee)
+        remember(baseFee)
+        return out
+    }
+
+    /// Base fees seen before the first tick (oldest first; the chain's recent history), for the
+    /// rules' history and the model's fit.
+    public mutating func remember(baseFees: [Int128]) {
+        for fee in baseFees.suffix(max(config.historyLengthMax, config.holdReferenceEpochs)) { remember(fee) }
+        market?.remember(baseFees, keeping: config.model?.historyEpochs ?? 0)
+    }
+
+    private mutating func remember(_ baseFee: Int128) {
+        history.append(baseFee)
+        let kept = max(config.historyLengthMax, usesReferenceMedian ? config.holdReferenceEpochs : 0)
+        if history.count > kept { history.removeFirst(history.count - kept) }
+    }
+
+    /// Rules 0 to 5.
+    private mutating func ruleTick(nowMs: Int64, baseFee: Int128) -> [Batch] {
+        var out: [Batch] = []
         // Rule 0: held uploads sit out this tick's rules and are back in the queue after it. A
         // spike's first tick holds nothing (rule 2b).
         let sigma = sigma()
@@ -196,9 +227,6 @@ public struct BatchPolicy: Sendable {
                 out.append(take(config.itemsPerBatchMax, .queuePrice))
             }
         }
-        history.append(baseFee)
-        let kept = max(config.historyLengthMax, usesReferenceMedian ? config.holdReferenceEpochs : 0)
-        if history.count > kept { history.removeFirst(history.count - kept) }
         return out
     }
 

@@ -1,0 +1,123 @@
+import Foundation
+
+/// `BatchPolicy`'s model mode (`Config.model`): the rules give way to a model of the market fitted
+/// to the base fees seen (`FeeModel`) and what waiting is worth under it (`WaitValues`), the port
+/// of `scripts/model-policy --fitted`. At each tick, once the model is fitted:
+/// - Deadline: an upload whose deadline comes at or before the next tick goes now, and with it
+///   the riders (below) that fit in the room left in its last message.
+/// - Ride: an upload rides a message that goes when the base fee is at or below what waiting is
+///   worth to it (the gain: that worth less the base fee), most gain first.
+/// - Open: with none due, a message of the `itemsPerBatchMax` riders with the most gain goes when
+///   their gains, in per-upload gas, add up to `openPermille`/1000 of a message's fixed gas.
+/// Until the model has `fitEpochsMin` base fees to fit (a day by default: with less, it has seen
+/// no spike end and would wait into the first ones), the rules decide. It is fitted again every
+/// `refitTicks`. `q`, the chance of a message to ride in an epoch, is the share of ticks after
+/// which a high-priority upload had been queued (each sends one within two ticks).
+extension BatchPolicy {
+    public struct ModelConfig: Sendable, Equatable {
+        /// The message's gas, for the two shares below.
+        public var gas: BatchGasModel = .addPieces
+        /// An upload still waiting at its deadline goes with a message of its own: it counts this
+        /// share (‰) of a message's fixed gas more.
+        public var alonePermille = 250
+        /// Riders' gains, as a share (‰) of a message's fixed gas, that open a message.
+        public var openPermille = 1_500
+        /// Base fees kept for the fit (8 days).
+        public var historyEpochs = 8 * 2_880
+        /// Base fees needed before the first fit; the rules decide until then.
+        public var fitEpochsMin = 2_880
+        public var refitTicks = 720
+        /// Grid points of the level, over -1.5...3.5 in log10 around the market's level.
+        public var points = 501
+
+        public init() {}
+
+        func validate() throws(CreditsError) {
+            if alonePermille < 0 || alonePermille > 100_000 { throw .validation("model.alonePermille", "must be 0...100000") }
+            if openPermille < 0 || openPermille > 100_000 { throw .validation("model.openPermille", "must be 0...100000") }
+            if fitEpochsMin < FeeModel.fitEpochsMin || fitEpochsMin > historyEpochs {
+                throw .validation("model.fitEpochsMin", "must be between \(FeeModel.fitEpochsMin) and historyEpochs")
+            }
+            if historyEpochs > 100_000 { throw .validation("model.historyEpochs", "must be at most 100000") }
+            if refitTicks < 1 { throw .validation("model.refitTicks", "must be at least 1") }
+            if points < 11 || points > 5_001 { throw .validation("model.points", "must be 11...5001") }
+        }
+    }
+
+    struct Market: Sendable {
+        /// log10 of the base fees seen, oldest first.
+        var logs: [Double] = []
+        var values: WaitValues?
+        var ticksSinceFit = 0
+        /// Epochs the current climb has lasted (0: none).
+        var climb = 0
+        var ticks = 0
+        var highTicks = 0
+        var highSinceTick = false
+
+        mutating func remember(_ baseFees: [Int128], keeping: Int) {
+            logs += baseFees.suffix(keeping).map { log10(Double(max(1, $0))) }
+            if logs.count > keeping { logs.removeFirst(logs.count - keeping) }
+        }
+
+        /// q: a fifth before any tick, then the share of ticks with a high-priority upload.
+        var messageChance: Double { (Double(highTicks) + 1) / (Double(ticks) + 5) }
+    }
+
+    /// The model mode's decisions at this tick; nil when in rule mode or before the first fit.
+    mutating func modelTick(nowMs: Int64, baseFee: Int128) -> [Batch]? {
+        guard let settings = config.model, var m = market else { return nil }
+        defer { market = m }
+        let log = log10(Double(max(1, baseFee)))
+        let previous = m.logs.last
+        m.remember([baseFee], keeping: settings.historyEpochs)
+        m.ticks += 1
+        if m.highSinceTick { m.highTicks += 1 }
+        m.highSinceTick = false
+        m.ticksSinceFit += 1
+        if m.values == nil ? m.logs.count >= settings.fitEpochsMin : m.ticksSinceFit >= settings.refitTicks,
+           let model = FeeModel.fit(logs: m.logs) {
+            let ticksMax = config.deadlineMs.values.max().map { Int(($0 + config.tickMs - 1) / config.tickMs) } ?? 2
+            let alone = Double(settings.alonePermille) / 1_000 * Double(settings.gas.fixedGas) / Double(settings.gas.perItemGas)
+            m.values = WaitValues(model: model, messageChance: m.messageChance, alone: alone, epochsMax: max(2, ticksMax),
+                                  points: settings.points)
+            m.ticksSinceFit = 0
+        }
+        guard let values = m.values else { return nil }
+        if let previous, log - previous >= values.model.climbRise {
+            m.climb = min(m.climb + 1, values.states - 1)
+        } else {
+            m.climb = 0
+        }
+        let point = values.point(log10BaseFee: log)
+        let fee = values.fee(point: point)
+        let tickMs = config.tickMs, climb = m.climb
+        let due = waiting.prefix { $0.deadlineAtMs - nowMs <= tickMs }.count
+        let riders = waiting.indices.dropFirst(due)
+            .map { n in (n, values.worth(epochsLeft: Int((waiting[n].deadlineAtMs - nowMs + tickMs - 1) / tickMs),
+                                         climb: climb, point: point) - fee) }
+            .filter { $0.1 >= 0 }
+            .sorted { ($0.1, -$0.0) > ($1.1, -$1.0) }
+        let batchMax = config.itemsPerBatchMax
+        var going: [Int]
+        let reason: Reason
+        if due > 0 {
+            going = Array(0..<due) + riders.prefix((batchMax - due % batchMax) % batchMax).map(\.0)
+            reason = .deadline
+        } else {
+            let top = riders.prefix(batchMax)
+            let gains = top.reduce(0) { $0 + $1.1 }
+            guard !top.isEmpty,
+                  gains * Double(settings.gas.perItemGas) * 1_000 >= Double(settings.openPermille) * Double(settings.gas.fixedGas) * fee
+            else { return [] }
+            going = top.map(\.0)
+            reason = .cheapGas
+        }
+        let ids = going.map { waiting[$0].uploadId }
+        let gone = Set(going)
+        waiting = waiting.indices.filter { !gone.contains($0) }.map { waiting[$0] }
+        return stride(from: 0, to: ids.count, by: batchMax).map {
+            Batch(uploadIds: Array(ids[$0..<min($0 + batchMax, ids.count)]), reason: reason)
+        }
+    }
+}
