@@ -85,6 +85,10 @@ public protocol ChainClient: Sendable {
     /// The receipt of a landed message, or nil while it is pending. The receipt of a replaced
     /// message is its replacement's (`messageCid` names the one that landed).
     func receipt(cid: String) async throws -> ChainReceipt?
+    /// The base fee paid at each height of `heights` (oldest first; a null round repeats the
+    /// tipset before it), for the batch policy's model at start. Empty when this chain cannot
+    /// tell (the default).
+    func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128]
 }
 
 extension ChainClient {
@@ -94,4 +98,6 @@ extension ChainClient {
     }
 
     public func knows(cid: String) async throws -> Bool { true }
+
+    public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] { [] }
 }

@@ -189,6 +189,13 @@ public final class SimulatedChain: ChainClient, Sendable {
         }
     }
 
+    /// The base fees of the heights it has reached (index = height) within `heights`.
+    public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
+        let all = baseFeeHistory()
+        let low = Int(max(0, heights.lowerBound)), high = Int(min(Int64(all.count - 1), heights.upperBound))
+        return low <= high ? Array(all[low...high]) : []
+    }
+
     /// The base fee at each height so far (index = height).
     public func baseFeeHistory() -> [Int128] {
         state.withLock { s in

@@ -12,6 +12,7 @@ import Synchronization
 /// as decimal strings of attoFIL, CIDs as `{"/": "bafy..."}`.
 ///
 /// - `head`: `Filecoin.ChainHead` (the base fee is the tipset's `Blocks[0].ParentBaseFee`).
+/// - `baseFees(heights:)`: `Filecoin.ChainGetTipSetByHeight [height, null]`, one per height.
 /// - `push`: `Filecoin.GasEstimateMessageGas [msg, {MaxFee}, null]` fills the gas limit (the
 ///   policy's fee cap and premium are kept, capped so that fee cap × gas limit ≤ MaxFee as Lotus's
 ///   CapGasFee does), `Filecoin.MpoolGetNonce [from]` gives the nonce,
@@ -102,6 +103,20 @@ public final class LotusChain: ChainClient, Sendable {
               let fee = Self.bigInt(first["ParentBaseFee"]), let height = Self.int(tipset["Height"])
         else { throw ChainError("Filecoin.ChainHead: a tipset without Blocks[0].ParentBaseFee or Height", retryable: true) }
         return ChainHead(height: height, baseFee: fee)
+    }
+
+    /// `Filecoin.ChainGetTipSetByHeight [height, null]` for each height (Lotus answers a null
+    /// round with the tipset before it), `Blocks[0].ParentBaseFee` of each, one call at a time.
+    public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
+        var fees: [Int128] = []
+        for height in heights {
+            let tipset = try object(try await call("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]), "ChainGetTipSetByHeight")
+            guard let blocks = tipset["Blocks"] as? [Any], let first = blocks.first as? [String: Any],
+                  let fee = Self.bigInt(first["ParentBaseFee"])
+            else { throw ChainError("Filecoin.ChainGetTipSetByHeight: a tipset without Blocks[0].ParentBaseFee", retryable: true) }
+            fees.append(fee)
+        }
+        return fees
     }
 
     /// The CID is the signed message's, known before MpoolPush: `record` runs between the two.

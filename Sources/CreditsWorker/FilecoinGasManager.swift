@@ -97,6 +97,27 @@ public actor FilecoinGasManager {
         policy.remember(baseFees: baseFees)
     }
 
+    /// In the model mode, asks the chain for the base fees of its last
+    /// `historyAtStartEpochs` heights and hands them to the policy, so that the model decides
+    /// from its first tick rather than after a day of ticks. A chain that cannot tell, or a
+    /// failure (logged), leaves the rules to decide until the policy has seen enough. Steps may
+    /// run meanwhile: the base fees go before those the ticks brought.
+    public func loadHistory() async {
+        guard let epochs = config.policy.model?.historyAtStartEpochs, epochs > 0 else { return }
+        do {
+            let head = try await chain.head()
+            let fees = try await chain.baseFees(heights: max(0, head.height - Int64(epochs) + 1)...head.height)
+            policy.remember(baseFees: fees)
+            logger.notice("base-fee history loaded for the batch policy's model", metadata: ["epochs": "\(fees.count)"])
+        } catch {
+            logger.warning("base-fee history unavailable; the batch policy's rules decide until it has seen a day",
+                           metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Whether the batch policy's model mode has a model to decide with.
+    public var isPolicyModelFitted: Bool { policy.isModelFitted }
+
     /// Uploads waiting for a batch, messages waiting for a receipt, batches waiting to retry.
     public var queueLength: Int { policy.queueLength }
     public var messagesInFlight: Int { inflight.count }

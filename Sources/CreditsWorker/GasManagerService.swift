@@ -14,6 +14,9 @@ public struct GasManagerService: Service {
 
     public func run() async throws {
         try await manager.recover()
+        // The model mode's history, asked of the chain while the steps run.
+        let loading = Task { await manager.loadHistory() }
+        defer { loading.cancel() }
         // On shutdown the loop stops between steps; money moved only in committed ledger
         // operations.
         do {

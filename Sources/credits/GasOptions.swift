@@ -25,6 +25,8 @@ struct GasOptions: ParsableArguments {
     @Option(help: "Actor method number of a batch (--chain lotus).") var lotusMethod: Int64 = 0
     @Option(help: "Most one message may cost, in attoFIL (Lotus MaxFee).") var lotusMaxFee = "1000000000000000"
     @Option(help: "Epochs a message must be buried under before it counts (--chain lotus).") var lotusConfidence: Int64 = 5
+    @Option(help: "Model policy: at start, ask the chain for the base fees of this many recent epochs (0: none, the rules then decide for a day; a week is 20160).")
+    var modelHistoryEpochs = 2_880
     @OptionGroup var policy: PolicyOptions
 
     var tickMs: Int64 { workerTickMs ?? chainEpochMs }
@@ -55,6 +57,7 @@ struct GasOptions: ParsableArguments {
         var config = FilecoinGasManager.Config()
         config.instanceTag = Self.tag(instance)
         policy.apply(to: &config.policy)
+        config.policy.model?.historyAtStartEpochs = modelHistoryEpochs
         config.policy.tickMs = tickMs
         config.policy.deadlineMs = config.policy.deadlineMs.mapValues { max($0, 2 * tickMs) }
         config.usdPerFil = DecimalRate(filUsd)!

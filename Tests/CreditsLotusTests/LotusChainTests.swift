@@ -137,6 +137,41 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// The model mode's history at start: `baseFees(heights:)` reads each height's tipset
+    /// (ChainGetTipSetByHeight) and matches the chain's base fees; `loadHistory` hands the last
+    /// `historyAtStartEpochs` to the policy, whose model is then fitted at the first step. A
+    /// manager that did not load it, or whose node refused, still decides by the rules.
+    @Test func theModelModeLoadsTheChainsRecentBaseFees() async throws {
+        var config = FilecoinGasManager.Config()
+        var model = BatchPolicy.ModelConfig()
+        model.fitEpochsMin = 200
+        model.historyAtStartEpochs = 250
+        config.policy.model = model
+        try await withSetup(config: config) { s in
+            s.clock.advance(ms: 300 * 30_000)
+            let head = try await s.lotus.head()
+            #expect(head.height == 300)
+            let fees = try await s.lotus.baseFees(heights: 10...14)
+            #expect(fees == Array(s.fake.chain.baseFeeHistory()[10...14]))
+            #expect(s.fake.calls.filter { $0 == "Filecoin.ChainGetTipSetByHeight" }.count == 5)
+
+            let plain = FilecoinGasManager(store: s.store, chain: s.lotus, clock: s.clock.wallClock, config: s.manager.config)
+            await plain.step()
+            #expect(await plain.isPolicyModelFitted == false)
+
+            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetTipSetByHeight": 1] }
+            await s.manager.loadHistory()
+            await s.manager.step()
+            #expect(await s.manager.isPolicyModelFitted == false)
+            #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history unavailable") } })
+
+            await s.manager.loadHistory()
+            await s.manager.step()
+            #expect(await s.manager.isPolicyModelFitted)
+            #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history loaded") && $0.contains("250") } })
+        }
+    }
+
     /// GasManagerTests.tenUploadsForcedIntoOneBatchAreConfirmedAndCaptured, through Lotus.
     @Test func tenUploadsForcedIntoOneBatchAreConfirmedAndCaptured() async throws {
         try await withSetup { s in

@@ -25,7 +25,8 @@ import Testing
     }
 
     /// An upload queued over HTTP is batched, pushed through Lotus, confirmed and captured; the
-    /// token appears nowhere in the server's output.
+    /// token appears nowhere in the server's output. At start the batch policy's model mode (the
+    /// default) asked the node for its recent base fees.
     @Test func anUploadIsConfirmedThroughLotus() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -55,6 +56,7 @@ import Testing
             server.stop()
             let log = (try? String(contentsOfFile: dir.path + "/serve.log", encoding: .utf8)) ?? ""
             #expect(!log.isEmpty && !log.contains(Self.token) && !log.contains("serve-lotus-token"))
+            #expect(fake.calls.contains("Filecoin.ChainGetTipSetByHeight") && log.contains("base-fee history loaded"))
             let reconcile = try runCredits(["reconcile", "--database", db])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }

@@ -8,7 +8,7 @@ import Synchronization
 
 /// A Lotus JSON-RPC endpoint (`POST /rpc/v1`) for tests, on 127.0.0.1 and a free port, serving
 /// the documented shapes (api-methods-v1-stable) from a `SimulatedChain`: ChainHead,
-/// GasEstimateMessageGas, ChainGetMessage, MpoolGetNonce, WalletSignMessage (names the message: its CID),
+/// ChainGetTipSetByHeight, GasEstimateMessageGas, ChainGetMessage, MpoolGetNonce, WalletSignMessage (names the message: its CID),
 /// MpoolPush (a new message at the next nonce, or a replacement under a pending one, as Lotus's
 /// mpool: the same CID twice is refused, a landed nonce is too low, a gap is refused),
 /// StateWaitMsg (blocks until the message or its replacement lands with the asked confidence),
@@ -148,6 +148,18 @@ public final class FakeLotus: Sendable {
                 "Cids": [["/": "bafyhead\(head.height)"]],
                 "Blocks": [["Miner": "f01000", "ParentBaseFee": String(head.baseFee), "Height": head.height]],
                 "Height": head.height,
+            ] as [String: Any]
+        case "Filecoin.ChainGetTipSetByHeight":
+            // [height, null]: the tipset at that height of the heaviest chain (null rounds: none here).
+            guard params.count == 2, let height = params[0] as? Int, params[1] is NSNull else { throw BadParams() }
+            let fees = chain.baseFeeHistory()
+            guard height >= 0, height < fees.count else {
+                throw ChainError("looking for tipset with height greater than start point", retryable: false)
+            }
+            return [
+                "Cids": [["/": "bafyts\(height)"]],
+                "Blocks": [["Miner": "f01000", "ParentBaseFee": String(fees[height]), "Height": height]],
+                "Height": height,
             ] as [String: Any]
         case "Filecoin.GasEstimateMessageGas":
             guard var msg = params.first as? [String: Any], params.count == 3, let spec = params[1] as? [String: Any],

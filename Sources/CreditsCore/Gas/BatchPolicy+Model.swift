@@ -27,6 +27,9 @@ extension BatchPolicy {
         /// Base fees needed before the first fit; the rules decide until then.
         public var fitEpochsMin = 2_880
         public var refitTicks = 720
+        /// At start (`serve`), base fees of this many recent epochs asked from the chain, so that
+        /// the model decides from the first tick (0: none; the rules then decide for a day).
+        public var historyAtStartEpochs = 2_880
         /// Grid points of the level, over -1.5...3.5 in log10 around the market's level.
         public var points = 501
 
@@ -40,6 +43,9 @@ extension BatchPolicy {
             }
             if historyEpochs > 100_000 { throw .validation("model.historyEpochs", "must be at most 100000") }
             if refitTicks < 1 { throw .validation("model.refitTicks", "must be at least 1") }
+            if historyAtStartEpochs < 0 || historyAtStartEpochs > historyEpochs {
+                throw .validation("model.historyAtStartEpochs", "must be between 0 and historyEpochs")
+            }
             if points < 11 || points > 5_001 { throw .validation("model.points", "must be 11...5001") }
         }
     }
@@ -56,9 +62,16 @@ extension BatchPolicy {
         var highSinceTick = false
 
         mutating func remember(_ baseFees: [Int128], keeping: Int) {
-            logs += baseFees.suffix(keeping).map { log10(Double(max(1, $0))) }
+            logs += baseFees.suffix(keeping).map(Self.level)
             if logs.count > keeping { logs.removeFirst(logs.count - keeping) }
         }
+
+        /// Base fees from before those remembered so far (oldest first).
+        mutating func rememberEarlier(_ baseFees: [Int128], keeping: Int) {
+            logs = Array((baseFees.suffix(keeping).map(Self.level) + logs).suffix(keeping))
+        }
+
+        static func level(_ baseFee: Int128) -> Double { log10(Double(max(1, baseFee))) }
 
         /// q: a fifth before any tick, then the share of ticks with a high-priority upload.
         var messageChance: Double { (Double(highTicks) + 1) / (Double(ticks) + 5) }
@@ -68,7 +81,7 @@ extension BatchPolicy {
     mutating func modelTick(nowMs: Int64, baseFee: Int128) -> [Batch]? {
         guard let settings = config.model, var m = market else { return nil }
         defer { market = m }
-        let log = log10(Double(max(1, baseFee)))
+        let log = Market.level(baseFee)
         let previous = m.logs.last
         m.remember([baseFee], keeping: settings.historyEpochs)
         m.ticks += 1

@@ -184,18 +184,23 @@ public struct BatchPolicy: Sendable {
         return out
     }
 
-    /// Base fees seen before the first tick (oldest first; the chain's recent history), for the
-    /// rules' history and the model's fit.
+    /// The chain's base fees from before the first tick (oldest first: its recent history), for
+    /// the rules' history and the model's fit. They go before the base fees ticks have brought,
+    /// so they may come after the first ticks (while a node is still being asked for them).
     public mutating func remember(baseFees: [Int128]) {
-        for fee in baseFees.suffix(max(config.historyLengthMax, config.holdReferenceEpochs)) { remember(fee) }
-        market?.remember(baseFees, keeping: config.model?.historyEpochs ?? 0)
+        history = Array((baseFees + history).suffix(historyKept))
+        market?.rememberEarlier(baseFees, keeping: config.model?.historyEpochs ?? 0)
     }
+
+    /// Whether the model mode has a fitted model to decide with (false in rule mode).
+    public var isModelFitted: Bool { market?.values != nil }
 
     private mutating func remember(_ baseFee: Int128) {
         history.append(baseFee)
-        let kept = max(config.historyLengthMax, usesReferenceMedian ? config.holdReferenceEpochs : 0)
-        if history.count > kept { history.removeFirst(history.count - kept) }
+        if history.count > historyKept { history.removeFirst(history.count - historyKept) }
     }
+
+    private var historyKept: Int { max(config.historyLengthMax, usesReferenceMedian ? config.holdReferenceEpochs : 0) }
 
     /// Rules 0 to 5.
     private mutating func ruleTick(nowMs: Int64, baseFee: Int128) -> [Batch] {
