@@ -36,12 +36,15 @@ import Testing
         return (runs[0], runs[1])
     }
 
-    @Test(arguments: SimulatedChain.Trace.allCases)
-    func noDeadlineMissAndSavingsMatchTheModel(trace: SimulatedChain.Trace) async throws {
+    /// Each trace, under the rules and under the model mode (the CLI's default).
+    @Test(arguments: SimulatedChain.Trace.allCases, [false, true])
+    func noDeadlineMissAndSavingsMatchTheModel(trace: SimulatedChain.Trace, model: Bool) async throws {
         let r = try await simulate(hours: 3) {
             $0.trace = trace
             $0.uploadsPerHour = 240
             $0.seed = 3
+            $0.historyDays = 1
+            if model { $0.policy.model = BatchPolicy.ModelConfig() }
         }
         #expect(r.uploads == 720)
         #expect(r.deadlineMisses == 0)
@@ -90,10 +93,15 @@ import Testing
         }
     }
 
-    @Test func withFailuresEveryUploadIsSettledAndTheLedgerReconciles() async throws {
+    /// With 30% of messages reverting, under the rules and under the model mode (the CLI's
+    /// default), messages fail and the ledger still reconciles.
+    @Test(arguments: [false, true])
+    func withFailuresEveryUploadIsSettledAndTheLedgerReconciles(model: Bool) async throws {
         let r = try await simulate(hours: 2) {
             $0.trace = .spiky
             $0.failureRatePPM = 300_000
+            $0.historyDays = 1
+            if model { $0.policy.model = BatchPolicy.ModelConfig() }
         }
         #expect(r.failedMessages > 0)
         #expect(r.reconcileOk)
