@@ -127,6 +127,18 @@ import Testing
         #expect(values.worth(epochsLeft: 30, climb: 0, point: point) < values.fee(point: point))
     }
 
+    /// Spikes stack: spiky FIP-0115's seed 4 reaches 7,200 times the market's level, a climb
+    /// started on the last one's decay. The grid reaches 100,000 times (until 2026-12-02 it
+    /// stopped at 3,162 times: such a base fee was taken for one 2.3 times lower, and that day
+    /// cost 1.166 times the hindsight schedule rather than 1.123).
+    @Test func theGridReachesTheDeepestSpikes() {
+        let values = WaitValues(model: spikyModel(), messageChance: 0.2, alone: 0.7, epochsMax: 2)
+        for multiple in [0.05, 1.0, 7_200.0, 50_000.0] {
+            let fee = values.fee(point: values.point(log10BaseFee: log10(multiple)))
+            #expect(abs(fee / multiple - 1) <= 0.025, "\(multiple): \(fee)")
+        }
+    }
+
     // MARK: - The policy's model mode
 
     func modelPolicy(fitEpochsMin: Int = 2_880) -> BatchPolicy {

@@ -30,8 +30,8 @@ extension BatchPolicy {
         /// At start (`serve`), base fees of this many recent epochs asked from the chain, so that
         /// the model decides from the first tick (0: none; the rules then decide for a day).
         public var historyAtStartEpochs = 2_880
-        /// Grid points of the level, over -1.5...3.5 in log10 around the market's level.
-        public var points = 501
+        /// Grid points of the level, over -1.5...5 in log10 around the market's level (0.01 apart).
+        public var points = 651
 
         public init() {}
 

@@ -113,7 +113,7 @@ public struct FeeModel: Sendable, Equatable {
 /// below what waiting is then worth, and at the end of its window goes alone for `alone` more
 /// (a share of a message's fixed gas over the per-upload gas).
 public struct WaitValues: Sendable {
-    public static let low = -1.5, high = 3.5
+    public static let low = -1.5, high = 5.0
 
     public let model: FeeModel
     public let points: Int
@@ -122,7 +122,7 @@ public struct WaitValues: Sendable {
     /// [k][state][point], k = 0...epochsMax (rows 0 and 1 unused).
     private let wait: [Float]
 
-    public init(model: FeeModel, messageChance q: Double, alone: Double, epochsMax: Int, points: Int = 501) {
+    public init(model: FeeModel, messageChance q: Double, alone: Double, epochsMax: Int, points: Int = 651) {
         precondition(points >= 3 && epochsMax >= 1)
         self.model = model
         self.points = points
