@@ -49,6 +49,8 @@ struct GasOptions: ParsableArguments {
         guard (0...100).contains(chainRevertPercent) else { throw ValidationError("--chain-revert-percent: 0...100") }
         if let workerTickMs, !(100...3_600_000).contains(workerTickMs) { throw ValidationError("--worker-tick-ms: 100...3600000") }
         guard DecimalRate(filUsd) != nil else { throw ValidationError("--fil-usd: a decimal like 5.00") }
+        let kept = BatchPolicy.ModelConfig().historyEpochs
+        guard (0...kept).contains(modelHistoryEpochs) else { throw ValidationError("--model-history-epochs: 0...\(kept) (the base fees the model keeps)") }
     }
 
     /// - Parameter instance: what names this instance across restarts (host and port), so that

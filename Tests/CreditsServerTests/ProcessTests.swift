@@ -114,7 +114,8 @@ import Testing
                                (["--history-epochs", "20", "--hold-decay-ticks", "30"], "holdDecayTicks"),
                                (["--hold-fall-percent", "100"], "holdFallPercent"),
                                (["--batch-policy", "rule"], "--batch-policy"),
-                               (["--model-open-permille", "200000"], "model.openPermille")] {
+                               (["--model-open-permille", "200000"], "model.openPermille"),
+                               (["--model-history-epochs", "30000"], "--model-history-epochs")] {
             let refused = try runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)
             #expect(refused.output.contains(field), "\(knobs): \(refused.output)")
