@@ -98,11 +98,7 @@ public final class LotusChain: ChainClient, Sendable {
     // MARK: ChainClient
 
     public func head() async throws -> ChainHead {
-        let tipset = try object(try await call("Filecoin.ChainHead", []), "ChainHead")
-        guard let blocks = tipset["Blocks"] as? [Any], let first = blocks.first as? [String: Any],
-              let fee = Self.bigInt(first["ParentBaseFee"]), let height = Self.int(tipset["Height"])
-        else { throw ChainError("Filecoin.ChainHead: a tipset without Blocks[0].ParentBaseFee or Height", retryable: true) }
-        return ChainHead(height: height, baseFee: fee)
+        try await tipset("Filecoin.ChainHead", [])
     }
 
     /// `Filecoin.ChainGetTipSetByHeight [height, null]` for each height (Lotus answers a null
@@ -110,13 +106,18 @@ public final class LotusChain: ChainClient, Sendable {
     public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
         var fees: [Int128] = []
         for height in heights {
-            let tipset = try object(try await call("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]), "ChainGetTipSetByHeight")
-            guard let blocks = tipset["Blocks"] as? [Any], let first = blocks.first as? [String: Any],
-                  let fee = Self.bigInt(first["ParentBaseFee"])
-            else { throw ChainError("Filecoin.ChainGetTipSetByHeight: a tipset without Blocks[0].ParentBaseFee", retryable: true) }
-            fees.append(fee)
+            fees.append(try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee)
         }
         return fees
+    }
+
+    /// A call that answers a tipset: its height and base fee (`Blocks[0].ParentBaseFee`).
+    private func tipset(_ method: String, _ params: [Any]) async throws -> ChainHead {
+        let tipset = try object(try await call(method, params), String(method.dropFirst("Filecoin.".count)))
+        guard let blocks = tipset["Blocks"] as? [Any], let first = blocks.first as? [String: Any],
+              let fee = Self.bigInt(first["ParentBaseFee"]), let height = Self.int(tipset["Height"])
+        else { throw ChainError("\(method): a tipset without Blocks[0].ParentBaseFee or Height", retryable: true) }
+        return ChainHead(height: height, baseFee: fee)
     }
 
     /// The CID is the signed message's, known before MpoolPush: `record` runs between the two.

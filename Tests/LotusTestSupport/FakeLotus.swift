@@ -140,15 +140,20 @@ public final class FakeLotus: Sendable {
 
     struct BadParams: Error {}
 
+    /// A tipset as ChainHead and ChainGetTipSetByHeight answer it.
+    static func tipset(height: Int64, baseFee: Int128) -> [String: Any] {
+        [
+            "Cids": [["/": "bafyhead\(height)"]],
+            "Blocks": [["Miner": "f01000", "ParentBaseFee": String(baseFee), "Height": height]],
+            "Height": height,
+        ]
+    }
+
     private func dispatch(_ method: String, _ params: [Any]) async throws -> Any {
         switch method {
         case "Filecoin.ChainHead":
             let head = try await chain.head()
-            return [
-                "Cids": [["/": "bafyhead\(head.height)"]],
-                "Blocks": [["Miner": "f01000", "ParentBaseFee": String(head.baseFee), "Height": head.height]],
-                "Height": head.height,
-            ] as [String: Any]
+            return Self.tipset(height: head.height, baseFee: head.baseFee)
         case "Filecoin.ChainGetTipSetByHeight":
             // [height, null]: the tipset at that height of the heaviest chain (null rounds: none here).
             guard params.count == 2, let height = params[0] as? Int, params[1] is NSNull else { throw BadParams() }
@@ -156,11 +161,7 @@ public final class FakeLotus: Sendable {
             guard height >= 0, height < fees.count else {
                 throw ChainError("looking for tipset with height greater than start point", retryable: false)
             }
-            return [
-                "Cids": [["/": "bafyts\(height)"]],
-                "Blocks": [["Miner": "f01000", "ParentBaseFee": String(fees[height]), "Height": height]],
-                "Height": height,
-            ] as [String: Any]
+            return Self.tipset(height: Int64(height), baseFee: fees[height])
         case "Filecoin.GasEstimateMessageGas":
             guard var msg = params.first as? [String: Any], params.count == 3, let spec = params[1] as? [String: Any],
                   spec["MaxFee"] is String

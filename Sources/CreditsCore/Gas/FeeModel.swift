@@ -129,7 +129,7 @@ public struct WaitValues: Sendable {
         self.epochsMax = epochsMax
         let states = model.climbStep == nil ? 1 : model.goesOn.count
         self.states = states
-        let level = (0..<points).map { Self.low + Double($0) * (Self.high - Self.low) / Double(points - 1) }
+        let level = (0..<points).map { Self.level(point: $0, points: points) }
         let fee = level.map { pow(10, $0) }
         // The step outside climbs as a banded matrix: each point's mean over the noise's equally
         // likely next levels, each shared between its two grid neighbours.
@@ -205,7 +205,12 @@ public struct WaitValues: Sendable {
 
     /// The base fee at a grid point, over the market's level.
     public func fee(point i: Int) -> Double {
-        pow(10, Self.low + Double(i) * (Self.high - Self.low) / Double(points - 1))
+        pow(10, Self.level(point: i, points: points))
+    }
+
+    /// The level (log10 over the market's) of grid point i of `points`.
+    static func level(point i: Int, points: Int) -> Double {
+        low + Double(i) * (high - low) / Double(points - 1)
     }
 
     /// What waiting is worth with `epochsLeft` (≥ 2; more than `epochsMax` counts as that) at
