@@ -8,6 +8,7 @@ struct PolicyOptions: ParsableArguments {
     var batchPolicy = "model"
     @Option(help: "Model policy: an upload still waiting at its deadline counts this share (per mille) of a message's fixed gas more.") var modelAlonePermille = 250
     @Option(help: "Model policy: riders' gains, per mille of a message's fixed gas, that open a message.") var modelOpenPermille = 1_500
+    @Option(help: "Model policy: the most, per mille, the model counts on a message to ride each tick (the share of ticks with a high-priority upload, capped).") var modelChanceMaxPermille = 250
     @Option(help: "Policy: send early at or below this percentile of the last hour's base fees.") var cheapPercentile = 20
     @Option(help: "Policy: uploads needed before cheap gas alone sends a batch.") var cheapBatchMin = 16
     @Option(help: "Policy: send when the base fee climbed this many percent over --rise-window ticks (0: off).") var risePercent = 0
@@ -47,6 +48,7 @@ struct PolicyOptions: ParsableArguments {
             var model = BatchPolicy.ModelConfig()
             model.alonePermille = modelAlonePermille
             model.openPermille = modelOpenPermille
+            model.messageChanceMaxPermille = modelChanceMaxPermille
             config.model = model
         }
         config.cheapPercentile = cheapPercentile

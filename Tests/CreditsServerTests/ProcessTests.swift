@@ -115,6 +115,7 @@ import Testing
                                (["--hold-fall-percent", "100"], "holdFallPercent"),
                                (["--batch-policy", "rule"], "--batch-policy"),
                                (["--model-open-permille", "200000"], "model.openPermille"),
+                               (["--model-chance-max-permille", "0"], "model.messageChanceMaxPermille"),
                                (["--model-history-epochs", "30000"], "--model-history-epochs")] {
             let refused = try runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)

@@ -197,6 +197,78 @@ import Testing
         #expect(p.queueLength == 5)
     }
 
+    /// At a high rate many uploads wait out a spike together: at a climb's first tick 65 of them
+    /// leave in three messages of 20 (one a tick would leave 45 to the climb), while the last 5,
+    /// whose gains do not cover a message's fixed gas, wait. With a high-priority upload due, its
+    /// deadline message takes 19 of them, two more messages open, and 6 wait.
+    @Test func asManyMessagesOpenInATickAsTheirRidersGainsCover() {
+        var config = SimulatedChain.Config()
+        config.trace = .spiky
+        config.seed = 3
+        for high in [false, true] {
+            var p = modelPolicy()
+            p.remember(baseFees: SimulatedChain.baseFees(config: config, epochs: 2_880))
+            enqueue(&p, (0..<65).map { "m\($0)" }, .medium)
+            if high { enqueue(&p, ["h"], .high) }
+            #expect(p.tick(nowMs: 0, baseFee: 100_000_000).isEmpty)
+            let sent = p.tick(nowMs: 30_000, baseFee: 108_000_000)
+            if high {
+                #expect(sent.map(\.uploadIds.count) == [20, 20, 20] && p.queueLength == 6)
+                #expect(sent.first?.reason == .deadline && sent.first?.uploadIds.first == "h")
+                #expect(sent.dropFirst().allSatisfy { $0.reason == .cheapGas })
+            } else {
+                #expect(sent.map(\.uploadIds.count) == [20, 20, 20] && sent.allSatisfy { $0.reason == .cheapGas })
+                #expect(p.queueLength == 5)
+            }
+        }
+    }
+
+    /// With a high-priority upload every tick, q, the share of such ticks, comes near 1, and the
+    /// program would wait for dips the market does not bring (`messageChanceMaxPermille`). After
+    /// 721 such ticks (a refit), a low-priority upload with 4 hours left rides a deadline message
+    /// at a base fee where its gain under q = 0.25 (the ceiling) is positive and under the q the
+    /// ticks gave is negative; with the ceiling lifted, it waits.
+    @Test func theChanceOfAMessageIsCappedForTheProgram() throws {
+        var config = SimulatedChain.Config()
+        config.trace = .spiky
+        config.seed = 3
+        let fees = SimulatedChain.baseFees(config: config, epochs: 2_880 + 721)
+        let logs = fees.map { log10(Double($0)) }
+        let model = try #require(FeeModel.fit(logs: logs))
+        let gas = BatchGasModel.addPieces
+        let alone = 0.25 * Double(gas.fixedGas) / Double(gas.perItemGas)
+        let capped = WaitValues(model: model, messageChance: 0.25, alone: alone, epochsMax: 480)
+        let free = WaitValues(model: model, messageChance: 722.0 / 726, alone: alone, epochsMax: 480)
+        let gain = { (v: WaitValues, i: Int) in v.worth(epochsLeft: 479, climb: 0, point: i) - v.fee(point: i) }
+        // Points where the ceiling makes the upload ride and the ticks' q would not, below the
+        // last fee (so that the tick is not a climb's).
+        let last = logs.last! - model.reference
+        let between = (0..<capped.points).filter {
+            gain(capped, $0) >= 0 && gain(free, $0) < 0 && log10(capped.fee(point: $0)) < last
+        }
+        try #require(between.count >= 3, "q makes no difference here")
+        let point = between[between.count / 2]
+        let fee = Int128((pow(10, model.reference) * capped.fee(point: point)).rounded())
+        for ceiling in [250, 1_000] {
+            var policyConfig = BatchPolicy.Config()
+            var modelConfig = BatchPolicy.ModelConfig()
+            modelConfig.messageChanceMaxPermille = ceiling
+            policyConfig.model = modelConfig
+            var p = BatchPolicy(config: policyConfig)
+            p.remember(baseFees: Array(fees.prefix(2_880)))
+            for (t, marketFee) in fees.dropFirst(2_880).enumerated() {
+                enqueue(&p, ["h\(t)"], .high, at: Int64(t) * 30_000)
+                _ = p.tick(nowMs: Int64(t) * 30_000, baseFee: marketFee)
+            }
+            // Queued after the last tick (the ticks' own high-priority uploads may have ridden).
+            enqueue(&p, ["h"], .high, at: 720 * 30_000)
+            enqueue(&p, ["low"], .low, at: 720 * 30_000)
+            let sent = p.tick(nowMs: 721 * 30_000, baseFee: fee)
+            #expect(sent.first?.reason == .deadline && sent.first?.uploadIds.first == "h")
+            #expect(sent.flatMap(\.uploadIds).contains("low") == (ceiling == 250), "ceiling \(ceiling)")
+        }
+    }
+
     /// Until it has `fitEpochsMin` base fees the rules decide: a full batch goes at once (rule 1).
     /// Fitted, the model mode has no such rule: 20 medium-priority uploads stay.
     @Test func theRulesDecideUntilTheModelIsFitted() {

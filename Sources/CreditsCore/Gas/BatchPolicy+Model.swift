@@ -7,12 +7,15 @@ import Foundation
 ///   the riders (below) that fit in the room left in its last message.
 /// - Ride: an upload rides a message that goes when the base fee is at or below what waiting is
 ///   worth to it (the gain: that worth less the base fee), most gain first.
-/// - Open: with none due, a message of the `itemsPerBatchMax` riders with the most gain goes when
-///   their gains, in per-upload gas, add up to `openPermille`/1000 of a message's fixed gas.
+/// - Open: then messages of the riders left, `itemsPerBatchMax` at most, most gain first, go one
+///   after another while each one's gains, in per-upload gas, add up to `openPermille`/1000 of a
+///   message's fixed gas (one message a tick would not carry a high rate's uploads that waited
+///   out a spike together before the next one).
 /// Until the model has `fitEpochsMin` base fees to fit (a day by default: with less, it has seen
 /// no spike end and would wait into the first ones), the rules decide. It is fitted again every
 /// `refitTicks`. `q`, the chance of a message to ride in an epoch, is the share of ticks after
-/// which a high-priority upload had been queued (each sends one within two ticks).
+/// which a high-priority upload had been queued (each sends one within two ticks), at most
+/// `messageChanceMaxPermille`/1000.
 extension BatchPolicy {
     public struct ModelConfig: Sendable, Equatable {
         /// The message's gas, for the two shares below.
@@ -22,6 +25,14 @@ extension BatchPolicy {
         public var alonePermille = 250
         /// Riders' gains, as a share (‰) of a message's fixed gas, that open a message.
         public var openPermille = 1_500
+        /// q's ceiling (‰). The fitted model is a Markov chain of the base fee alone, with
+        /// independent noise; the chain's base fee moves more smoothly (it follows demand). The
+        /// more often the program thinks an upload can ride, the deeper the dips it waits for, and
+        /// past about 0.35 it waits for dips that do not come and pays its deadline inside the
+        /// next spike. At 600 uploads an hour (q about 0.63), spiky pre-nv28, seed 1, cost 1.276
+        /// times the hindsight schedule; with q at 0.2, 0.25, 0.3, 0.35, 0.4: 1.071, 1.062, 1.054,
+        /// 1.045, 1.202. At 120 an hour q is about 0.18, under the ceiling.
+        public var messageChanceMaxPermille = 250
         /// Base fees kept for the fit (8 days).
         public var historyEpochs = 8 * 2_880
         /// Base fees needed before the first fit; the rules decide until then.
@@ -47,6 +58,9 @@ extension BatchPolicy {
                 throw .validation("model.historyAtStartEpochs", "must be between 0 and historyEpochs")
             }
             if points < 11 || points > 5_001 { throw .validation("model.points", "must be 11...5001") }
+            if messageChanceMaxPermille < 1 || messageChanceMaxPermille > 1_000 {
+                throw .validation("model.messageChanceMaxPermille", "must be 1...1000")
+            }
         }
     }
 
@@ -73,8 +87,11 @@ extension BatchPolicy {
 
         static func level(_ baseFee: Int128) -> Double { log10(Double(max(1, baseFee))) }
 
-        /// q: a fifth before any tick, then the share of ticks with a high-priority upload.
-        var messageChance: Double { (Double(highTicks) + 1) / (Double(ticks) + 5) }
+        /// q: a fifth before any tick, then the share of ticks with a high-priority upload, at
+        /// most `maxPermille`/1000.
+        func messageChance(maxPermille: Int) -> Double {
+            min((Double(highTicks) + 1) / (Double(ticks) + 5), Double(maxPermille) / 1_000)
+        }
     }
 
     /// The model mode's decisions at this tick; nil when in rule mode or before the first fit.
@@ -92,7 +109,7 @@ extension BatchPolicy {
            let model = FeeModel.fit(logs: m.logs) {
             let ticksMax = config.deadlineMs.values.max().map { Int(($0 + config.tickMs - 1) / config.tickMs) } ?? 2
             let alone = Double(settings.alonePermille) / 1_000 * Double(settings.gas.fixedGas) / Double(settings.gas.perItemGas)
-            m.values = WaitValues(model: model, messageChance: m.messageChance, alone: alone, epochsMax: max(2, ticksMax),
+            m.values = WaitValues(model: model, messageChance: m.messageChance(maxPermille: settings.messageChanceMaxPermille), alone: alone, epochsMax: max(2, ticksMax),
                                   points: settings.points)
             m.ticksSinceFit = 0
         }
@@ -112,25 +129,27 @@ extension BatchPolicy {
             .filter { $0.1 >= 0 }
             .sorted { ($0.1, -$0.0) > ($1.1, -$1.0) }
         let batchMax = config.itemsPerBatchMax
-        var going: [Int]
-        let reason: Reason
-        if due > 0 {
-            going = Array(0..<due) + riders.prefix((batchMax - due % batchMax) % batchMax).map(\.0)
-            reason = .deadline
-        } else {
-            let top = riders.prefix(batchMax)
+        // Due uploads go, with riders in the room left in their last message.
+        let room = due > 0 ? (batchMax - due % batchMax) % batchMax : 0
+        let deadline = Array(0..<due) + riders.prefix(room).map(\.0)
+        var messages = stride(from: 0, to: deadline.count, by: batchMax).map {
+            (Array(deadline[$0..<min($0 + batchMax, deadline.count)]), Reason.deadline)
+        }
+        // Then messages of the riders left, most gain first, each while its riders' gains open it:
+        // at a high rate many uploads wait out a spike together, and one message a tick would not
+        // carry them all before the next.
+        var rest = riders.dropFirst(room)
+        while !rest.isEmpty {
+            let top = rest.prefix(batchMax)
             let gains = top.reduce(0) { $0 + $1.1 }
-            guard !top.isEmpty,
-                  gains * Double(settings.gas.perItemGas) * 1_000 >= Double(settings.openPermille) * Double(settings.gas.fixedGas) * fee
-            else { return [] }
-            going = top.map(\.0)
-            reason = .cheapGas
+            guard gains * Double(settings.gas.perItemGas) * 1_000 >= Double(settings.openPermille) * Double(settings.gas.fixedGas) * fee
+            else { break }
+            messages.append((top.map(\.0), .cheapGas))
+            rest = rest.dropFirst(top.count)
         }
-        let ids = going.map { waiting[$0].uploadId }
-        let gone = Set(going)
+        let batches = messages.map { Batch(uploadIds: $0.0.map { waiting[$0].uploadId }, reason: $0.1) }
+        let gone = Set(messages.flatMap(\.0))
         waiting = waiting.indices.filter { !gone.contains($0) }.map { waiting[$0] }
-        return stride(from: 0, to: ids.count, by: batchMax).map {
-            Batch(uploadIds: Array(ids[$0..<min($0 + batchMax, ids.count)]), reason: reason)
-        }
+        return batches
     }
 }
