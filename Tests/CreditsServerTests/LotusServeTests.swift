@@ -53,6 +53,13 @@ import Testing
             let balance = try await HTTP.call(port: server.port, .get, "/api/credits/balance?userId=lotus_u")
             #expect(balance.int("balance") == 85 && balance.int("totalSpent") == 15)
             #expect(fake.calls.contains("Filecoin.MpoolPush") && fake.calls.contains("Filecoin.StateReplay"))
+            // The history loads while the steps run, one call per height: on a loaded machine it
+            // may end after the upload is confirmed (a minute at most before the test gives up).
+            for _ in 0..<300 {
+                let log = (try? String(contentsOfFile: dir.path + "/serve.log", encoding: .utf8)) ?? ""
+                if log.contains("base-fee history loaded") { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
             server.stop()
             let log = (try? String(contentsOfFile: dir.path + "/serve.log", encoding: .utf8)) ?? ""
             #expect(!log.isEmpty && !log.contains(Self.token) && !log.contains("serve-lotus-token"))
