@@ -9,8 +9,7 @@ import Foundation
 ///   worth to it (the gain: that worth less the base fee), most gain first.
 /// - Open: then messages of the riders left, `itemsPerBatchMax` at most, most gain first, go one
 ///   after another while each one's gains, in per-upload gas, add up to `openPermille`/1000 of a
-///   message's fixed gas (one message a tick would not carry a high rate's uploads that waited
-///   out a spike together before the next one).
+///   message's fixed gas (at a high rate many uploads may gain at once).
 /// Until the model has `fitEpochsMin` base fees to fit (a day by default: with less, it has seen
 /// no spike end and would wait into the first ones), the rules decide. It is fitted again every
 /// `refitTicks`. `q`, the chance of a message to ride in an epoch, is the share of ticks after
@@ -135,9 +134,8 @@ extension BatchPolicy {
         var messages = stride(from: 0, to: deadline.count, by: batchMax).map {
             (Array(deadline[$0..<min($0 + batchMax, deadline.count)]), Reason.deadline)
         }
-        // Then messages of the riders left, most gain first, each while its riders' gains open it:
-        // at a high rate many uploads wait out a spike together, and one message a tick would not
-        // carry them all before the next.
+        // Then messages of the riders left, most gain first, each while its riders' gains open it
+        // (at a high rate many uploads may gain at once).
         var rest = riders.dropFirst(room)
         while !rest.isEmpty {
             let top = rest.prefix(batchMax)
