@@ -235,8 +235,7 @@ import Testing
         let fees = SimulatedChain.baseFees(config: config, epochs: 2_880 + 721)
         let logs = fees.map { log10(Double($0)) }
         let model = try #require(FeeModel.fit(logs: logs))
-        let gas = BatchGasModel.addPieces
-        let alone = 0.25 * Double(gas.fixedGas) / Double(gas.perItemGas)
+        let alone = BatchPolicy.ModelConfig().alone
         let capped = WaitValues(model: model, messageChance: 0.25, alone: alone, epochsMax: 480)
         let free = WaitValues(model: model, messageChance: 722.0 / 726, alone: alone, epochsMax: 480)
         let gain = { (v: WaitValues, i: Int) in v.worth(epochsLeft: 479, climb: 0, point: i) - v.fee(point: i) }

@@ -45,6 +45,11 @@ extension BatchPolicy {
 
         public init() {}
 
+        /// `alonePermille` of a message's fixed gas, in per-upload gas: `WaitValues`'s `alone`.
+        public var alone: Double {
+            Double(alonePermille) / 1_000 * Double(gas.fixedGas) / Double(gas.perItemGas)
+        }
+
         func validate() throws(CreditsError) {
             if alonePermille < 0 || alonePermille > 100_000 { throw .validation("model.alonePermille", "must be 0...100000") }
             if openPermille < 0 || openPermille > 100_000 { throw .validation("model.openPermille", "must be 0...100000") }
@@ -107,9 +112,8 @@ extension BatchPolicy {
         if m.values == nil ? m.logs.count >= settings.fitEpochsMin : m.ticksSinceFit >= settings.refitTicks,
            let model = FeeModel.fit(logs: m.logs) {
             let ticksMax = config.deadlineMs.values.max().map { Int(($0 + config.tickMs - 1) / config.tickMs) } ?? 2
-            let alone = Double(settings.alonePermille) / 1_000 * Double(settings.gas.fixedGas) / Double(settings.gas.perItemGas)
-            m.values = WaitValues(model: model, messageChance: m.messageChance(maxPermille: settings.messageChanceMaxPermille), alone: alone, epochsMax: max(2, ticksMax),
-                                  points: settings.points)
+            m.values = WaitValues(model: model, messageChance: m.messageChance(maxPermille: settings.messageChanceMaxPermille),
+                                  alone: settings.alone, epochsMax: max(2, ticksMax), points: settings.points)
             m.ticksSinceFit = 0
         }
         guard let values = m.values else { return nil }
