@@ -60,11 +60,11 @@ import Testing
                 if log.contains("base-fee history loaded") { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
-            server.stop()
+            await server.stopAndWait()
             let log = (try? String(contentsOfFile: dir.path + "/serve.log", encoding: .utf8)) ?? ""
             #expect(!log.isEmpty && !log.contains(Self.token) && !log.contains("serve-lotus-token"))
             #expect(fake.calls.contains("Filecoin.ChainGetTipSetByHeight") && log.contains("base-fee history loaded"))
-            let reconcile = try runCredits(["reconcile", "--database", db])
+            let reconcile = try await runCredits(["reconcile", "--database", db])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }
     }
@@ -76,19 +76,19 @@ import Testing
         defer { dir.remove() }
         let fake = fake()
         try await fake.serve { url in
-            let refused = try runCredits(["serve", "--port", "0", "--database", dir.path + "/a.sqlite"] + lotusArguments(url),
+            let refused = try await runCredits(["serve", "--port", "0", "--database", dir.path + "/a.sqlite"] + lotusArguments(url),
                                          environment: ["LOTUS_TOKEN": "not-the-right-token-42"])
             #expect(refused.status != 0)
             #expect(refused.output.contains("refused"), "\(refused.output)")
             #expect(!refused.output.contains("not-the-right-token-42"))
         }
         let port = try freePort()  // nothing listens there
-        let unreachable = try runCredits(["serve", "--port", "0", "--database", dir.path + "/b.sqlite"] + lotusArguments("http://127.0.0.1:\(port)"),
+        let unreachable = try await runCredits(["serve", "--port", "0", "--database", dir.path + "/b.sqlite"] + lotusArguments("http://127.0.0.1:\(port)"),
                                          environment: ["LOTUS_TOKEN": Self.token])
         #expect(unreachable.status != 0)
         #expect(unreachable.output.contains("cannot reach the Lotus node"), "\(unreachable.output)")
         #expect(!unreachable.output.contains(Self.token))
-        let noToken = try runCredits(["serve", "--port", "0", "--database", dir.path + "/c.sqlite"] + lotusArguments("http://127.0.0.1:\(port)"),
+        let noToken = try await runCredits(["serve", "--port", "0", "--database", dir.path + "/c.sqlite"] + lotusArguments("http://127.0.0.1:\(port)"),
                                      environment: ["LOTUS_TOKEN": ""])
         #expect(noToken.status != 0 && noToken.output.contains("LOTUS_TOKEN"))
     }

@@ -65,7 +65,7 @@ struct MultiInstanceTests {
             let dup = try await HTTP.call(port: a.port, .get, "/api/credits/balance?userId=dup_u")
             #expect(dup.int("balance") == Int64(10000 - 40 * 7))
 
-            let reconcile = try runCredits(["reconcile", "--database", url])
+            let reconcile = try await runCredits(["reconcile", "--database", url])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }
     }
@@ -87,7 +87,7 @@ struct MultiInstanceTests {
             print("multi-instance crash test: \(acked.count) spends acknowledged")
             #expect(acked.count >= 100)
             try await expectAcknowledgedSpendsReplay(acked, port: survivor.port)
-            let reconcile = try runCredits(["reconcile", "--database", url])
+            let reconcile = try await runCredits(["reconcile", "--database", url])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }
     }
@@ -125,7 +125,7 @@ struct MultiInstanceTests {
                 let balance = try await HTTP.call(port: b.port, .get, "/api/credits/balance?userId=\(user)")
                 #expect(balance.int("balance") == 413)
             }
-            let reconcile = try runCredits(["reconcile", "--database", url])
+            let reconcile = try await runCredits(["reconcile", "--database", url])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }
     }
@@ -164,7 +164,7 @@ struct MultiInstanceTests {
             let confirmedIds = txs.filter { $0.status == .confirmed }.flatMap(\.uploadIds)
             #expect(confirmedIds.count == 40 && Set(confirmedIds).count == 40, "\(confirmedIds.sorted())")
             try await store.close()
-            let reconcile = try runCredits(["reconcile", "--database", url])
+            let reconcile = try await runCredits(["reconcile", "--database", url])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }
     }

@@ -38,7 +38,7 @@ import Testing
         defer { second.stop() }
         try await second.waitUntilReady()
         try await expectAcknowledgedSpendsReplay(acknowledged, port: second.port)
-        second.stop()
+        await second.stopAndWait()
 
         // The journal holds each upload at most once, and balances are funding minus the spends in it.
         let queue = try DatabaseQueue(path: db)
@@ -56,7 +56,7 @@ import Testing
         for user in users {
             #expect((spentByUser[user] ?? 0) >= (ackedByUser[user] ?? 0))
         }
-        let reconcile = try runCredits(["reconcile", "--database", db])
+        let reconcile = try await runCredits(["reconcile", "--database", db])
         #expect(reconcile.status == 0, "\(reconcile.output)")
     }
 
@@ -73,30 +73,30 @@ import Testing
         let bought = try await HTTP.call(port: server.port, .post, "/api/credits/purchase",
             body: #"{"userId":"carol","package":"creator","paymentMethod":"stripe","paymentId":"pi_carol"}"#)
         #expect(bought.status == 201)
-        server.stop()
+        await server.stopAndWait()
 
-        let clean = try runCredits(["reconcile", "--database", db])
+        let clean = try await runCredits(["reconcile", "--database", db])
         #expect(clean.status == 0, "\(clean.output)")
         #expect(clean.output.contains("ok"))
 
         let queue = try DatabaseQueue(path: db)
         try await queue.write { try $0.execute(sql: "UPDATE user_credits SET balance = 9999 WHERE user_id = 'carol'") }
         try queue.close()
-        let broken = try runCredits(["reconcile", "--database", db])
+        let broken = try await runCredits(["reconcile", "--database", db])
         #expect(broken.status == 1)
         #expect(broken.output.contains("user:carol"))
     }
 
-    @Test func cliEstimateAndHelp() throws {
-        let estimate = try runCredits(["estimate", "--file-type", "audio", "--file-count", "3",
+    @Test func cliEstimateAndHelp() async throws {
+        let estimate = try await runCredits(["estimate", "--file-type", "audio", "--file-count", "3",
                                        "--feature", "premium_encryption", "--feature", "quality_variants"])
         #expect(estimate.status == 0)
         #expect(estimate.output.contains("\"credits\" : 60"))
-        let bad = try runCredits(["estimate", "--file-type", "hologram"])
+        let bad = try await runCredits(["estimate", "--file-type", "hologram"])
         #expect(bad.status != 0)
         #expect(bad.output.contains("fileType"))
         for sub in ["serve", "migrate", "estimate", "balance", "reconcile", "bench"] {
-            let help = try runCredits([sub, "--help"])
+            let help = try await runCredits([sub, "--help"])
             #expect(help.status == 0, "\(sub) --help")
             #expect(help.output.contains("USAGE"))
         }
@@ -104,10 +104,10 @@ import Testing
 
     /// `serve` takes the batch policy's knobs as `simulate` does; a bad one (or a bad pair) stops
     /// it before it opens the database, naming the setting.
-    @Test func servePolicyKnobsAreCheckedBeforeStart() throws {
+    @Test func servePolicyKnobsAreCheckedBeforeStart() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        let help = try runCredits(["serve", "--help"])
+        let help = try await runCredits(["serve", "--help"])
         #expect(help.output.contains("--hold-decay-percent") && help.output.contains("--spike-jump-percent"))
         #expect(help.output.contains("--batch-policy") && help.output.contains("--model-alone-permille"))
         for (knobs, field) in [(["--hold-decay-ticks", "500"], "holdDecayTicks"),  // beyond the 120 ticks of history
@@ -117,7 +117,7 @@ import Testing
                                (["--model-open-permille", "200000"], "model.openPermille"),
                                (["--model-chance-max-permille", "0"], "model.messageChanceMaxPermille"),
                                (["--model-history-epochs", "30000"], "--model-history-epochs")] {
-            let refused = try runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
+            let refused = try await runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)
             #expect(refused.output.contains(field), "\(knobs): \(refused.output)")
             #expect(!FileManager.default.fileExists(atPath: dir.path + "/x.sqlite"))
@@ -168,7 +168,7 @@ import Testing
     }
 
     /// A catalog file replaces the built-in prices; a bad one is refused at start-up naming the field.
-    @Test func catalogFileIsValidatedAndUsed() throws {
+    @Test func catalogFileIsValidatedAndUsed() async throws {
         let dir = NSTemporaryDirectory() + "credits-catalog-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -179,19 +179,19 @@ import Testing
              "batchDiscount": {"minFiles": 2, "percent": 50}}
             """
         try good.write(toFile: dir + "/good.json", atomically: true, encoding: .utf8)
-        let priced = try runCredits(["estimate", "--catalog", dir + "/good.json", "--file-type", "audio", "--file-count", "3"])
+        let priced = try await runCredits(["estimate", "--catalog", dir + "/good.json", "--file-type", "audio", "--file-count", "3"])
         #expect(priced.status == 0, "\(priced.output)")
         #expect(priced.output.contains("\"credits\" : 30"))
 
         let bad = good.replacingOccurrences(of: "\"priceCents\": 100", with: "\"priceCents\": -1")
         try bad.write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
-        let refused = try runCredits(["serve", "--catalog", dir + "/bad.json", "--database", dir + "/x.sqlite", "--port", "0"])
+        let refused = try await runCredits(["serve", "--catalog", dir + "/bad.json", "--database", dir + "/x.sqlite", "--port", "0"])
         #expect(refused.status != 0)
         #expect(refused.output.contains("packages[0].priceCents"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.sqlite"))
 
         try #"{"packages": "#.write(toFile: dir + "/broken.json", atomically: true, encoding: .utf8)
-        let broken = try runCredits(["estimate", "--catalog", dir + "/broken.json", "--file-type", "audio"])
+        let broken = try await runCredits(["estimate", "--catalog", dir + "/broken.json", "--file-type", "audio"])
         #expect(broken.status != 0)
         #expect(broken.output.contains("broken.json"))
     }
@@ -216,7 +216,7 @@ import Testing
         #expect(metrics.text.contains(#"credits_ledger_operations_total{kind="purchase",outcome="applied"} 1"#))
         #expect(metrics.text.contains(#"credits_ledger_operations_total{kind="spend",outcome="insufficient_credits"} 1"#))
         #expect(metrics.text.contains("credits_upload_queue_depth"))
-        server.stop()
+        await server.stopAndWait()
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("{") }
         #expect(lines.count >= 3)
         var withRequestId = 0

@@ -25,8 +25,18 @@ func creditsExecutable() throws -> String {
     throw Missing()
 }
 
-/// Runs `credits ARGS` to completion; returns its exit code and output.
-func runCredits(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+/// Runs `credits ARGS` to completion; returns its exit code and output. The wait happens on a
+/// thread of its own: blocking one of the concurrency pool's threads (two on a two-core machine)
+/// starved in-process fakes such as FakeLotus, whose handlers need the pool to answer the child.
+func runCredits(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try runCreditsBlocking(arguments, environment: environment) })
+        }
+    }
+}
+
+private func runCreditsBlocking(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try creditsExecutable())
     process.arguments = arguments
@@ -95,11 +105,20 @@ final class ServerProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Blocks its thread until the child has exited: for `defer` only (see `stopAndWait`).
     func stop() {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
         }
+    }
+
+    /// Stops the child and waits for it without holding a concurrency pool thread, so that an
+    /// in-process fake the child still calls while it drains can answer.
+    func stopAndWait() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
     }
 }
 

@@ -66,8 +66,16 @@ public final class FakeLotus: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.post("rpc/v1") { request, _ in try await self.handle(request) }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        try await app.test(.live) { client in
-            try await body("http://127.0.0.1:\(client.port!)")
+        // The server's tasks (and the chain's) run on a queue of their own; the body runs on the
+        // concurrency pool as usual. With two cores the pool has two threads, and other tests'
+        // long synchronous stretches could hold both while a `credits serve` child waited on this
+        // fake (its 5 s start-up probe timed out on a loaded CI run).
+        try await withTaskExecutorPreference(QueueExecutor(label: "FakeLotus")) {
+            try await app.test(.live) { client in
+                try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    try await body("http://127.0.0.1:\(client.port!)")
+                }
+            }
         }
     }
 
@@ -254,5 +262,18 @@ public final class FakeLotus: Sendable {
         if let error { body["error"] = ["code": error.0, "message": error.1] } else { body["result"] = result ?? NSNull() }
         let data = (try? JSONSerialization.data(withJSONObject: body)) ?? Data()
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Runs the jobs of the tasks that prefer it on a serial dispatch queue (which always gets a
+/// thread), never on the concurrency pool.
+final class QueueExecutor: TaskExecutor {
+    let queue: DispatchQueue
+
+    init(label: String) { queue = DispatchQueue(label: label) }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
