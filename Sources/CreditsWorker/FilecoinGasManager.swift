@@ -12,6 +12,13 @@ import Metrics
 /// Crash safety: money moves only through idempotent ledger operations (`capture:<id>`,
 /// `release:<id>`), so a step repeated after a crash cannot charge or refund twice. Uploads caught
 /// mid-flight (batched, submitted, failed) are queued again by `recover()` at start-up.
+///
+/// A failing database: what the manager learns from the chain (a receipt, a replacement, a
+/// message it gave up) it writes down as `DatabaseWrite`s, in order. A write that fails is owed: kept,
+/// with every later one behind it, and written before the manager does anything else. While it
+/// owes writes it sends nothing; a claim whose answer was lost is undone (`unclaim`). So the
+/// database lags the manager's memory for as long as it fails, and then catches up; it never
+/// loses a receipt or a refund, and an upload is never left stranded mid-flight.
 public actor FilecoinGasManager {
     public struct Config: Sendable {
         public var policy = BatchPolicy.Config()
@@ -51,6 +58,29 @@ public actor FilecoinGasManager {
         var givenUp = false
     }
 
+    /// One write to the database, in the order the manager decided it. Each can be written again
+    /// after an answer was lost (a move only moves from its `from` statuses, a row is replaced
+    /// whole, a settlement has its natural key).
+    enum DatabaseWrite {
+        case save(GasTransaction)
+        /// `batchId` nil keeps each upload's.
+        case move([String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?)
+        case capture(uploadId: String)
+        case release(uploadId: String, reason: String)
+        /// A claim (or the writes before a push) that failed, perhaps after it committed, and
+        /// sent nothing: the upload, if found in `batchId`, batched or submitted, goes back to
+        /// `back`. One upload each, so that a database failing often still gets through them.
+        case unclaim(uploadId: String, batchId: String, back: UploadRecord.Status)
+    }
+
+    /// The writes before a push failed: nothing was sent. `push` closes the row itself and
+    /// answers false: handing this error, with the row in it, back out of `push` (thrown typed,
+    /// or returned as an optional) built, but crashed at run time (a call through a null pointer)
+    /// under this Swift 6.3.1 debug build.
+    struct RecordFailed: Error {
+        var underlying: any Error
+    }
+
     struct Retry {
         var readyAtMs: Int64
         var uploadIds: [String]
@@ -73,8 +103,9 @@ public actor FilecoinGasManager {
     private var recorded: [String: GasTransaction] = [:]
     private var inflight: [String: InFlight] = [:]
     private var retries: [Retry] = []
-    /// Settlements that failed for a transient reason, tried again each step.
-    private var unsettled: [LedgerOperation] = []
+    /// Writes the database has not taken yet, oldest first (see `DatabaseWrite`).
+    private var owed: [DatabaseWrite] = []
+    private var paying = false
     private var lastHead: ChainHead?
     private var batchCounter = 0
     private var rng: SplitMix64
@@ -162,10 +193,7 @@ public actor FilecoinGasManager {
             let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
             switch (tx.status, statuses) {
             case (.confirmed, [.submitted]):
-                for id in tx.uploadIds {
-                    guard let userId = await userId(of: id) else { continue }
-                    await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
-                }
+                await owe(tx.uploadIds.map { .capture(uploadId: $0) })
             case (.pending, [.submitted]) where (try? await chain.knows(cid: tx.messageCid)) == false:
                 // Recorded, but the process stopped before sending it: the chain never got it,
                 // so the uploads go back to the queue (below) and the row is closed as unsent.
@@ -251,12 +279,22 @@ public actor FilecoinGasManager {
             return
         }
         lastHead = head
+        // Nothing else until the database has every write the manager owes it.
+        guard await payOwed() else {
+            logger.warning("database writes still failing; the worker sends nothing until they are written",
+                           metadata: ["owed": "\(owed.count)"])
+            return
+        }
         // Now and then, adopt what a vanished instance left behind.
         if now - lastTakeoverMs >= config.takeoverAfterMs / 4 {
-            lastTakeoverMs = now
-            try? await takeOver(includingOwn: false)
+            do {
+                try await takeOver(includingOwn: false)
+                lastTakeoverMs = now
+            } catch {
+                logger.warning("taking over a vanished instance's uploads failed; trying again next tick",
+                               metadata: ["error": "\(error)"])
+            }
         }
-        await settlePending()
         await pickUpQueued()
         // Uploads queued since the last tick could have gone out at once in this tipset, at this
         // base fee: the reference for timing savings.
@@ -277,13 +315,13 @@ public actor FilecoinGasManager {
     }
 
     /// At shutdown: sends nothing new, but reads receipts of messages in flight so their uploads
-    /// settle now rather than after the next start. Returns how many are still in flight.
+    /// settle now rather than after the next start. Returns how many messages are still in flight
+    /// and writes still owed.
     public func drainInFlight() async -> Int {
-        guard !inflight.isEmpty, let head = try? await chain.head() else { return inflight.count }
+        guard await payOwed(), !inflight.isEmpty, let head = try? await chain.head() else { return inflight.count + owed.count }
         lastHead = head
         await poll(head: head)
-        await settlePending()
-        return inflight.count
+        return inflight.count + owed.count
     }
 
     /// `POST /api/admin/process-batch`: with no batch id, sends everything queued now, whatever
@@ -292,21 +330,26 @@ public actor FilecoinGasManager {
     public func processNow(batchId: String? = nil) async throws -> [String] {
         let head = try await chain.head()
         lastHead = head
+        guard await payOwed() else {
+            throw CreditsError(.unavailable, "the database is failing writes; the worker sends again once they are written")
+        }
         if let batchId {
             guard let index = retries.firstIndex(where: { $0.batchId == batchId }) else {
                 throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
             }
             let retry = retries.remove(at: index)
-            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
-                         supersedes: retry.supersedes)
+            guard await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
+                               supersedes: retry.supersedes)
+            else {
+                throw CreditsError(.unavailable, "the database failed a write; batch '\(batchId)' waits for its next chance")
+            }
             return [batchId]
         }
         await pickUpQueued()
         var sent: [String] = []
         for batch in policy.drain() {
             let id = nextBatchId()
-            await submit(batch.uploadIds, attempt: 1, batchId: id, from: .queued, head: head)
-            sent.append(id)
+            if await submit(batch.uploadIds, attempt: 1, batchId: id, from: .queued, head: head) { sent.append(id) }
         }
         return sent
     }
@@ -333,18 +376,52 @@ public actor FilecoinGasManager {
 
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and sends their message:
     /// a new one, or, for the next attempt of a batch whose message was given up (`supersedes`),
-    /// a replacement of it under its nonce.
+    /// a replacement of it under its nonce. While writes are owed, or when the claim or the
+    /// writes before the push fail, nothing is sent: the uploads go back (`giveBack`) and it
+    /// returns false.
+    @discardableResult
     private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead,
-                        supersedes: String? = nil) async {
-        guard let claimed = try? await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil),
-              !claimed.isEmpty
-        else { return }
+                        supersedes: String? = nil) async -> Bool {
+        let retry = from == .failed
+            ? Retry(readyAtMs: clock.nowMs(), uploadIds: ids, attempt: attempt, batchId: batchId, supersedes: supersedes) : nil
+        guard owed.isEmpty else {
+            giveBack(ids, retry: retry)
+            return false
+        }
+        let claimed: [String]
+        do {
+            claimed = try await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil)
+        } catch {
+            logger.warning("claiming a batch failed; its uploads go back", metadata: ["batch": "\(batchId)", "error": "\(error)"])
+            await owe(ids.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
+            giveBack(ids, retry: retry)
+            return false
+        }
+        guard !claimed.isEmpty else { return false }
         let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
-        await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old)
+        guard await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old) else {
+            await owe(claimed.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
+            giveBack(claimed, retry: retry)
+            return false
+        }
+        return true
     }
 
+    /// Uploads that were not sent after all: queued ones are picked up again from the database
+    /// (after any `unclaim` owed is written), a retry waits for its next chance.
+    private func giveBack(_ ids: [String], retry: Retry?) {
+        if let retry {
+            retries.append(retry)
+        } else {
+            for id in ids { known[id] = nil }
+        }
+    }
+
+    /// Sends the message. False when the writes before a new message failed, and so nothing was
+    /// sent (its row, which may have been written, is closed as unsent); every other failure is
+    /// the chain's, retried or fallen back from here.
     private func push(_ ids: [String], attempt: Int, batchId: String, head: ChainHead,
-                      superseding old: (cid: String, entry: InFlight)? = nil) async {
+                      superseding old: (cid: String, entry: InFlight)? = nil) async -> Bool {
         let premium = old.map { RetrySchedule.replacementPremium($0.entry.tx.premium) } ?? config.premium
         let gasLimit = config.gas.gasLimit(items: ids.count)
         let feeCap = MessageFee.defaultFeeCap(baseFee: head.baseFee, premium: premium)
@@ -358,13 +435,23 @@ public actor FilecoinGasManager {
                 var oldTx = old.entry.tx
                 oldTx.status = .replaced
                 oldTx.updatedAtMs = clock.nowMs()
-                try? await store.saveGasTransaction(oldTx)
+                await owe([.save(oldTx)])
             } else {
                 // Written down before it is sent: a process killed in between leaves the row, and
                 // its successor waits for the message (or requeues the uploads if the chain never
                 // got it), never sending the batch again under a new nonce.
                 cid = try await chain.push(message, recordingFirst: { cid in try await self.record(tx, cid: cid) })
             }
+        } catch let error as RecordFailed {
+            logger.warning("recording a message before sending it failed; nothing was sent",
+                           metadata: ["batch": "\(batchId)", "error": "\(error.underlying)"])
+            if var unsent = recorded.removeValue(forKey: tx.id) {
+                // Its row may have been written: closed, as never sent.
+                unsent.status = .unsent
+                unsent.failureReason = String("not sent: \(error.underlying)".prefix(Limits.descriptionLengthMax))
+                await owe([.save(unsent)])
+            }
+            return false
         } catch let error as ChainError where error.pendingCid != nil {
             // The answer was lost after the message was sent: it may land, so it is in flight
             // (waited for, replaced under its nonce if stuck), never sent again as a new message.
@@ -373,34 +460,41 @@ public actor FilecoinGasManager {
         } catch {
             // Nothing new was sent; a given-up message is still watched and may still land. A
             // row recorded for the message that was not sent is closed.
+            var writes: [DatabaseWrite] = []
             if var unsent = recorded.removeValue(forKey: tx.id) {
                 unsent.status = .unsent
                 unsent.failureReason = String("push failed: \(error)".prefix(Limits.descriptionLengthMax))
                 unsent.updatedAtMs = clock.nowMs()
-                try? await store.saveGasTransaction(unsent)
+                writes.append(.save(unsent))
             }
-            _ = try? await store.transitionUploads(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)")
+            writes.append(.move(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)"))
+            await owe(writes)
             await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid)
-            return
+            return true
         }
         var sent = tx
         sent.messageCid = cid
         // Recorded before sending, unless it was a replacement or the chain could not name it first.
         if recorded.removeValue(forKey: tx.id)?.messageCid != cid {
-            _ = try? await store.transitionUploads(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil)
-            try? await store.saveGasTransaction(sent)
+            await owe([.move(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil), .save(sent)])
         }
         inflight[cid] = InFlight(tx: sent, pushedAtHeight: head.height, replacements: 0)
+        return true
     }
 
     /// Before a new message is sent: its uploads are `submitted` and its row is pending under the
-    /// CID. Throws (and so nothing is sent) when either cannot be written.
+    /// CID. Throws `RecordFailed` (and so nothing is sent) when either cannot be written; the
+    /// row is kept in `recorded` first, so that it can be closed as unsent whatever was written.
     private func record(_ tx: GasTransaction, cid: String) async throws {
         var row = tx
         row.messageCid = cid
-        try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId, reason: nil)
-        try await store.saveGasTransaction(row)
         recorded[tx.id] = row
+        do {
+            try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId, reason: nil)
+            try await store.saveGasTransaction(row)
+        } catch {
+            throw RecordFailed(underlying: error)
+        }
     }
 
     /// The row of a message about to be sent (its CID set when known), with what the same uploads
@@ -451,7 +545,7 @@ public actor FilecoinGasManager {
             if f.givenUp {
                 // It landed after all: its uploads settle on it, and their next attempt is off.
                 retries.removeAll { $0.supersedes == cid }
-                _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.failed], to: .submitted, batchId: f.tx.batchId, reason: nil)
+                await owe([.move(f.tx.uploadIds, from: [.failed], to: .submitted, batchId: f.tx.batchId, reason: nil)])
                 logger.notice("a given-up message landed", metadata: ["cid": "\(cid)", "landed": "\(receipt.messageCid)"])
             }
             f.tx.updatedAtMs = clock.nowMs()
@@ -463,22 +557,17 @@ public actor FilecoinGasManager {
             Counter(label: "credits_gas_spent_nanofil_total").increment(by: Int64(receipt.cost.total / 1_000_000_000))
             if receipt.exitCode == 0 {
                 f.tx.status = .confirmed
-                try? await store.saveGasTransaction(f.tx)
+                await owe([.save(f.tx)] + f.tx.uploadIds.map { .capture(uploadId: $0) })
                 Recorder(label: "credits_batch_size", aggregate: true).record(f.tx.uploadIds.count)
                 Counter(label: "credits_messages_total", dimensions: [("status", "confirmed")]).increment()
                 let saved = f.tx.individualCost - GasStats.batchedAtSameFee(f.tx)
                 if saved > 0 { Counter(label: "credits_gas_saved_by_batching_nanofil_total").increment(by: Int64(saved / 1_000_000_000)) }
-                for id in f.tx.uploadIds {
-                    guard let userId = await userId(of: id) else { continue }
-                    await settle(.capture(SettleRequest(uploadId: id, userId: userId)))
-                }
             } else {
                 let reason = "message \(cid) reverted with exit code \(receipt.exitCode)"
                 f.tx.status = .failed
                 f.tx.failureReason = reason
                 Counter(label: "credits_messages_total", dimensions: [("status", "failed")]).increment()
-                try? await store.saveGasTransaction(f.tx)
-                _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
+                await owe([.save(f.tx), .move(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)])
                 await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason)
             }
         }
@@ -487,12 +576,13 @@ public actor FilecoinGasManager {
     /// A message that has not landed: replaced, under the same nonce, by one with at least 1.25×
     /// the premium, so that at most one of the two lands.
     private func replace(_ cid: String, _ f: InFlight, head: ChainHead) async {
+        guard owed.isEmpty else { return }  // sends nothing while writes are owed; tried next tick
         if f.replacements >= config.replacementsMax {
             // Given up, but it keeps its nonce and may still land: watched, and replaced under
             // that nonce by the batch's next attempt, never sent again under a new one.
             inflight[cid]?.givenUp = true
             let reason = "message \(cid) never landed"
-            _ = try? await store.transitionUploads(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)
+            await owe([.move(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)])
             await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason, supersedes: cid)
             return
         }
@@ -515,7 +605,6 @@ public actor FilecoinGasManager {
         var old = f.tx
         old.status = .replaced
         old.updatedAtMs = clock.nowMs()
-        try? await store.saveGasTransaction(old)
         var tx = f.tx
         tx.id = "\(f.tx.batchId)-a\(f.tx.attempt)-r\(f.replacements + 1)"
         tx.messageCid = newCid
@@ -524,7 +613,7 @@ public actor FilecoinGasManager {
         tx.baseFee = head.baseFee
         tx.createdAtMs = clock.nowMs()
         tx.updatedAtMs = tx.createdAtMs
-        try? await store.saveGasTransaction(tx)
+        await owe([.save(old), .save(tx)])
         inflight[newCid] = InFlight(tx: tx, pushedAtHeight: head.height, replacements: f.replacements + 1)
     }
 
@@ -539,42 +628,83 @@ public actor FilecoinGasManager {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, supersedes: supersedes))
         } else if supersedes != nil {
-            let why = "failed after \(config.retry.attemptsMax) attempts: \(reason)"
-            for id in ids {
-                guard let userId = await userId(of: id) else { continue }
-                await settle(.release(SettleRequest(uploadId: id, userId: userId, reason: String(why.prefix(Limits.descriptionLengthMax)))))
-            }
+            let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
+            await owe(ids.map { .release(uploadId: $0, reason: why) })
         } else if ids.count > 1 {
             for id in ids {
                 retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)"))
             }
-        } else if let id = ids.first, let userId = await userId(of: id) {
-            let why = "failed after \(config.retry.attemptsMax) attempts: \(reason)"
-            await settle(.release(SettleRequest(uploadId: id, userId: userId, reason: String(why.prefix(Limits.descriptionLengthMax)))))
+        } else if let id = ids.first {
+            let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
+            await owe([.release(uploadId: id, reason: why)])
         }
     }
 
-    private func settle(_ op: LedgerOperation) async {
+    /// Writes these after any already owed, and as many of them as the database takes now.
+    private func owe(_ writes: [DatabaseWrite]) async {
+        owed += writes
+        await payOwed()
+    }
+
+    /// Writes what is owed, oldest first, until one fails (kept, with the rest, for the next
+    /// try). True when nothing is owed. Another call already writing (the actor is reentrant)
+    /// finishes the list; this one says false.
+    @discardableResult
+    private func payOwed() async -> Bool {
+        guard !paying else { return false }
+        paying = true
+        defer { paying = false }
+        while let next = owed.first {
+            do {
+                try await perform(next)
+            } catch {
+                logger.warning("database write failed; kept, and written before anything else",
+                               metadata: ["owed": "\(owed.count)", "error": "\(error)"])
+                return false
+            }
+            owed.removeFirst()
+        }
+        return true
+    }
+
+    private func perform(_ w: DatabaseWrite) async throws {
+        switch w {
+        case .save(let tx):
+            try await store.saveGasTransaction(tx)
+        case .move(let ids, let from, let to, let batchId, let reason):
+            try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason)
+        case .capture(let id):
+            try await settle(id) { .capture(SettleRequest(uploadId: id, userId: $0)) }
+        case .release(let id, let reason):
+            try await settle(id) { .release(SettleRequest(uploadId: id, userId: $0, reason: reason)) }
+        case .unclaim(let id, let batchId, let back):
+            guard let u = try await store.upload(uploadId: id), u.batchId == batchId, u.status == .batched || u.status == .submitted
+            else { return }
+            try await store.transitionUploads([id], from: [.batched, .submitted], to: back, batchId: nil, reason: nil)
+        }
+    }
+
+    /// Captures or releases an upload's hold. Throws only what may pass on a later try (the
+    /// database failing); an upload already settled is done with, and so, logged as an error, is
+    /// a settlement the ledger refuses for good.
+    private func settle(_ uploadId: String, _ operation: (_ userId: String) -> LedgerOperation) async throws {
+        let userId: String
+        if let k = known[uploadId] {
+            userId = k.userId
+        } else if let u = try await store.upload(uploadId: uploadId) {
+            userId = u.userId
+        } else {
+            logger.error("no upload to settle", metadata: ["upload": "\(uploadId)"])
+            return
+        }
         do {
-            _ = try await store.execute(op, idempotencyKey: nil)
-            if let id = op.settledUploadId { known[id] = nil }
+            _ = try await store.execute(operation(userId), idempotencyKey: nil)
         } catch let error as CreditsError where error.code == .invalidState {
             // Already settled (by an earlier run): nothing to do.
-        } catch {
-            logger.warning("settlement failed; trying again next tick", metadata: ["error": "\(error)"])
-            unsettled.append(op)
+        } catch let error as CreditsError where error.code != .unavailable && error.code != .internal {
+            logger.error("the ledger refused a settlement", metadata: ["upload": "\(uploadId)", "error": "\(error)"])
         }
-    }
-
-    private func settlePending() async {
-        let pending = unsettled
-        unsettled = []
-        for op in pending { await settle(op) }
-    }
-
-    private func userId(of uploadId: String) async -> String? {
-        if let k = known[uploadId] { return k.userId }
-        return try? await store.upload(uploadId: uploadId)?.userId
+        known[uploadId] = nil
     }
 
     private func nextBatchId() -> String {

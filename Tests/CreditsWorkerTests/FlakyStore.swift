@@ -1,0 +1,91 @@
+import CreditsCore
+import CreditsStore
+import Synchronization
+
+/// A store whose worker-facing calls fail now and then, while armed: a write either fails before
+/// it reaches the database (nothing changed) or after it committed (the answer was lost, as when
+/// a connection drops after COMMIT). Reads fail before. Seeded, so a failing run repeats.
+final class FlakyStore: CreditStore {
+    struct Counts { var failedBefore = 0, failedAfter = 0 }
+
+    let inner: any CreditStore
+    private let failureRatePPM: Int64
+    private let state: Mutex<(rng: SplitMix64, armed: Bool, counts: Counts)>
+
+    init(_ inner: any CreditStore, failureRatePPM: Int64, seed: UInt64) {
+        self.inner = inner
+        self.failureRatePPM = failureRatePPM
+        state = Mutex((SplitMix64(seed: seed), false, Counts()))
+    }
+
+    struct InjectedFailure: Error, CustomStringConvertible {
+        var afterCommit: Bool
+        var description: String { afterCommit ? "injected: answer lost after commit" : "injected: database unavailable" }
+    }
+
+    var armed: Bool {
+        get { state.withLock { $0.armed } }
+        set { state.withLock { $0.armed = newValue } }
+    }
+    var counts: Counts { state.withLock { $0.counts } }
+
+    /// Whether this call fails, and when.
+    private func draw(write: Bool) -> InjectedFailure? {
+        state.withLock { s -> InjectedFailure? in
+            guard s.armed, s.rng.chance(ppm: failureRatePPM) else { return nil }
+            let after = write && s.rng.chance(ppm: 500_000)
+            if after { s.counts.failedAfter += 1 } else { s.counts.failedBefore += 1 }
+            return InjectedFailure(afterCommit: after)
+        }
+    }
+
+    private func write<T>(_ body: () async throws -> T) async throws -> T {
+        let failure = draw(write: true)
+        if let failure, !failure.afterCommit { throw failure }
+        let result = try await body()
+        if let failure { throw failure }
+        return result
+    }
+
+    private func read<T>(_ body: () async throws -> T) async throws -> T {
+        if let failure = draw(write: false) { throw failure }
+        return try await body()
+    }
+
+    var catalog: Catalog { inner.catalog }
+
+    func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
+        try await write { try await inner.execute(operation, idempotencyKey: idempotencyKey) }
+    }
+    func balance(userId: String) async throws -> UserCredits { try await inner.balance(userId: userId) }
+    func hasCredits(userId: String, credits: Int64) async throws -> Bool { try await inner.hasCredits(userId: userId, credits: credits) }
+    func transactions(userId: String, limit: Int, cursor: String?) async throws -> TransactionPage {
+        try await inner.transactions(userId: userId, limit: limit, cursor: cursor)
+    }
+    func upload(uploadId: String) async throws -> UploadRecord? { try await read { try await inner.upload(uploadId: uploadId) } }
+    func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord] {
+        try await read { try await inner.uploads(status: status, limit: limit) }
+    }
+    func transitionUploads(_ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?,
+                           reason: String?) async throws -> [String] {
+        try await write { try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason) }
+    }
+    func saveGasTransaction(_ tx: GasTransaction) async throws { try await write { try await inner.saveGasTransaction(tx) } }
+    func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction] {
+        try await read { try await inner.gasTransactions(sinceMs: sinceMs, limit: limit) }
+    }
+    func platformTotals(sinceMs: Int64) async throws -> (PlatformTotals, purchasePricesCents: [Int64]) {
+        try await inner.platformTotals(sinceMs: sinceMs)
+    }
+    func dailyTotals(sinceMs: Int64) async throws -> [DailyTotals] { try await inner.dailyTotals(sinceMs: sinceMs) }
+    func upsertUser(userId: String, walletAddress: String??, signedUpAtMs: Int64?) async throws -> UserProfile {
+        try await inner.upsertUser(userId: userId, walletAddress: walletAddress, signedUpAtMs: signedUpAtMs)
+    }
+    func userProfile(userId: String) async throws -> UserProfile? { try await inner.userProfile(userId: userId) }
+    func creditLots(userId: String) async throws -> [CreditLot] { try await inner.creditLots(userId: userId) }
+    func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String] {
+        try await inner.usersWithExpiredLots(nowMs: nowMs, limit: limit)
+    }
+    func reconcile() async throws -> ReconcileReport { try await inner.reconcile() }
+    func close() async throws { try await inner.close() }
+}
