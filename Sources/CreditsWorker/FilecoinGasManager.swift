@@ -81,6 +81,10 @@ public actor FilecoinGasManager {
         var underlying: any Error
     }
 
+    /// What `submit` did: sent the message (or met a chain failure, retried from there), found
+    /// none of its uploads still to claim, or gave them back after the database failed.
+    enum Submitted { case sent, nothingToSend, givenBack }
+
     struct Retry {
         var readyAtMs: Int64
         var uploadIds: [String]
@@ -106,6 +110,7 @@ public actor FilecoinGasManager {
     /// Writes the database has not taken yet, oldest first (see `DatabaseWrite`).
     private var owed: [DatabaseWrite] = []
     private var paying = false
+    private var waitingToPay: [CheckedContinuation<Void, Never>] = []
     private var lastHead: ChainHead?
     private var batchCounter = 0
     private var rng: SplitMix64
@@ -283,6 +288,7 @@ public actor FilecoinGasManager {
         guard await payOwed() else {
             logger.warning("database writes still failing; the worker sends nothing until they are written",
                            metadata: ["owed": "\(owed.count)"])
+            Gauge(label: "credits_database_writes_owed").record(owed.count)
             return
         }
         // Now and then, adopt what a vanished instance left behind.
@@ -312,6 +318,7 @@ public actor FilecoinGasManager {
         Gauge(label: "credits_upload_queue_depth").record(policy.queueLength)
         Gauge(label: "credits_messages_in_flight").record(inflight.count)
         Gauge(label: "credits_batches_waiting_retry").record(retries.count)
+        Gauge(label: "credits_database_writes_owed").record(owed.count)
     }
 
     /// At shutdown: sends nothing new, but reads receipts of messages in flight so their uploads
@@ -326,7 +333,8 @@ public actor FilecoinGasManager {
 
     /// `POST /api/admin/process-batch`: with no batch id, sends everything queued now, whatever
     /// the policy says; with one, retries that batch now instead of after its backoff. Returns
-    /// the batch ids sent; throws NOT_FOUND for a batch id that is not waiting.
+    /// the batch ids sent; throws NOT_FOUND for a batch id that is not waiting, and UNAVAILABLE
+    /// when the database fails a write (what was not sent stays queued, or waits to retry).
     public func processNow(batchId: String? = nil) async throws -> [String] {
         let head = try await chain.head()
         lastHead = head
@@ -338,18 +346,28 @@ public actor FilecoinGasManager {
                 throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
             }
             let retry = retries.remove(at: index)
-            guard await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
-                               supersedes: retry.supersedes)
-            else {
+            switch await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
+                                supersedes: retry.supersedes) {
+            case .sent: return [batchId]
+            case .nothingToSend: return []
+            case .givenBack:
                 throw CreditsError(.unavailable, "the database failed a write; batch '\(batchId)' waits for its next chance")
             }
-            return [batchId]
         }
         await pickUpQueued()
         var sent: [String] = []
+        var givenBack = 0
         for batch in policy.drain() {
             let id = nextBatchId()
-            if await submit(batch.uploadIds, attempt: 1, batchId: id, from: .queued, head: head) { sent.append(id) }
+            switch await submit(batch.uploadIds, attempt: 1, batchId: id, from: .queued, head: head) {
+            case .sent: sent.append(id)
+            case .nothingToSend: break
+            case .givenBack: givenBack += batch.uploadIds.count
+            }
+        }
+        if givenBack > 0 {
+            let also = sent.isEmpty ? "" : " (sent: \(sent.joined(separator: ", ")))"
+            throw CreditsError(.unavailable, "the database failed a write; \(givenBack) uploads stay queued and go out once it answers\(also)")
         }
         return sent
     }
@@ -377,16 +395,15 @@ public actor FilecoinGasManager {
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and sends their message:
     /// a new one, or, for the next attempt of a batch whose message was given up (`supersedes`),
     /// a replacement of it under its nonce. While writes are owed, or when the claim or the
-    /// writes before the push fail, nothing is sent: the uploads go back (`giveBack`) and it
-    /// returns false.
+    /// writes before the push fail, nothing is sent: the uploads go back (`giveBack`).
     @discardableResult
     private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead,
-                        supersedes: String? = nil) async -> Bool {
+                        supersedes: String? = nil) async -> Submitted {
         let retry = from == .failed
             ? Retry(readyAtMs: clock.nowMs(), uploadIds: ids, attempt: attempt, batchId: batchId, supersedes: supersedes) : nil
-        guard owed.isEmpty else {
+        guard await payOwed() else {
             giveBack(ids, retry: retry)
-            return false
+            return .givenBack
         }
         let claimed: [String]
         do {
@@ -395,16 +412,16 @@ public actor FilecoinGasManager {
             logger.warning("claiming a batch failed; its uploads go back", metadata: ["batch": "\(batchId)", "error": "\(error)"])
             await owe(ids.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
             giveBack(ids, retry: retry)
-            return false
+            return .givenBack
         }
-        guard !claimed.isEmpty else { return false }
+        guard !claimed.isEmpty else { return .nothingToSend }
         let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
         guard await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old) else {
             await owe(claimed.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
             giveBack(claimed, retry: retry)
-            return false
+            return .givenBack
         }
-        return true
+        return .sent
     }
 
     /// Uploads that were not sent after all: queued ones are picked up again from the database
@@ -576,7 +593,7 @@ public actor FilecoinGasManager {
     /// A message that has not landed: replaced, under the same nonce, by one with at least 1.25×
     /// the premium, so that at most one of the two lands.
     private func replace(_ cid: String, _ f: InFlight, head: ChainHead) async {
-        guard owed.isEmpty else { return }  // sends nothing while writes are owed; tried next tick
+        guard await payOwed() else { return }  // sends nothing while writes are owed; tried next tick
         if f.replacements >= config.replacementsMax {
             // Given up, but it keeps its nonce and may still land: watched, and replaced under
             // that nonce by the batch's next attempt, never sent again under a new one.
@@ -647,13 +664,20 @@ public actor FilecoinGasManager {
     }
 
     /// Writes what is owed, oldest first, until one fails (kept, with the rest, for the next
-    /// try). True when nothing is owed. Another call already writing (the actor is reentrant)
-    /// finishes the list; this one says false.
+    /// try). True when nothing is owed. One call writes at a time: one that finds another
+    /// writing (the actor is reentrant) waits for it, then writes what is left.
     @discardableResult
     private func payOwed() async -> Bool {
-        guard !paying else { return false }
+        while paying {
+            await withCheckedContinuation { waitingToPay.append($0) }
+        }
         paying = true
-        defer { paying = false }
+        defer {
+            paying = false
+            let waiting = waitingToPay
+            waitingToPay = []
+            for w in waiting { w.resume() }
+        }
         while let next = owed.first {
             do {
                 try await perform(next)

@@ -216,6 +216,7 @@ import Testing
         #expect(metrics.text.contains(#"credits_ledger_operations_total{kind="purchase",outcome="applied"} 1"#))
         #expect(metrics.text.contains(#"credits_ledger_operations_total{kind="spend",outcome="insufficient_credits"} 1"#))
         #expect(metrics.text.contains("credits_upload_queue_depth"))
+        #expect(metrics.text.contains("credits_database_writes_owed 0"))
         await server.stopAndWait()
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("{") }
         #expect(lines.count >= 3)

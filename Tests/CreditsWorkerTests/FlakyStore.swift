@@ -4,13 +4,15 @@ import Synchronization
 
 /// A store whose worker-facing calls fail now and then, while armed: a write either fails before
 /// it reaches the database (nothing changed) or after it committed (the answer was lost, as when
-/// a connection drops after COMMIT). Reads fail before. Seeded, so a failing run repeats.
+/// a connection drops after COMMIT). Reads fail before. Seeded, so a failing run repeats. It can
+/// also hold gas-row saves at a gate (`closeGate`), to catch the worker in the middle of a write.
 final class FlakyStore: CreditStore {
     struct Counts { var failedBefore = 0, failedAfter = 0 }
 
     let inner: any CreditStore
     private let failureRatePPM: Int64
     private let state: Mutex<(rng: SplitMix64, armed: Bool, counts: Counts)>
+    private let gate = Mutex<(closed: Bool, held: Int, waiting: [CheckedContinuation<Void, Never>])>((false, 0, []))
 
     init(_ inner: any CreditStore, failureRatePPM: Int64, seed: UInt64) {
         self.inner = inner
@@ -28,6 +30,31 @@ final class FlakyStore: CreditStore {
         set { state.withLock { $0.armed = newValue } }
     }
     var counts: Counts { state.withLock { $0.counts } }
+
+    /// Saves of gas rows wait from now until `openGate`.
+    func closeGate() { gate.withLock { $0.closed = true } }
+    /// Saves held at the gate so far.
+    var heldAtGate: Int { gate.withLock { $0.held } }
+    func openGate() {
+        let waiting = gate.withLock { g in
+            g.closed = false
+            defer { g.waiting = [] }
+            return g.waiting
+        }
+        for w in waiting { w.resume() }
+    }
+
+    private func passGate() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let held = gate.withLock { g -> Bool in
+                guard g.closed else { return false }
+                g.held += 1
+                g.waiting.append(c)
+                return true
+            }
+            if !held { c.resume() }
+        }
+    }
 
     /// Whether this call fails, and when.
     private func draw(write: Bool) -> InjectedFailure? {
@@ -70,7 +97,10 @@ final class FlakyStore: CreditStore {
                            reason: String?) async throws -> [String] {
         try await write { try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason) }
     }
-    func saveGasTransaction(_ tx: GasTransaction) async throws { try await write { try await inner.saveGasTransaction(tx) } }
+    func saveGasTransaction(_ tx: GasTransaction) async throws {
+        await passGate()
+        try await write { try await inner.saveGasTransaction(tx) }
+    }
     func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction] {
         try await read { try await inner.gasTransactions(sinceMs: sinceMs, limit: limit) }
     }

@@ -44,6 +44,15 @@ import Testing
         return (Setup(store: store, chain: chain, manager: manager, clock: clock, dir: dir), wrapped)
     }
 
+    /// A set-up whose manager reaches the store through a `FlakyStore` (disarmed until armed).
+    func setup(chain chainConfig: SimulatedChain.Config = .init(), config: FilecoinGasManager.Config = .init(),
+               storeFailurePPM: Int64, seed: UInt64) throws -> (Setup, FlakyStore) {
+        var s = try setup(chain: chainConfig, config: config)
+        let flaky = FlakyStore(s.store, failureRatePPM: storeFailurePPM, seed: seed)
+        s.manager = FilecoinGasManager(store: flaky, chain: s.chain, clock: s.clock.wallClock, config: config)
+        return (s, flaky)
+    }
+
     /// Another manager on the same store and chain: a restarted process (its own tag) or a peer.
     func instance(_ s: Setup, tag: String, takeoverAfterMs: Int64? = nil) -> FilecoinGasManager {
         var config = s.manager.config
@@ -123,10 +132,8 @@ import Testing
         config.retry.attemptsMax = 3
         config.retry.delayBaseMs = 30_000
         config.retry.delayMaxMs = 120_000
-        var s = try setup(chain: chain, config: config)
+        let (s, flaky) = try setup(chain: chain, config: config, storeFailurePPM: storeFailurePPM, seed: seed)
         defer { s.dir.remove() }
-        let flaky = FlakyStore(s.store, failureRatePPM: storeFailurePPM, seed: seed)
-        s.manager = FilecoinGasManager(store: flaky, chain: s.chain, clock: s.clock.wallClock, config: config)
         let users = (0..<5).map { "user_\($0)" }
         for u in users { try await fund(s, u, 100_000) }
         var queued: [String: Int64] = [:]
@@ -182,6 +189,69 @@ import Testing
         }
         let stats = try await s.manager.getGasStats(days: 1)
         #expect(stats.successRatePPM < 1_000_000)
+        try await s.store.close()
+    }
+
+    /// The database failing every call: `process-batch` says UNAVAILABLE and sends nothing, tick
+    /// after tick; once the database answers, the same uploads go out in one message (the chain's
+    /// first) and are captured.
+    @Test func whileTheDatabaseFailsProcessBatchSendsNothingAndSaysSo() async throws {
+        let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: 3)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 1_000)
+        for i in 0..<5 {
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f\(i)", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        }
+        flaky.armed = true
+        for _ in 0..<3 {
+            do {
+                _ = try await s.manager.processNow()
+                Issue.record("process-batch answered while the database failed every call")
+            } catch let error as CreditsError {
+                #expect(error.code == .unavailable)
+            }
+            await s.run(epochs: 1)
+        }
+        flaky.armed = false
+        #expect(flaky.counts.failedBefore + flaky.counts.failedAfter > 0)
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).isEmpty)
+        let batches = try await s.manager.processNow()
+        #expect(batches.count == 1)
+        await s.run(epochs: 2)
+        for i in 0..<5 { #expect(try await s.store.upload(uploadId: "f\(i)")?.status == .confirmed) }
+        let rows = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(rows.map(\.status) == [.confirmed] && rows.first?.uploadIds.count == 5)
+        #expect(rows.first.flatMap { s.chain.nonce(of: $0.messageCid) } == 0)
+        let b = try await s.store.balance(userId: "u1")
+        #expect((b.reserved, b.totalSpent) == (0, 75))
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// `process-batch` arriving while a step is writing a receipt down (the actor is reentrant):
+    /// it waits for that write and sends, rather than answering UNAVAILABLE on a healthy database.
+    @Test func processBatchDuringAStepsWritesWaitsForThem() async throws {
+        let (s, gated) = try setup(storeFailurePPM: 0, seed: 1)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 1_000)
+        try await sendOne(s, "a")
+        for id in ["b", "c"] {
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        }
+        gated.closeGate()
+        s.clock.advance(ms: 30_000)
+        let manager = s.manager
+        let step = Task { await manager.step() }  // reads a's receipt, then saves its row: held
+        while gated.heldAtGate == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let processing = Task { try await manager.processNow() }
+        try await Task.sleep(for: .milliseconds(50))  // let it reach the write in progress
+        gated.openGate()
+        await step.value
+        let batches = try await processing.value
+        #expect(batches.count == 1)
+        await s.run(epochs: 2)
+        for id in ["a", "b", "c"] { #expect(try await s.store.upload(uploadId: id)?.status == .confirmed) }
+        #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
 
