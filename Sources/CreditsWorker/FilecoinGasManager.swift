@@ -14,11 +14,11 @@ import Metrics
 /// mid-flight (batched, submitted, failed) are queued again by `recover()` at start-up.
 ///
 /// A failing database: what the manager learns from the chain (a receipt, a replacement, a
-/// message it gave up) it writes down as `DatabaseWrite`s, in order. A write that fails is owed: kept,
-/// with every later one behind it, and written before the manager does anything else. While it
-/// owes writes it sends nothing; a claim whose answer was lost is undone (`unclaim`). So the
-/// database lags the manager's memory for as long as it fails, and then catches up; it never
-/// loses a receipt or a refund, and an upload is never left stranded mid-flight.
+/// message it gave up) it writes down as `DatabaseWrite`s, in order. A write that fails is owed:
+/// kept, with every later one behind it, and written before the manager does anything else.
+/// While it owes writes it sends nothing; a claim whose answer was lost is undone (`unclaim`).
+/// So the database lags the manager's memory for as long as it fails, and then catches up; it
+/// never loses a receipt or a refund, and an upload is never left stranded mid-flight.
 public actor FilecoinGasManager {
     public struct Config: Sendable {
         public var policy = BatchPolicy.Config()
@@ -367,7 +367,8 @@ public actor FilecoinGasManager {
         }
         if givenBack > 0 {
             let also = sent.isEmpty ? "" : " (sent: \(sent.joined(separator: ", ")))"
-            throw CreditsError(.unavailable, "the database failed a write; \(givenBack) uploads stay queued and go out once it answers\(also)")
+            throw CreditsError(.unavailable,
+                               "the database failed a write; \(givenBack) uploads stay queued and go out once it answers\(also)")
         }
         return sent
     }
@@ -641,18 +642,17 @@ public actor FilecoinGasManager {
     /// the holds stay released.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
         let now = clock.nowMs()
+        let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, supersedes: supersedes))
         } else if supersedes != nil {
-            let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
             await owe(ids.map { .release(uploadId: $0, reason: why) })
         } else if ids.count > 1 {
             for id in ids {
                 retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)"))
             }
         } else if let id = ids.first {
-            let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
             await owe([.release(uploadId: id, reason: why)])
         }
     }
