@@ -255,6 +255,41 @@ import Testing
         try await s.store.close()
     }
 
+    /// A process stopped while it owes writes (the receipt read, the captures not written) is the
+    /// crash case. The restart finds the uploads submitted and the row pending (seed 1: its save
+    /// failed before the database) or confirmed (seed 3: the save committed, its answer lost); it
+    /// waits for the message again or captures at once, each upload once.
+    @Test(arguments: [(UInt64(1), GasTransaction.Status.pending), (3, .confirmed)])
+    func aProcessStoppedWhileOwingWritesIsRebuiltAtRestart(seed: UInt64, rowLeft: GasTransaction.Status) async throws {
+        let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: seed)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        for id in ["o1", "o2"] {
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1))
+        }
+        #expect(try await s.manager.processNow().count == 1)
+        flaky.armed = true
+        await s.run(epochs: 1)  // the receipt is read; its writes fail and are owed
+        flaky.armed = false
+        #expect(await s.manager.messagesInFlight == 0)  // the receipt was read
+        #expect(try await s.store.upload(uploadId: "o1")?.status == .submitted)
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).map(\.status) == [rowLeft])
+        #expect(try await s.store.balance(userId: "u1").reserved == 30)
+        let restarted = instance(s, tag: s.manager.config.instanceTag)  // ...and the process stops here
+        try await restarted.recover()
+        for _ in 0..<3 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        for id in ["o1", "o2"] { #expect(try await s.store.upload(uploadId: id)?.status == .confirmed) }
+        #expect(s.chain.landedMessages().count == 1)
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).map(\.status) == [.confirmed])
+        let b = try await s.store.balance(userId: "u1")
+        #expect((b.balance, b.reserved, b.totalSpent) == (70, 0, 30))
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
     @Test func aStuckMessageIsReplacedWithAHigherPremium() async throws {
         var chain = SimulatedChain.Config()
         chain.stuckRatePPM = 1_000_000  // every first push sticks...
