@@ -202,11 +202,8 @@ public actor FilecoinGasManager {
             case (.pending, [.submitted]) where (try? await chain.knows(cid: tx.messageCid)) == false:
                 // Recorded, but the process stopped before sending it: the chain never got it,
                 // so the uploads go back to the queue (below) and the row is closed as unsent.
-                var unsent = tx
-                unsent.status = .unsent
-                unsent.failureReason = "never sent: the process stopped between recording and sending it"
-                unsent.updatedAtMs = clock.nowMs()
-                try await store.saveGasTransaction(unsent)
+                let why = "never sent: the process stopped between recording and sending it"
+                try await store.saveGasTransaction(closedUnsent(tx, why))
                 continue
             case (.pending, [.submitted]):
                 // Its age in epochs counts from the first head seen (pushedAtHeight < 0). When the
@@ -406,21 +403,24 @@ public actor FilecoinGasManager {
             giveBack(ids, retry: retry)
             return .givenBack
         }
+        // A claim that failed, perhaps after it committed, or failed writes before the push:
+        // whatever was claimed is moved back (owed), and the uploads are given back.
+        func unclaim(_ ids: [String]) async -> Submitted {
+            await owe(ids.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
+            giveBack(ids, retry: retry)
+            return .givenBack
+        }
         let claimed: [String]
         do {
             claimed = try await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil)
         } catch {
             logger.warning("claiming a batch failed; its uploads go back", metadata: ["batch": "\(batchId)", "error": "\(error)"])
-            await owe(ids.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
-            giveBack(ids, retry: retry)
-            return .givenBack
+            return await unclaim(ids)
         }
         guard !claimed.isEmpty else { return .nothingToSend }
         let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
         guard await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old) else {
-            await owe(claimed.map { .unclaim(uploadId: $0, batchId: batchId, back: from) })
-            giveBack(claimed, retry: retry)
-            return .givenBack
+            return await unclaim(claimed)
         }
         return .sent
     }
@@ -463,11 +463,9 @@ public actor FilecoinGasManager {
         } catch let error as RecordFailed {
             logger.warning("recording a message before sending it failed; nothing was sent",
                            metadata: ["batch": "\(batchId)", "error": "\(error.underlying)"])
-            if var unsent = recorded.removeValue(forKey: tx.id) {
+            if let row = recorded.removeValue(forKey: tx.id) {
                 // Its row may have been written: closed, as never sent.
-                unsent.status = .unsent
-                unsent.failureReason = String("not sent: \(error.underlying)".prefix(Limits.descriptionLengthMax))
-                await owe([.save(unsent)])
+                await owe([.save(closedUnsent(row, "not sent: \(error.underlying)"))])
             }
             return false
         } catch let error as ChainError where error.pendingCid != nil {
@@ -479,11 +477,8 @@ public actor FilecoinGasManager {
             // Nothing new was sent; a given-up message is still watched and may still land. A
             // row recorded for the message that was not sent is closed.
             var writes: [DatabaseWrite] = []
-            if var unsent = recorded.removeValue(forKey: tx.id) {
-                unsent.status = .unsent
-                unsent.failureReason = String("push failed: \(error)".prefix(Limits.descriptionLengthMax))
-                unsent.updatedAtMs = clock.nowMs()
-                writes.append(.save(unsent))
+            if let row = recorded.removeValue(forKey: tx.id) {
+                writes.append(.save(closedUnsent(row, "push failed: \(error)")))
             }
             writes.append(.move(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)"))
             await owe(writes)
@@ -513,6 +508,15 @@ public actor FilecoinGasManager {
         } catch {
             throw RecordFailed(underlying: error)
         }
+    }
+
+    /// The row of a message that was never sent, closed: no gas, and why.
+    private func closedUnsent(_ row: GasTransaction, _ reason: String) -> GasTransaction {
+        var unsent = row
+        unsent.status = .unsent
+        unsent.failureReason = String(reason.prefix(Limits.descriptionLengthMax))
+        unsent.updatedAtMs = clock.nowMs()
+        return unsent
     }
 
     /// The row of a message about to be sent (its CID set when known), with what the same uploads
