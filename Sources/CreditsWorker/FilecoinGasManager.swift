@@ -101,8 +101,12 @@ public actor FilecoinGasManager {
     private let clock: WallClock
     private let logger: Logger
     private var lastTakeoverMs: Int64 = 0
+    /// `recover()` failed and has not succeeded since.
+    private var recoveryOwed = false
     private var policy: BatchPolicy
     private var known: [String: Known] = [:]
+    /// The base fee each upload given back (`giveBack`) was queued at, until it is picked up again.
+    private var givenBackBaseFees: [String: Int128] = [:]
     /// Rows written before their message was sent, by row id, until the push returns.
     private var recorded: [String: GasTransaction] = [:]
     private var inflight: [String: InFlight] = [:]
@@ -162,8 +166,19 @@ public actor FilecoinGasManager {
     /// At start: takes back what this instance's previous process left mid-flight, and what
     /// other instances left untouched for `takeoverAfterMs` (presumed gone); a live peer's
     /// uploads in flight are left to it. See `takeOver`.
+    /// When it fails (the database), the manager sends nothing and tries it again at each step
+    /// and `process-batch` until it succeeds: a new message sent before it would carry this
+    /// instance's tag, and the takeover would take its uploads for the last process's.
     public func recover() async throws {
-        try await takeOver(includingOwn: true)
+        do {
+            try await takeOver(includingOwn: true)
+            recoveryOwed = false
+        } catch {
+            recoveryOwed = true
+            logger.error("taking back what the last process left failed; the worker sends nothing until it succeeds, tried again each tick",
+                         metadata: ["error": "\(error)"])
+            throw error
+        }
     }
 
     /// Messages on record (from the last week) whose uploads are all still in their batch and
@@ -288,6 +303,9 @@ public actor FilecoinGasManager {
             Gauge(label: "credits_database_writes_owed").record(owed.count)
             return
         }
+        if recoveryOwed {
+            guard (try? await recover()) != nil else { return }
+        }
         // Now and then, adopt what a vanished instance left behind.
         if now - lastTakeoverMs >= config.takeoverAfterMs / 4 {
             do {
@@ -338,6 +356,12 @@ public actor FilecoinGasManager {
         guard await payOwed() else {
             throw CreditsError(.unavailable, "the database is failing writes; the worker sends again once they are written")
         }
+        if recoveryOwed {
+            guard (try? await recover()) != nil else {
+                throw CreditsError(.unavailable,
+                                   "the database failed while the worker took back what its last process left; it sends nothing until that is done")
+            }
+        }
         if let batchId {
             guard let index = retries.firstIndex(where: { $0.batchId == batchId }) else {
                 throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
@@ -387,7 +411,7 @@ public actor FilecoinGasManager {
     private func enqueue(_ uploadId: String, userId: String, priority: UploadPriority, atMs: Int64) {
         guard policy.enqueue(uploadId: uploadId, priority: priority, queuedAtMs: atMs) else { return }
         // The fee of sending it at once is the next tipset's: set at the first tick from now.
-        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: 0)
+        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: givenBackBaseFees.removeValue(forKey: uploadId) ?? 0)
     }
 
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and sends their message:
@@ -426,12 +450,15 @@ public actor FilecoinGasManager {
     }
 
     /// Uploads that were not sent after all: queued ones are picked up again from the database
-    /// (after any `unclaim` owed is written), a retry waits for its next chance.
+    /// (after any `unclaim` owed is written), keeping the base fee they were queued at; a retry
+    /// waits for its next chance.
     private func giveBack(_ ids: [String], retry: Retry?) {
         if let retry {
             retries.append(retry)
         } else {
-            for id in ids { known[id] = nil }
+            for id in ids {
+                if let fee = known.removeValue(forKey: id)?.queuedBaseFee, fee > 0 { givenBackBaseFees[id] = fee }
+            }
         }
     }
 
@@ -716,6 +743,7 @@ public actor FilecoinGasManager {
     /// database failing); an upload already settled is done with, and so, logged as an error, is
     /// a settlement the ledger refuses for good.
     private func settle(_ uploadId: String, _ operation: (_ userId: String) -> LedgerOperation) async throws {
+        givenBackBaseFees[uploadId] = nil
         let userId: String
         if let k = known[uploadId] {
             userId = k.userId

@@ -13,7 +13,8 @@ public struct GasManagerService: Service {
     }
 
     public func run() async throws {
-        try await manager.recover()
+        // A failure is logged, and tried again at each step: the HTTP API stays up meanwhile.
+        try? await manager.recover()
         // The model mode's history, asked of the chain while the steps run.
         let loading = Task { await manager.loadHistory() }
         defer { loading.cancel() }

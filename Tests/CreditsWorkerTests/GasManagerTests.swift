@@ -255,6 +255,30 @@ import Testing
         try await s.store.close()
     }
 
+    /// An upload given back after a failed claim keeps the base fee it was queued at, the
+    /// reference for timing savings, rather than taking the base fee at which it is picked up again.
+    @Test func anUploadGivenBackKeepsItsTimingReference() async throws {
+        let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: 4)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "g1", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        await s.run(epochs: 1)
+        let queuedFee = try await s.chain.head().baseFee  // the fee "at once": set at this tick
+        try #require(try await s.store.upload(uploadId: "g1")?.status == .queued)
+        flaky.armed = true
+        await #expect(throws: CreditsError.self) { _ = try await s.manager.processNow() }  // the claim fails: given back
+        await s.run(epochs: 30)
+        flaky.armed = false
+        await s.run(epochs: 1)  // the owed writes go; g1 is picked up again
+        #expect(try await s.manager.processNow().count == 1)
+        let row = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+        #expect(row.baseFee != queuedFee)
+        let atOnce = MessageFee.compute(baseFee: queuedFee, feeCap: MessageFee.defaultFeeCap(baseFee: queuedFee, premium: row.premium),
+                                        premium: row.premium, gasLimit: row.gasLimit, gasUsed: row.gasUsed).total
+        #expect(row.immediateCost == atOnce)
+        try await s.store.close()
+    }
+
     /// A process stopped while it owes writes (the receipt read, the captures not written) is the
     /// crash case. The restart finds the uploads submitted and the row pending (seed 1: its save
     /// failed before the database) or confirmed (seed 3: the save committed, its answer lost); it
@@ -286,6 +310,40 @@ import Testing
         #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).map(\.status) == [.confirmed])
         let b = try await s.store.balance(userId: "u1")
         #expect((b.balance, b.reserved, b.totalSpent) == (70, 0, 30))
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// A restart whose takeover fails (the database, between opening the store and the takeover):
+    /// `serve` stays up, and the restarted worker sends nothing and answers `process-batch` with
+    /// UNAVAILABLE until the takeover succeeds at a later step. Then the last process's message is
+    /// waited for, and its uploads are captured once.
+    @Test func aTakeoverAtStartThatFailsIsTriedAgainAtEachStep() async throws {
+        let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: 5)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        for id in ["t1", "t2"] {
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1))
+        }
+        #expect(try await s.manager.processNow().count == 1)  // ...and the process stops here
+        let restarted = FilecoinGasManager(store: flaky, chain: s.chain, clock: s.clock.wallClock, config: s.manager.config)
+        flaky.armed = true
+        await #expect(throws: (any Error).self) { try await restarted.recover() }
+        for _ in 0..<3 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+            await #expect(throws: CreditsError.self) { _ = try await restarted.processNow() }
+        }
+        #expect(await restarted.messagesInFlight == 0)
+        #expect(s.chain.landedMessages().count == 1)
+        for id in ["t1", "t2"] { #expect(try await s.store.upload(uploadId: id)?.status == .submitted) }
+        flaky.armed = false
+        for _ in 0..<4 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        for id in ["t1", "t2"] { #expect(try await s.store.upload(uploadId: id)?.status == .confirmed) }
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).filter { $0.uploadIds.contains("t1") }.count == 1)
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
