@@ -162,6 +162,8 @@ public actor FilecoinGasManager {
     public var queueLength: Int { policy.queueLength }
     public var messagesInFlight: Int { inflight.count }
     public var retriesWaiting: Int { retries.count }
+    /// Calls waiting for another call's database writes to finish (`payOwed`).
+    public var callsWaitingToWrite: Int { waitingToPay.count }
 
     /// At start: takes back what this instance's previous process left mid-flight, and what
     /// other instances left untouched for `takeoverAfterMs` (presumed gone); a live peer's

@@ -237,7 +237,9 @@ import Testing
         let model = try #require(FeeModel.fit(logs: logs))
         let alone = BatchPolicy.ModelConfig().alone
         let capped = WaitValues(model: model, messageChance: 0.25, alone: alone, epochsMax: 480)
-        let free = WaitValues(model: model, messageChance: 722.0 / 726, alone: alone, epochsMax: 480)
+        // q after 721 ticks, each with a high-priority upload: (721 + 1) / (721 + 5), as
+        // `Market.messageChance` counts before its ceiling.
+        let free = WaitValues(model: model, messageChance: (721.0 + 1) / (721 + 5), alone: alone, epochsMax: 480)
         let gain = { (v: WaitValues, i: Int) in v.worth(epochsLeft: 479, climb: 0, point: i) - v.fee(point: i) }
         // Points where the ceiling makes the upload ride and the ticks' q would not, below the
         // last fee (so that the tick is not a climb's).

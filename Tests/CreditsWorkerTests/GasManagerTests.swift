@@ -244,7 +244,12 @@ import Testing
         let step = Task { await manager.step() }  // reads a's receipt, then saves its row: held
         while gated.heldAtGate == 0 { try await Task.sleep(for: .milliseconds(1)) }
         let processing = Task { try await manager.processNow() }
-        try await Task.sleep(for: .milliseconds(50))  // let it reach the write in progress
+        var waits = 0
+        while await manager.callsWaitingToWrite == 0, waits < 5_000 {  // it reaches the write in progress
+            try await Task.sleep(for: .milliseconds(1))
+            waits += 1
+        }
+        #expect(await manager.callsWaitingToWrite == 1)
         gated.openGate()
         await step.value
         let batches = try await processing.value
