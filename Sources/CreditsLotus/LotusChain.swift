@@ -53,6 +53,10 @@ public final class LotusChain: ChainClient, Sendable {
         /// Timeout of one ordinary call, and of one StateWaitMsg (which blocks until a message lands).
         public var callTimeoutMs: Int64 = 30_000
         public var waitTimeoutMs: Int64 = 30 * 60_000
+        /// Tries for each height's base fee in `baseFees` (a node that limits calls refuses some),
+        /// the n-th try again after `historyRetryMs`·2^(n − 1).
+        public var historyAttempts = 4
+        public var historyRetryMs: Int64 = 500
 
         public init(url: String, token: String, from: String, to: String) {
             self.url = url
@@ -106,7 +110,16 @@ public final class LotusChain: ChainClient, Sendable {
     public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
         var fees: [Int128] = []
         for height in heights {
-            fees.append(try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee)
+            var attempt = 1
+            while true {
+                do {
+                    fees.append(try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee)
+                    break
+                } catch let error as ChainError where error.retryable && attempt < config.historyAttempts {
+                    try await Task.sleep(for: .milliseconds(config.historyRetryMs << (attempt - 1)))
+                    attempt += 1
+                }
+            }
         }
         return fees
     }

@@ -79,6 +79,7 @@ final class CapturedLogs: Sendable {
             // Generous: on a loaded machine (CI runs the suites side by side on 2 cores) a call
             // of the fake node has taken over 2 s; tests about timeouts set their own.
             lc.callTimeoutMs = 10_000
+            lc.historyRetryMs = 5
             // The simulated chain's base fee (0.1 nanoFIL per gas) makes a message cost up to
             // ~0.2 FIL, over the default MaxFee; `feesAreCappedAtMaxFee` tests the cap.
             lc.maxFee = 1_000_000_000_000_000_000
@@ -140,7 +141,8 @@ final class CapturedLogs: Sendable {
     /// The model mode's history at start: `baseFees(heights:)` reads each height's tipset
     /// (ChainGetTipSetByHeight) and matches the chain's base fees; `loadHistory` hands the last
     /// `historyAtStartEpochs` to the policy, whose model is then fitted at the first step. A
-    /// manager that did not load it, or whose node refused, still decides by the rules.
+    /// manager that did not load it, or whose node refused a height on every try, still decides by
+    /// the rules; a height refused on fewer tries is asked again.
     @Test func theModelModeLoadsTheChainsRecentBaseFees() async throws {
         var config = FilecoinGasManager.Config()
         var model = BatchPolicy.ModelConfig()
@@ -159,12 +161,16 @@ final class CapturedLogs: Sendable {
             await plain.step()
             #expect(await plain.isPolicyModelFitted == false)
 
-            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetTipSetByHeight": 1] }
+            // A height refused as often as the calls are tried: no history.
+            let attempts = s.lotus.config.historyAttempts
+            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetTipSetByHeight": attempts] }
             await s.manager.loadHistory()
             await s.manager.step()
             #expect(await s.manager.isPolicyModelFitted == false)
             #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history unavailable") } })
 
+            // Refused fewer times than that (a node that limits calls): tried again, loaded.
+            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetTipSetByHeight": attempts - 1] }
             await s.manager.loadHistory()
             await s.manager.step()
             #expect(await s.manager.isPolicyModelFitted)
