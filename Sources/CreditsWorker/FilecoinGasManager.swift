@@ -168,6 +168,7 @@ public actor FilecoinGasManager {
     /// At start: takes back what this instance's previous process left mid-flight, and what
     /// other instances left untouched for `takeoverAfterMs` (presumed gone); a live peer's
     /// uploads in flight are left to it. See `takeOver`.
+    ///
     /// When it fails (the database), the manager sends nothing and tries it again at each step
     /// and `process-batch` until it succeeds: a new message sent before it would carry this
     /// instance's tag, and the takeover would take its uploads for the last process's.

@@ -38,19 +38,22 @@ public struct LotExpiryService: Service {
             try await cancelWhenGracefulShutdown {
                 var failures = 0
                 while !Task.isCancelled {
+                    var failure: (any Error)?
                     do {
                         let swept = try await manager.expireCredits(nowMs: clock.nowMs())
-                        failures = 0
                         if swept.users > 0 {
                             logger.info("expired lots swept", metadata: ["users": "\(swept.users)", "credits": "\(swept.credits)"])
                         }
                     } catch {
-                        failures += 1
-                        let delay = Self.delayMs(afterFailures: failures, intervalMs: intervalMs, retryMs: retryMs)
-                        logger.error("expiry sweep failed; tried again later",
-                                     metadata: ["error": "\(error)", "failures": "\(failures)", "retryInMs": "\(delay)"])
+                        failure = error
                     }
-                    try await Task.sleep(for: .milliseconds(Self.delayMs(afterFailures: failures, intervalMs: intervalMs, retryMs: retryMs)))
+                    failures = failure == nil ? 0 : failures + 1
+                    let delay = Self.delayMs(afterFailures: failures, intervalMs: intervalMs, retryMs: retryMs)
+                    if let failure {
+                        logger.error("expiry sweep failed; tried again later",
+                                     metadata: ["error": "\(failure)", "failures": "\(failures)", "retryInMs": "\(delay)"])
+                    }
+                    try await Task.sleep(for: .milliseconds(delay))
                 }
             }
         } catch is CancellationError {
