@@ -105,12 +105,17 @@ final class ServerProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// How long a child may take to stop after SIGTERM (its drain is capped at 10 s) before the
+    /// test records it as hung and kills it, rather than hanging the suite.
+    static let stopLimit: Duration = .seconds(60)
+
     /// Blocks its thread until the child has exited: for `defer` only (see `stopAndWait`).
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.terminate()
+        let limit = ContinuousClock.now + Self.stopLimit
+        while process.isRunning, ContinuousClock.now < limit { usleep(20_000) }
+        killIfHung()
     }
 
     /// Stops the child and waits for it without holding a concurrency pool thread, so that an
@@ -118,7 +123,15 @@ final class ServerProcess: @unchecked Sendable {
     func stopAndWait() async {
         guard process.isRunning else { return }
         process.terminate()
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+        let limit = ContinuousClock.now + Self.stopLimit
+        while process.isRunning, ContinuousClock.now < limit { try? await Task.sleep(for: .milliseconds(20)) }
+        killIfHung()
+    }
+
+    private func killIfHung() {
+        guard process.isRunning else { return }
+        Issue.record("credits serve did not stop within \(Self.stopLimit) of SIGTERM; killed")
+        kill9()
     }
 }
 
