@@ -61,9 +61,16 @@ import Testing
         return FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
     }
 
+    /// Queues one-file audio uploads for u1 through the set-up's manager.
+    func queue(_ s: Setup, _ uploadIds: [String], priority: UploadPriority = .medium) async throws {
+        for id in uploadIds {
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1, priority: priority))
+        }
+    }
+
     /// Queues one upload for u1 and sends it at once.
     func sendOne(_ s: Setup, _ uploadId: String) async throws {
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: uploadId, userId: "u1", fileType: "audio", sizeBytes: 1))
+        try await queue(s, [uploadId])
         _ = try await s.manager.processNow()
     }
 
@@ -199,9 +206,7 @@ import Testing
         let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: 3)
         defer { s.dir.remove() }
         try await fund(s, "u1", 1_000)
-        for i in 0..<5 {
-            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f\(i)", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
-        }
+        try await queue(s, (0..<5).map { "f\($0)" }, priority: .low)
         flaky.armed = true
         for _ in 0..<3 {
             do {
@@ -235,20 +240,14 @@ import Testing
         defer { s.dir.remove() }
         try await fund(s, "u1", 1_000)
         try await sendOne(s, "a")
-        for id in ["b", "c"] {
-            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
-        }
+        try await queue(s, ["b", "c"], priority: .low)
         gated.closeGate()
         s.clock.advance(ms: 30_000)
         let manager = s.manager
         let step = Task { await manager.step() }  // reads a's receipt, then saves its row: held
-        while gated.heldAtGate == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await waitUntil { gated.heldAtGate > 0 })
         let processing = Task { try await manager.processNow() }
-        var waits = 0
-        while await manager.callsWaitingToWrite == 0, waits < 5_000 {  // it reaches the write in progress
-            try await Task.sleep(for: .milliseconds(1))
-            waits += 1
-        }
+        await waitUntil { await manager.callsWaitingToWrite > 0 }  // it reaches the write in progress
         #expect(await manager.callsWaitingToWrite == 1)
         gated.openGate()
         await step.value
@@ -266,7 +265,7 @@ import Testing
         let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: 4)
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: "g1", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        try await queue(s, ["g1"], priority: .low)
         await s.run(epochs: 1)
         let queuedFee = try await s.chain.head().baseFee  // the fee "at once": set at this tick
         try #require(try await s.store.upload(uploadId: "g1")?.status == .queued)
@@ -293,9 +292,7 @@ import Testing
         let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: seed)
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        for id in ["o1", "o2"] {
-            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1))
-        }
+        try await queue(s, ["o1", "o2"])
         #expect(try await s.manager.processNow().count == 1)
         flaky.armed = true
         await s.run(epochs: 1)  // the receipt is read; its writes fail and are owed
@@ -327,9 +324,7 @@ import Testing
         let (s, flaky) = try setup(storeFailurePPM: 1_000_000, seed: 5)
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        for id in ["t1", "t2"] {
-            _ = try await s.manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1))
-        }
+        try await queue(s, ["t1", "t2"])
         #expect(try await s.manager.processNow().count == 1)  // ...and the process stops here
         let restarted = FilecoinGasManager(store: flaky, chain: s.chain, clock: s.clock.wallClock, config: s.manager.config)
         flaky.armed = true
@@ -627,11 +622,9 @@ extension GasManagerTests {
     /// Starts `processNow` on a manager whose push never returns, and waits until the message's
     /// row is on record (sent or not, as the chain's `sends` says).
     func pushAndDie(_ s: Setup, _ uploadId: String) async throws {
-        _ = try await s.manager.queueUpload(UploadRequest(uploadId: uploadId, userId: "u1", fileType: "audio", sizeBytes: 1))
+        try await queue(s, [uploadId])
         Task { _ = try? await s.manager.processNow() }
-        for _ in 0..<2_000 where try await s.store.gasTransactions(sinceMs: 0, limit: 10).isEmpty {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        try await waitUntil(polls: 2_000, everyMs: 5) { try await !s.store.gasTransactions(sinceMs: 0, limit: 10).isEmpty }
         try await Task.sleep(for: .milliseconds(50))  // the send, when there is one, follows the row at once
     }
 

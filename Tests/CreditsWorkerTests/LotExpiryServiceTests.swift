@@ -34,19 +34,11 @@ import Testing
                                        logger: Logger(label: "test"))
         let running = Task { try await service.run() }
         defer { running.cancel() }
-        var waits = 0
-        while flaky.counts.failedBefore + flaky.counts.failedAfter < 3, waits < 5_000 {
-            try await Task.sleep(for: .milliseconds(2))
-            waits += 1
-        }
+        await waitUntil { flaky.counts.failedBefore + flaky.counts.failedAfter >= 3 }
         #expect(flaky.counts.failedBefore + flaky.counts.failedAfter >= 3)  // tried again, and again
         flaky.armed = false
         // The next retry is at most 5·2^k ms away; the daily sweep would be a day.
-        waits = 0
-        while try await store.creditLots(userId: "dee").map(\.remaining) != [0], waits < 5_000 {
-            try await Task.sleep(for: .milliseconds(2))
-            waits += 1
-        }
+        try await waitUntil { try await store.creditLots(userId: "dee").map(\.remaining) == [0] }
         #expect(try await store.creditLots(userId: "dee").map(\.remaining) == [0])
         #expect(try await store.reconcile().ok)
         running.cancel()
