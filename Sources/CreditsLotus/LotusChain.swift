@@ -12,7 +12,7 @@ import Synchronization
 /// as decimal strings of attoFIL, CIDs as `{"/": "bafy..."}`.
 ///
 /// - `head`: `Filecoin.ChainHead` (the base fee is the tipset's `Blocks[0].ParentBaseFee`).
-/// - `baseFees(heights:)`: `Filecoin.ChainGetTipSetByHeight [height, null]`, one per height.
+/// - `baseFees(heights:)`: `Filecoin.ChainGetTipSetByHeight [height, null]`, one per height, a few at a time.
 /// - `push`: `Filecoin.GasEstimateMessageGas [msg, {MaxFee}, null]` fills the gas limit (the
 ///   policy's fee cap and premium are kept, capped so that fee cap × gas limit ≤ MaxFee as Lotus's
 ///   CapGasFee does), `Filecoin.MpoolGetNonce [from]` gives the nonce,
@@ -57,6 +57,10 @@ public final class LotusChain: ChainClient, Sendable {
         /// the n-th try again after `historyRetryMs`·2^(n − 1).
         public var historyAttempts = 4
         public var historyRetryMs: Int64 = 500
+        /// Heights asked at once in `baseFees` (a day is 2,880 calls: one at a time, a node 100 ms
+        /// away would take about five minutes; four at a time, about 72 s). Half the HTTP
+        /// client's 8 connections to a host: the rest serve the steps that run meanwhile.
+        public var historyConcurrency = 4
 
         public init(url: String, token: String, from: String, to: String) {
             self.url = url
@@ -83,6 +87,7 @@ public final class LotusChain: ChainClient, Sendable {
 
     public let config: Config
     private let client: HTTPClient
+    private let waitClient: HTTPClient
     private let logger: Logger
     private let state = Mutex(UnsafeState())
     /// One push at a time: each reads the next nonce and takes it.
@@ -93,9 +98,24 @@ public final class LotusChain: ChainClient, Sendable {
         var value = State()
     }
 
-    public init(config: Config, client: HTTPClient = .shared, logger: Logger = Logger(label: "credits.lotus")) {
+    /// StateWaitMsg blocks until its message lands, one call per message in flight. Those calls
+    /// go through this client, whose pool is large and has no read timeout (the call's own
+    /// timeout, `waitTimeoutMs`, bounds it), so that they never hold up the ordinary calls: an
+    /// HTTP client opens 8 connections to a host at most (`HTTPClient.shared` too), and on it 8
+    /// messages in flight would make every ChainHead and push wait for one of them to land. It
+    /// lives as long as the process, as `HTTPClient.shared` does.
+    public static let waitClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.timeout = .init(connect: .seconds(30), read: nil)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4_096)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
+    public init(config: Config, client: HTTPClient = .shared, waitClient: HTTPClient = LotusChain.waitClient,
+                logger: Logger = Logger(label: "credits.lotus")) {
         self.config = config
         self.client = client
+        self.waitClient = waitClient
         self.logger = logger
     }
 
@@ -106,22 +126,37 @@ public final class LotusChain: ChainClient, Sendable {
     }
 
     /// `Filecoin.ChainGetTipSetByHeight [height, null]` for each height (Lotus answers a null
-    /// round with the tipset before it), `Blocks[0].ParentBaseFee` of each, one call at a time.
+    /// round with the tipset before it), `Blocks[0].ParentBaseFee` of each, in height order;
+    /// `historyConcurrency` calls at a time. A height that fails for good fails the whole.
     public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
-        var fees: [Int128] = []
-        for height in heights {
-            var attempt = 1
-            while true {
-                do {
-                    fees.append(try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee)
-                    break
-                } catch let error as ChainError where error.retryable && attempt < config.historyAttempts {
-                    try await Task.sleep(for: .milliseconds(config.historyRetryMs << (attempt - 1)))
-                    attempt += 1
+        let heights = Array(heights)
+        var fees = [Int128](repeating: 0, count: heights.count)
+        try await withThrowingTaskGroup(of: (Int, Int128).self) { group in
+            var next = 0
+            while next < heights.count {
+                if next >= max(1, config.historyConcurrency), let (i, fee) = try await group.next() {
+                    fees[i] = fee
                 }
+                let i = next, height = heights[i]
+                group.addTask { (i, try await self.baseFee(height: height)) }
+                next += 1
             }
+            while let (i, fee) = try await group.next() { fees[i] = fee }
         }
         return fees
+    }
+
+    /// One height's base fee, asked again after a retryable error up to `historyAttempts` times.
+    private func baseFee(height: Int64) async throws -> Int128 {
+        var attempt = 1
+        while true {
+            do {
+                return try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee
+            } catch let error as ChainError where error.retryable && attempt < config.historyAttempts {
+                try await Task.sleep(for: .milliseconds(config.historyRetryMs << (attempt - 1)))
+                attempt += 1
+            }
+        }
     }
 
     /// A call that answers a tipset: its height and base fee (`Blocks[0].ParentBaseFee`).
@@ -287,7 +322,7 @@ public final class LotusChain: ChainClient, Sendable {
         do {
             let lookup = try object(try await call(
                 "Filecoin.StateWaitMsg", [["/": cid], config.confidence, config.lookbackEpochs, true],
-                timeoutMs: config.waitTimeoutMs), "StateWaitMsg")
+                timeoutMs: config.waitTimeoutMs, through: waitClient), "StateWaitMsg")
             guard let landed = Self.cid(lookup["Message"]), let receipt = lookup["Receipt"] as? [String: Any],
                   let exitCode = Self.int(receipt["ExitCode"]), let gasUsed = Self.int(receipt["GasUsed"]),
                   let height = Self.int(lookup["Height"]), let tipset = lookup["TipSet"] as? [Any]
@@ -318,7 +353,7 @@ public final class LotusChain: ChainClient, Sendable {
 
     /// One JSON-RPC call. HTTP and transport failures and timeouts are retryable; a refused
     /// token and JSON-RPC protocol errors are final; other node errors are judged by message.
-    func call(_ method: String, _ params: [Any], timeoutMs: Int64? = nil) async throws -> Any {
+    func call(_ method: String, _ params: [Any], timeoutMs: Int64? = nil, through client: HTTPClient? = nil) async throws -> Any {
         let id = state.withLock { s -> Int in
             defer { s.value.nextId += 1 }
             return s.value.nextId
@@ -332,7 +367,7 @@ public final class LotusChain: ChainClient, Sendable {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: .milliseconds(timeoutMs ?? config.callTimeoutMs))
+            response = try await (client ?? self.client).execute(request, timeout: .milliseconds(timeoutMs ?? config.callTimeoutMs))
             bytes = try await response.body.collect(upTo: 16 << 20)
         } catch {
             throw ChainError("\(method): the Lotus node did not answer (\(Self.describe(error)))", retryable: true)

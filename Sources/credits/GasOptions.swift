@@ -25,6 +25,8 @@ struct GasOptions: ParsableArguments {
     @Option(help: "Actor method number of a batch (--chain lotus).") var lotusMethod: Int64 = 0
     @Option(help: "Most one message may cost, in attoFIL (Lotus MaxFee).") var lotusMaxFee = "1000000000000000"
     @Option(help: "Epochs a message must be buried under before it counts (--chain lotus).") var lotusConfidence: Int64 = 5
+    @Option(help: "Heights asked at once for the model policy's base-fee history at start (--chain lotus).")
+    var lotusHistoryConcurrency = 4
     @Option(help: "Model policy: at start, ask the chain for the base fees of this many recent epochs (0: none, the rules then decide for a day; a week is 20160).")
     var modelHistoryEpochs = 2_880
     @OptionGroup var policy: PolicyOptions
@@ -42,6 +44,7 @@ struct GasOptions: ParsableArguments {
             }
             guard let fee = Int128(lotusMaxFee, radix: 10), fee > 0 else { throw ValidationError("--lotus-max-fee: attoFIL, a whole number > 0") }
             guard (0...900).contains(lotusConfidence) else { throw ValidationError("--lotus-confidence: 0...900") }
+            guard (1...8).contains(lotusHistoryConcurrency) else { throw ValidationError("--lotus-history-concurrency: 1...8 (the HTTP client's connections to a host)") }
         }
         guard SimulatedChain.Trace(rawValue: chainTrace) != nil else { throw ValidationError("--chain-trace: calm, busy or spiky") }
         guard BaseFeeRule(rawValue: chainRule) != nil else { throw ValidationError("--chain-rule: pre-nv28 or fip0115") }
@@ -95,6 +98,7 @@ struct GasOptions: ParsableArguments {
         config.method = lotusMethod
         config.maxFee = Int128(lotusMaxFee, radix: 10)!
         config.confidence = lotusConfidence
+        config.historyConcurrency = lotusHistoryConcurrency
         let probe = config
         var quick = probe
         quick.callTimeoutMs = 5_000

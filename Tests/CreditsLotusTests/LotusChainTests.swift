@@ -163,18 +163,61 @@ final class CapturedLogs: Sendable {
 
             // A height refused as often as the calls are tried: no history.
             let attempts = s.lotus.config.historyAttempts
-            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetTipSetByHeight": attempts] }
+            s.fake.faults.withLock { $0.failHeights = [200: attempts] }
             await s.manager.loadHistory()
             await s.manager.step()
             #expect(await s.manager.isPolicyModelFitted == false)
             #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history unavailable") } })
 
             // Refused fewer times than that (a node that limits calls): tried again, loaded.
-            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetTipSetByHeight": attempts - 1] }
+            s.fake.faults.withLock { $0.failHeights = [200: attempts - 1] }
             await s.manager.loadHistory()
             await s.manager.step()
             #expect(await s.manager.isPolicyModelFitted)
             #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history loaded") && $0.contains("250") } })
+        }
+    }
+
+    /// A day of history is 2,880 calls: they go `historyConcurrency` at a time (never more), and
+    /// the base fees come back in height order, also when some heights are refused and asked again.
+    @Test func historyHeightsAreAskedAFewAtATimeAndKeptInOrder() async throws {
+        try await withSetup { s in
+            s.clock.advance(ms: 100 * 30_000)
+            _ = try await s.lotus.head()
+            let method = "Filecoin.ChainGetTipSetByHeight"
+            s.fake.faults.withLock { $0.tipsetDelayMs = 20 }
+
+            var one = s.lotus.config
+            one.historyConcurrency = 1
+            let serial = LotusChain(config: one, logger: s.logs.logger)
+            #expect(try await serial.baseFees(heights: 3...9) == Array(s.fake.chain.baseFeeHistory()[3...9]))
+            #expect(s.fake.mostInFlight(method) == 1)
+
+            s.fake.faults.withLock { $0.failHeights = [10: 1, 47: 2, 73: 3] }
+            let fees = try await s.lotus.baseFees(heights: 10...73)
+            #expect(fees == Array(s.fake.chain.baseFeeHistory()[10...73]))
+            #expect(s.fake.faultsSpent)
+            let most = s.fake.mostInFlight(method)
+            #expect(most > 1 && most <= s.lotus.config.historyConcurrency, "\(most) calls at once")
+        }
+    }
+
+    /// StateWaitMsg blocks until its message lands: one such call per message in flight. Twelve
+    /// of them held by the node neither queue behind each other nor hold up ChainHead (an HTTP
+    /// client allows 8 connections to a host; the waits once took them all, and every other
+    /// call waited for a message to land).
+    @Test func messagesWaitedForDoNotHoldUpTheOtherCalls() async throws {
+        try await withSetup { s in
+            s.fake.faults.withLock { $0.waitHoldMs = 12_000 }
+            for i in 0..<12 { _ = try await s.lotus.receipt(cid: "bafyunlanded\(i)") }
+            for _ in 0..<2_000 where s.fake.inFlight("Filecoin.StateWaitMsg") < 12 {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(s.fake.inFlight("Filecoin.StateWaitMsg") == 12)
+            var quick = s.lotus.config
+            quick.callTimeoutMs = 6_000
+            let head = try await LotusChain(config: quick, logger: s.logs.logger).head()
+            #expect(head.height == 0)
         }
     }
 

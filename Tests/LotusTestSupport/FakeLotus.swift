@@ -23,6 +23,10 @@ public final class FakeLotus: Sendable {
         public var hangNext: [String: Int] = [:]
         /// Method → how many of its next calls do their work, then hang: the answer is lost.
         public var hangAfterNext: [String: Int] = [:]
+        /// Height → how many of ChainGetTipSetByHeight's next calls for it answer a JSON-RPC error.
+        public var failHeights: [Int: Int] = [:]
+        /// How long ChainGetTipSetByHeight takes to answer (to see calls overlap).
+        public var tipsetDelayMs: Int64 = 0
         public var hangMs: Int64 = 3_000
         /// How long StateWaitMsg holds a request for a message that has not landed before it
         /// answers an error (Lotus would hold it longer; tests must shut down promptly).
@@ -36,6 +40,8 @@ public final class FakeLotus: Sendable {
         var nextNonce: Int64 = 0
         var signatures = 0
         var calls: [String] = []
+        var inFlight: [String: Int] = [:]
+        var mostInFlight: [String: Int] = [:]
         var authorizations: Set<String> = []
     }
 
@@ -52,9 +58,15 @@ public final class FakeLotus: Sendable {
     }
 
     public var calls: [String] { book.withLock { $0.value.calls } }
+    /// The most calls of `method` the fake was answering at once, and how many it is answering now.
+    public func mostInFlight(_ method: String) -> Int { book.withLock { $0.value.mostInFlight[method] ?? 0 } }
+    public func inFlight(_ method: String) -> Int { book.withLock { $0.value.inFlight[method] ?? 0 } }
     /// True when every injected fault has been hit.
     public var faultsSpent: Bool {
-        faults.withLock { f in [f.failNext, f.hangNext, f.hangAfterNext].allSatisfy { $0.values.allSatisfy { $0 == 0 } } }
+        faults.withLock { f in
+            [f.failNext, f.hangNext, f.hangAfterNext].allSatisfy { $0.values.allSatisfy { $0 == 0 } }
+                && f.failHeights.values.allSatisfy { $0 == 0 }
+        }
     }
     /// Every Authorization header the server received (to prove the token travels only there).
     public var authorizations: Set<String> { book.withLock { $0.value.authorizations } }
@@ -117,10 +129,20 @@ public final class FakeLotus: Sendable {
               let method = call["method"] as? String, let params = call["params"] as? [Any]
         else { return Self.reply(id: nil, error: (-32700, "parse error")) }
         let id = call["id"]
-        book.withLock { $0.value.calls.append(method) }
+        book.withLock { b in
+            b.value.calls.append(method)
+            b.value.inFlight[method, default: 0] += 1
+            b.value.mostInFlight[method] = max(b.value.mostInFlight[method] ?? 0, b.value.inFlight[method]!)
+        }
+        defer { book.withLock { $0.value.inFlight[method]! -= 1 } }
+        let height = method == "Filecoin.ChainGetTipSetByHeight" ? params.first as? Int : nil
         let (fail, hang, hangAfter, hangMs) = faults.withLock { f -> (Bool, Bool, Bool, Int64) in
-            let fail = (f.failNext[method] ?? 0) > 0
+            var fail = (f.failNext[method] ?? 0) > 0
             if fail { f.failNext[method]! -= 1 }
+            if !fail, let height, (f.failHeights[height] ?? 0) > 0 {
+                f.failHeights[height]! -= 1
+                fail = true
+            }
             let hang = !fail && (f.hangNext[method] ?? 0) > 0
             if hang { f.hangNext[method]! -= 1 }
             let hangAfter = !fail && !hang && (f.hangAfterNext[method] ?? 0) > 0
@@ -132,6 +154,8 @@ public final class FakeLotus: Sendable {
             try await Task.sleep(for: .milliseconds(hangMs))
             return Self.reply(id: id, error: (1, "too late"))
         }
+        let delay = height == nil ? 0 : faults.withLock { $0.tipsetDelayMs }
+        if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
         do {
             let result = try await dispatch(method, params)
             if hangAfter {
