@@ -12,9 +12,10 @@ import Synchronization
 /// MpoolPush (a new message at the next nonce, or a replacement under a pending one, as Lotus's
 /// mpool: the same CID twice is refused, a landed nonce is too low, a gap is refused),
 /// StateWaitMsg (blocks until the message or its replacement lands with the asked confidence),
-/// StateReplay. Faults: JSON-RPC errors and hangs (timeouts) on chosen methods, answers lost
-/// after the work is done, messages that never land (the chain's stuck rate), replacement by
-/// someone else.
+/// StateReplay. It counts the calls it is answering at once, per method. Faults: JSON-RPC errors
+/// and hangs (timeouts) on chosen methods, errors on chosen heights of ChainGetTipSetByHeight and
+/// a delay on all of them, answers lost after the work is done, messages that never land (the
+/// chain's stuck rate), replacement by someone else.
 public final class FakeLotus: Sendable {
     public struct Faults: Sendable {
         /// Method → how many of its next calls answer a JSON-RPC error.
