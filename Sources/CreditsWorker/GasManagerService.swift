@@ -1,7 +1,9 @@
 import CreditsCore
 import ServiceLifecycle
 
-/// Runs the gas manager's steps inside `credits serve`, once per tick, until shutdown.
+/// Runs the gas manager's steps inside `credits serve`, once per tick, until shutdown. Ticks keep
+/// a fixed rate (`nextTickMs`): a step's own time does not push the next one later, so that the
+/// policy, which sees one base fee a tick, sees one an epoch rather than now and then skipping one.
 public struct GasManagerService: Service {
     public let manager: FilecoinGasManager
     public let tickMs: Int64
@@ -22,9 +24,12 @@ public struct GasManagerService: Service {
         // operations.
         do {
             try await cancelWhenGracefulShutdown {
+                let start = ContinuousClock.now
+                var scheduledMs: Int64 = 0
                 while !Task.isCancelled {
                     await manager.step()
-                    try await Task.sleep(for: .milliseconds(tickMs))
+                    scheduledMs = Self.nextTickMs(after: scheduledMs, nowMs: Self.ms(start.duration(to: .now)), tickMs: tickMs)
+                    try await Task.sleep(until: start.advanced(by: .milliseconds(scheduledMs)), clock: .continuous)
                 }
             }
         } catch is CancellationError {
@@ -36,5 +41,20 @@ public struct GasManagerService: Service {
         while await manager.drainInFlight() > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(min(tickMs, 1_000)))
         }
+    }
+
+    /// When the tick after the one scheduled at `scheduledMs` is due, with `nowMs` the time its
+    /// step ended (both from the service's start): one tick later, or, after a step that took
+    /// longer than that, the first tick on the same grid still to come (missed ticks are skipped,
+    /// not run in a burst).
+    public static func nextTickMs(after scheduledMs: Int64, nowMs: Int64, tickMs: Int64) -> Int64 {
+        let next = scheduledMs + tickMs
+        guard nowMs > next else { return next }
+        return next + (nowMs - next + tickMs - 1) / tickMs * tickMs
+    }
+
+    private static func ms(_ d: Duration) -> Int64 {
+        let (seconds, attoseconds) = d.components
+        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 }
