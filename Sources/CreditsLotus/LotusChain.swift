@@ -153,7 +153,7 @@ public final class LotusChain: ChainClient, Sendable {
             do {
                 return try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee
             } catch let error as ChainError where error.retryable && attempt < config.historyAttempts {
-                try await Task.sleep(for: .milliseconds(config.historyRetryMs << (attempt - 1)))
+                try await Task.sleep(for: .milliseconds(RetrySchedule.doubledMs(config.historyRetryMs, times: attempt - 1, cappedAt: .max)))
                 attempt += 1
             }
         }

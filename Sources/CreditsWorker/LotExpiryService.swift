@@ -29,8 +29,7 @@ public struct LotExpiryService: Service {
     /// succeeded): `intervalMs`, or `retryMs`·2^(failures − 1) up to `intervalMs`.
     public static func delayMs(afterFailures failures: Int, intervalMs: Int64, retryMs: Int64) -> Int64 {
         guard failures > 0 else { return intervalMs }
-        let doublings = min(failures - 1, 40)
-        return retryMs > intervalMs >> doublings ? intervalMs : retryMs << doublings
+        return RetrySchedule.doubledMs(retryMs, times: min(failures - 1, 40), cappedAt: intervalMs)
     }
 
     public func run() async throws {

@@ -443,6 +443,16 @@ import Testing
         #expect(r.delayMs(beforeAttempt: 30, jitterPPM: 500_000) <= r.delayMaxMs)
     }
 
+    /// The doubling every retry shares: base·2^n up to the cap, never overflowing.
+    @Test func doublingStopsAtItsCapWithoutOverflow() {
+        #expect((0...5).map { RetrySchedule.doubledMs(30_000, times: $0, cappedAt: 600_000) }
+                == [30_000, 60_000, 120_000, 240_000, 480_000, 600_000])
+        #expect(RetrySchedule.doubledMs(1, times: 62, cappedAt: .max) == 1 << 62)
+        #expect(RetrySchedule.doubledMs(1, times: 63, cappedAt: .max) == .max)
+        #expect(RetrySchedule.doubledMs(3, times: 62, cappedAt: .max) == .max)
+        #expect(RetrySchedule.doubledMs(500, times: 1_000, cappedAt: 86_400_000) == 86_400_000)
+    }
+
     @Test func replacementPremiumIsAtLeastAQuarterMore() {
         // Lotus refuses a replacement below p + ⌊p·64/256⌋ + 1 (older mpool) or ⌊p·110/100⌋ + 1.
         #expect(RetrySchedule.replacementPremium(1_000_000) == 1_250_001)

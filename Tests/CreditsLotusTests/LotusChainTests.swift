@@ -210,9 +210,7 @@ final class CapturedLogs: Sendable {
         try await withSetup { s in
             s.fake.faults.withLock { $0.waitHoldMs = 12_000 }
             for i in 0..<12 { _ = try await s.lotus.receipt(cid: "bafyunlanded\(i)") }
-            for _ in 0..<2_000 where s.fake.inFlight("Filecoin.StateWaitMsg") < 12 {
-                try await Task.sleep(for: .milliseconds(5))
-            }
+            await waitUntil(polls: 2_000, everyMs: 5) { s.fake.inFlight("Filecoin.StateWaitMsg") >= 12 }
             #expect(s.fake.inFlight("Filecoin.StateWaitMsg") == 12)
             var quick = s.lotus.config
             quick.callTimeoutMs = 6_000

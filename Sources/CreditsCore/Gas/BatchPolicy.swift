@@ -379,9 +379,16 @@ public struct RetrySchedule: Sendable, Equatable {
     /// injected random source: half the exponential delay plus up to the other half.
     public func delayMs(beforeAttempt attempt: Int, jitterPPM: Int64) -> Int64 {
         precondition(attempt >= 2 && (0..<1_000_000).contains(jitterPPM))
-        let exponent = min(attempt - 2, 20)
-        let full = min(delayMaxMs, delayBaseMs << exponent)
+        let full = Self.doubledMs(delayBaseMs, times: min(attempt - 2, 20), cappedAt: delayMaxMs)
         return full / 2 + (full / 2) * jitterPPM / 1_000_000
+    }
+
+    /// `baseMs`·2^`times`, or `capMs` if that is less: the doubling wait that every retry here
+    /// uses (messages, the expiry sweep, the Lotus history), safe from overflow for any `times`.
+    public static func doubledMs(_ baseMs: Int64, times: Int, cappedAt capMs: Int64) -> Int64 {
+        precondition(times >= 0)
+        guard times < 63, baseMs <= capMs >> times else { return capMs }
+        return baseMs << times
     }
 
     /// A stuck message is replaced with more than 1.25× its premium: p + ⌊p/4⌋ + 1, which passes
