@@ -38,6 +38,10 @@ public actor FilecoinGasManager {
         /// Uploads another instance left mid-flight are taken over only when untouched this long
         /// (that instance is presumed gone).
         public var takeoverAfterMs: Int64 = 3_600_000
+        /// When the head has moved on by more than one height since the last tick, the base fees
+        /// of the heights between are asked for (one call per height), at most this many; a
+        /// longer gap (the node was unreachable) is left out of the policy's history.
+        public var missedHeightsMax: Int64 = 10
 
         public init() {}
     }
@@ -116,6 +120,9 @@ public actor FilecoinGasManager {
     private var paying = false
     private var waitingToPay: [CheckedContinuation<Void, Never>] = []
     private var lastHead: ChainHead?
+    /// The heights whose base fees the policy has been given, by ticks and by the history at
+    /// start, so that it learns each height's once and in order (`observe(head:)`).
+    private var observedHeights: ClosedRange<Int64>?
     private var batchCounter = 0
     private var rng: SplitMix64
 
@@ -146,14 +153,22 @@ public actor FilecoinGasManager {
         guard let epochs = config.policy.model?.historyAtStartEpochs, epochs > 0 else { return }
         do {
             let head = try await chain.head()
-            let fees = try await chain.baseFees(heights: max(0, head.height - Int64(epochs) + 1)...head.height)
-            policy.remember(baseFees: fees)
-            logger.notice("base-fee history loaded for the batch policy's model", metadata: ["epochs": "\(fees.count)"])
+            let from = max(0, head.height - Int64(epochs) + 1)
+            let fees = try await chain.baseFees(heights: from...head.height)
+            // Steps may have run meanwhile: the policy has their heights already.
+            let upTo = observedHeights.map { min(head.height, $0.lowerBound - 1) } ?? head.height
+            let kept = Array(fees.prefix(Int(max(0, upTo - from + 1))))
+            policy.remember(baseFees: kept)
+            if !kept.isEmpty { observedHeights = from...(observedHeights?.upperBound ?? upTo) }
+            logger.notice("base-fee history loaded for the batch policy's model", metadata: ["epochs": "\(kept.count)"])
         } catch {
             logger.warning("base-fee history unavailable; the batch policy's rules decide until it has seen a day",
                            metadata: ["error": "\(error)"])
         }
     }
+
+    /// The base fees the batch policy has learned, one per height (`BatchPolicy.baseFeesLearned`).
+    public var policyBaseFees: [Int128] { policy.baseFeesLearned }
 
     /// Whether the batch policy's model mode has a model to decide with.
     public var isPolicyModelFitted: Bool { policy.isModelFitted }
@@ -323,7 +338,8 @@ public actor FilecoinGasManager {
         // Uploads queued since the last tick could have gone out at once in this tipset, at this
         // base fee: the reference for timing savings.
         for (id, k) in known where k.queuedBaseFee == 0 { known[id]?.queuedBaseFee = head.baseFee }
-        for batch in policy.tick(nowMs: now, baseFee: head.baseFee) {
+        let newHeight = await observe(head: head)
+        for batch in policy.tick(nowMs: now, baseFee: head.baseFee, newHeight: newHeight) {
             await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
         }
         let due = retries.filter { $0.readyAtMs <= now }
@@ -337,6 +353,36 @@ public actor FilecoinGasManager {
         Gauge(label: "credits_messages_in_flight").record(inflight.count)
         Gauge(label: "credits_batches_waiting_retry").record(retries.count)
         Gauge(label: "credits_database_writes_owed").record(owed.count)
+    }
+
+    /// Whether `head` is a height the policy has not seen. Ticks keep the epoch's rate, but a block
+    /// can come late within its epoch: then one tick sees the same head as the last, and the next
+    /// one the head after the height it missed. The policy learns each height's base fee once
+    /// (twice, its climb would end; a height missed, one step would look twice as steep): a head
+    /// seen already is not taken again, and the base fees of up to `missedHeightsMax` heights a
+    /// tick missed are asked for and go first. A null round (no tipset at a height) gives the
+    /// tipset before it, as the history at start does.
+    private func observe(head: ChainHead) async -> Bool {
+        guard let seen = observedHeights else {
+            observedHeights = head.height...head.height
+            return true
+        }
+        guard head.height > seen.upperBound else { return false }
+        if head.height - seen.upperBound > 1 {
+            let missed = (seen.upperBound + 1)...(head.height - 1)
+            if Int64(missed.count) <= config.missedHeightsMax {
+                do {
+                    policy.observe(missed: try await chain.baseFees(heights: missed))
+                } catch {
+                    logger.warning("base fees of heights between two ticks unavailable; left out of the policy's history",
+                                   metadata: ["heights": "\(missed)", "error": "\(error)"])
+                }
+            }
+        }
+        // The history at start may have come meanwhile, with heights before these.
+        let now = observedHeights ?? seen
+        observedHeights = now.lowerBound...max(head.height, now.upperBound)
+        return true
     }
 
     /// At shutdown: sends nothing new, but reads receipts of messages in flight so their uploads

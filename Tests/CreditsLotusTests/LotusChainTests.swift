@@ -169,12 +169,15 @@ final class CapturedLogs: Sendable {
             #expect(await s.manager.isPolicyModelFitted == false)
             #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history unavailable") } })
 
-            // Refused fewer times than that (a node that limits calls): tried again, loaded.
+            // Refused fewer times than that (a node that limits calls): tried again, loaded. The
+            // step above learned height 300, so the history brings the 249 before it, and the
+            // next step, at the same head, fits the model.
             s.fake.faults.withLock { $0.failHeights = [200: attempts - 1] }
             await s.manager.loadHistory()
             await s.manager.step()
             #expect(await s.manager.isPolicyModelFitted)
-            #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history loaded") && $0.contains("250") } })
+            #expect(s.logs.lines.withLock { $0.contains { $0.contains("base-fee history loaded") && $0.contains("249") } })
+            #expect(await s.manager.policyBaseFees == Array(s.fake.chain.baseFeeHistory()[51...300]))
         }
     }
 

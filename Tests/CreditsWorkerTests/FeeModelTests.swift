@@ -1,5 +1,5 @@
 import CreditsChain
-import CreditsCore
+@testable import CreditsCore
 import Foundation
 import Testing
 
@@ -311,6 +311,59 @@ import Testing
             }
         }
         #expect(deadlines.count > 1_000 && sent.count + p.queueLength == deadlines.count)
+    }
+
+    /// Twelve hours of spiky FIP-0115 after a day of it, the heads as a worker whose ticks keep the
+    /// epoch's rate sees them when blocks come late: now and then a tick sees the last tick's head
+    /// again (`newHeight` false), and the next one the height after the one it missed, whose base
+    /// fee comes first (`observe(missed:)`); every 13th, two heights are missed. The policy learns
+    /// what it learns from one tick a height: the same base fees (the rules' history, the model's),
+    /// the same climb at each height, the same count of heights for q and the refits. At a head
+    /// seen again, an upload due still goes.
+    @Test func aLateBlockTeachesThePolicyWhatOneTickAHeightDoes() throws {
+        var config = SimulatedChain.Config()
+        config.trace = .spiky
+        config.rule = .fip0115
+        let fees = SimulatedChain.baseFees(config: config, epochs: 2 * 2_880)
+        var reference = modelPolicy(), late = modelPolicy()
+        reference.remember(baseFees: Array(fees.prefix(2_880)))
+        late.remember(baseFees: Array(fees.prefix(2_880)))
+        var climbs: [Int] = []
+        for (t, fee) in fees.dropFirst(2_880).prefix(1_440).enumerated() {
+            _ = reference.tick(nowMs: Int64(t) * 30_000, baseFee: fee)
+            climbs.append(try #require(reference.market?.climb))
+        }
+        try #require((climbs.max() ?? 0) >= 5, "no climb in these twelve hours")
+        var h = 0, tick = 0, repeats = 0, missed = 0
+        while h < 1_440 {
+            let now = Int64(tick) * 30_000
+            tick += 1
+            if tick % 7 == 0, h > 0 {
+                if repeats == 0 {
+                    enqueue(&late, ["due"], .high, at: now - 30_000)
+                    #expect(late.tick(nowMs: now - 30_000, baseFee: fees[2_880 + h - 1], newHeight: false).isEmpty)
+                    let sent = late.tick(nowMs: now, baseFee: fees[2_880 + h - 1], newHeight: false)
+                    #expect(sent.map(\.uploadIds) == [["due"]] && sent.first?.reason == .deadline)
+                } else {
+                    _ = late.tick(nowMs: now, baseFee: fees[2_880 + h - 1], newHeight: false)
+                }
+                repeats += 1
+                continue
+            }
+            let skip = tick % 13 == 0 ? 2 : tick % 7 == 1 && h > 0 ? 1 : 0
+            if skip > 0, h + skip < 1_440 {
+                late.observe(missed: Array(fees[(2_880 + h)..<(2_880 + h + skip)]))
+                h += skip
+                missed += skip
+            }
+            _ = late.tick(nowMs: now, baseFee: fees[2_880 + h])
+            #expect(late.market?.climb == climbs[h], "height \(h)")
+            h += 1
+        }
+        #expect(repeats > 100 && missed > 200)
+        #expect(late.baseFeesLearned == reference.baseFeesLearned)
+        #expect(late.market?.logs == reference.market?.logs)
+        #expect(late.market?.ticks == reference.market?.ticks && late.market?.ticksSinceFit == reference.market?.ticksSinceFit)
     }
 
     @Test func configRefusesAModelFittedToTooLittle() {

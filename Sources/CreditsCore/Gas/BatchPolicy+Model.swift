@@ -12,9 +12,10 @@ import Foundation
 ///   message's fixed gas (at a high rate many uploads may gain at once).
 /// Until the model has `fitEpochsMin` base fees to fit (a day by default: with less, it has seen
 /// no spike end and would wait into the first ones), the rules decide. It is fitted again every
-/// `refitTicks`. `q`, the chance of a message to ride in an epoch, is the share of ticks after
-/// which a high-priority upload had been queued (each sends one within two ticks), at most
-/// `messageChanceMaxPermille`/1000.
+/// `refitTicks` heights learned (a tick that sees no new height learns nothing:
+/// `tick(newHeight:)`). `q`, the chance of a message to ride in an epoch, is the share of heights
+/// learned after which a high-priority upload had been queued (each sends one within two
+/// ticks), at most `messageChanceMaxPermille`/1000.
 extension BatchPolicy {
     public struct ModelConfig: Sendable, Equatable {
         /// The message's gas, for the two shares below.
@@ -98,9 +99,10 @@ extension BatchPolicy {
         }
     }
 
-    /// The model mode's decisions at this tick; nil when in rule mode or before the first fit.
-    mutating func modelTick(nowMs: Int64, baseFee: Int128) -> [Batch]? {
-        guard let settings = config.model, var m = market else { return nil }
+    /// The model mode learns a height's base fee: the fit's history, q's count, the refit, and
+    /// the climb (nothing in rule mode).
+    mutating func observeInModel(_ baseFee: Int128) {
+        guard let settings = config.model, var m = market else { return }
         defer { market = m }
         let log = Market.level(baseFee)
         let previous = m.logs.last
@@ -109,19 +111,37 @@ extension BatchPolicy {
         if m.highSinceTick { m.highTicks += 1 }
         m.highSinceTick = false
         m.ticksSinceFit += 1
-        if m.values == nil ? m.logs.count >= settings.fitEpochsMin : m.ticksSinceFit >= settings.refitTicks,
-           let model = FeeModel.fit(logs: m.logs) {
-            let ticksMax = config.deadlineMs.values.max().map { Int(($0 + config.tickMs - 1) / config.tickMs) } ?? 2
-            m.values = WaitValues(model: model, messageChance: m.messageChance(maxPermille: settings.messageChanceMaxPermille),
-                                  alone: settings.alone, epochsMax: max(2, ticksMax), points: settings.points)
-            m.ticksSinceFit = 0
-        }
-        guard let values = m.values else { return nil }
+        fitIfDue(&m, settings)
+        guard let values = m.values else { return }
         if let previous, log - previous >= values.model.climbRise {
             m.climb = min(m.climb + 1, values.states - 1)
         } else {
             m.climb = 0
         }
+    }
+
+    /// Fits the model when it has none and enough base fees (from ticks, or remembered at start),
+    /// or again after `refitTicks` heights.
+    func fitIfDue(_ m: inout Market, _ settings: ModelConfig) {
+        guard m.values == nil ? m.logs.count >= settings.fitEpochsMin : m.ticksSinceFit >= settings.refitTicks,
+              let model = FeeModel.fit(logs: m.logs) else { return }
+        let ticksMax = config.deadlineMs.values.max().map { Int(($0 + config.tickMs - 1) / config.tickMs) } ?? 2
+        m.values = WaitValues(model: model, messageChance: m.messageChance(maxPermille: settings.messageChanceMaxPermille),
+                              alone: settings.alone, epochsMax: max(2, ticksMax), points: settings.points)
+        m.ticksSinceFit = 0
+    }
+
+    /// The model mode's decisions at this tick (after `observeInModel` of a new height); nil when
+    /// in rule mode or before the first fit. A tick at a height seen already fits a model that
+    /// has none yet, when the history remembered since gives it enough base fees.
+    mutating func modelTick(nowMs: Int64, baseFee: Int128) -> [Batch]? {
+        guard let settings = config.model, var m = market else { return nil }
+        if m.values == nil {
+            fitIfDue(&m, settings)
+            market = m
+        }
+        guard let values = m.values else { return nil }
+        let log = Market.level(baseFee)
         let point = values.point(log10BaseFee: log)
         let fee = values.fee(point: point)
         let tickMs = config.tickMs, climb = m.climb

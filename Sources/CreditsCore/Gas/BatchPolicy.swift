@@ -176,12 +176,28 @@ public struct BatchPolicy: Sendable {
     }
 
     /// Called once per tick with the chain's current base fee; returns the batches to send now.
-    public mutating func tick(nowMs: Int64, baseFee: Int128) -> [Batch] {
+    ///
+    /// The policy learns one base fee per height (its history, the model's fit and climb). With
+    /// `newHeight` false the head is the one the last tick saw (its next block came late, or
+    /// none came), so its base fee is not taken a second time: deadlines are met as usual, and
+    /// nothing is learned. Heights the ticks skipped go in first through `observe(missed:)`.
+    public mutating func tick(nowMs: Int64, baseFee: Int128, newHeight: Bool = true) -> [Batch] {
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
+        if newHeight { observeInModel(baseFee) }
         let out = modelTick(nowMs: nowMs, baseFee: baseFee) ?? ruleTick(nowMs: nowMs, baseFee: baseFee)
-        remember(baseFee)
+        if newHeight { remember(baseFee) }
         return out
+    }
+
+    /// Base fees of heights no tick saw (the head moved on by more than one height between two
+    /// ticks), oldest first, before the tick of the height after them: the history and the model
+    /// take them as if ticked; nothing is decided.
+    public mutating func observe(missed baseFees: [Int128]) {
+        for fee in baseFees {
+            observeInModel(fee)
+            remember(fee)
+        }
     }
 
     /// The chain's base fees from before the first tick (oldest first: its recent history), for
@@ -191,6 +207,10 @@ public struct BatchPolicy: Sendable {
         history = Array((baseFees + history).suffix(historyKept))
         market?.rememberEarlier(baseFees, keeping: config.model?.historyEpochs ?? 0)
     }
+
+    /// The base fees the policy has learned, one per height, oldest first: the last
+    /// `max(historyLengthMax, holdReferenceEpochs)` of them (the model keeps more for its fit).
+    public var baseFeesLearned: [Int128] { history }
 
     /// Whether the model mode has a fitted model to decide with (false in rule mode).
     public var isModelFitted: Bool { market?.values != nil }

@@ -1,0 +1,101 @@
+import CreditsChain
+import CreditsCore
+import CreditsWorker
+import Synchronization
+import Testing
+
+/// A chain whose head lags the simulated chain's by a scripted number of heights at each call to
+/// `head()` (nil: the call fails), as a Lotus node's does when a block comes late within its
+/// epoch. Everything else goes to the chain underneath.
+final class LateHeads: ChainClient {
+    let inner: SimulatedChain
+    private let script: Mutex<[Int?]>
+    private let asked = Mutex<[ClosedRange<Int64>]>([])
+
+    init(_ inner: SimulatedChain, lags: [Int?]) {
+        self.inner = inner
+        script = Mutex(lags)
+    }
+
+    /// The heights asked for through `baseFees(heights:)`, in order.
+    var heightsAsked: [ClosedRange<Int64>] { asked.withLock { $0 } }
+
+    func head() async throws -> ChainHead {
+        let now = try await inner.head()
+        let lag = script.withLock { $0.isEmpty ? 0 : $0.removeFirst() }
+        guard let lag else { throw ChainError("head unavailable", retryable: true) }
+        let height = now.height - Int64(lag)
+        return ChainHead(height: height, baseFee: try await inner.baseFees(heights: height...height)[0])
+    }
+
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        try await inner.push(message, recordingFirst: record)
+    }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
+    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+    func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
+        asked.withLock { $0.append(heights) }
+        return try await inner.baseFees(heights: heights)
+    }
+}
+
+extension GasManagerTests {
+    /// The worker's ticks keep the epoch's rate, but a head can lag: a tick sees the last tick's
+    /// head again, the next one a head two or three heights on; a tick finds no head at all. The
+    /// policy learns every height's base fee once and in order: a head seen already adds nothing,
+    /// and the heights between two ticks are asked for (only those). With `missedHeightsMax` 2, a
+    /// gap of 3 is left out, the rest as before. Uploads still go and settle.
+    @Test(arguments: [Int64(10), 2])
+    func eachHeightsBaseFeeIsLearnedOnceWhenHeadsLag(missedHeightsMax: Int64) async throws {
+        var config = FilecoinGasManager.Config()
+        config.missedHeightsMax = missedHeightsMax
+        let lags: [Int?] = [0, 0, 1, 0, 1, 1, 0, 2, 0, nil, 0, 0, 3, 0, 0, 1, 2, 0, nil, nil, nil, 0, 1, 0]
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.trace = .busy
+        let (s, chain) = try setup(chain: chainConfig, config: config) { LateHeads($0, lags: lags) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 1_000)
+        try await queue(s, ["a", "b", "c"], priority: .high)
+        await s.run(epochs: lags.count)
+        // Heads seen, in order (- : none): 1 2 2 4 4 5 7 6 9 - 11 12 10 14 15 15 15 18 - - - 22 22 24.
+        // Asked: 3, 6, 8, 10, 13, 16...17, 19...21, 23.
+        var expected: [ClosedRange<Int64>] = [3...3, 6...6, 8...8, 10...10, 13...13, 16...17, 19...21, 23...23]
+        if missedHeightsMax == 2 { expected.removeAll { $0 == 19...21 } }
+        #expect(chain.heightsAsked == expected)
+        var heights = Array(Int64(1)...24)
+        if missedHeightsMax == 2 { heights.removeAll { (19...21).contains($0) } }
+        let fees = try await s.chain.baseFees(heights: 0...24)
+        #expect(await s.manager.policyBaseFees == heights.map { fees[Int($0)] })
+        for id in ["a", "b", "c"] { #expect(try await s.store.upload(uploadId: id)?.status == .confirmed) }
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// The history at start (`loadHistory`, model mode) comes while steps run. Asked after five
+    /// ticks, it goes before their heights and does not repeat them; asked before any tick, the
+    /// first tick at the same head adds nothing, and the next height comes after it.
+    @Test(arguments: [true, false])
+    func theHistoryAtStartAndTheTicksGiveEachHeightOnce(ticksFirst: Bool) async throws {
+        var config = FilecoinGasManager.Config()
+        var model = BatchPolicy.ModelConfig()
+        model.historyAtStartEpochs = 100
+        config.policy.model = model
+        let s = try setup(config: config)
+        defer { s.dir.remove() }
+        s.clock.advance(ms: 200 * 30_000)
+        if ticksFirst {
+            await s.run(epochs: 5)
+            await s.manager.loadHistory()
+        } else {
+            await s.manager.loadHistory()
+            await s.manager.step()
+            await s.run(epochs: 5)
+        }
+        // Heads 201...205 ticked after the history (106...205 asked at head 205), or the
+        // history at head 200 (101...200) and then heads 200...205.
+        let fees = try await s.chain.baseFees(heights: 0...205)
+        let from = ticksFirst ? 106 : 101
+        #expect(await s.manager.policyBaseFees == Array(fees[from...205]))
+        try await s.store.close()
+    }
+}
