@@ -593,13 +593,16 @@ extension GasManagerTests {
 
 /// A process killed around a push: it hangs for good the moment the message is sent (`sends`),
 /// or after recording it but before sending. Whatever it recorded before that moment stays.
+/// `died` turns true when it hangs.
 final class DyingPush: ChainClient, Sendable {
     let inner: SimulatedChain
     let sends: Bool
+    private let dead = Mutex(false)
     init(inner: SimulatedChain, sends: Bool) {
         self.inner = inner
         self.sends = sends
     }
+    var died: Bool { dead.withLock { $0 } }
     func head() async throws -> ChainHead { try await inner.head() }
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let sends = self.sends
@@ -608,9 +611,13 @@ final class DyingPush: ChainClient, Sendable {
             // Recording after the send would come too late: the process is dead by then.
             if try await inner.knows(cid: cid) { try await Task.sleep(for: .seconds(86_400)) }
             try await record(cid)
-            if !sends { try await Task.sleep(for: .seconds(86_400)) }  // killed before sending
+            if !sends {  // killed before sending
+                self.dead.withLock { $0 = true }
+                try await Task.sleep(for: .seconds(86_400))
+            }
         }
-        try await Task.sleep(for: .seconds(86_400))  // killed after sending
+        self.dead.withLock { $0 = true }  // killed after sending
+        try await Task.sleep(for: .seconds(86_400))
         throw CancellationError()
     }
     func knows(cid: String) async throws -> Bool { try await inner.knows(cid: cid) }
@@ -619,13 +626,14 @@ final class DyingPush: ChainClient, Sendable {
 }
 
 extension GasManagerTests {
-    /// Starts `processNow` on a manager whose push never returns, and waits until the message's
-    /// row is on record (sent or not, as the chain's `sends` says).
-    func pushAndDie(_ s: Setup, _ uploadId: String) async throws {
+    /// Starts `processNow` on a manager whose push never returns, and waits until the process
+    /// dies: its message's row on record, the message sent or not as the chain's `sends` says.
+    func pushAndDie(_ s: Setup, _ dying: DyingPush, _ uploadId: String) async throws {
         try await queue(s, [uploadId])
         Task { _ = try? await s.manager.processNow() }
-        try await waitUntil(polls: 2_000, everyMs: 5) { try await !s.store.gasTransactions(sinceMs: 0, limit: 10).isEmpty }
-        try await Task.sleep(for: .milliseconds(50))  // the send, when there is one, follows the row at once
+        let died = await waitUntil(polls: 2_000, everyMs: 5) { dying.died }
+        try #require(died, "the push never reached the point where the process dies")
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).count == 1)
     }
 
     /// Killed after sending, before the push returned: the row was written before the message
@@ -635,10 +643,10 @@ extension GasManagerTests {
     @Test func aProcessKilledAfterSendingWaitsForItsMessage() async throws {
         var config = FilecoinGasManager.Config()
         config.instanceTag = "aaaa"
-        let (s, _) = try setup(config: config) { DyingPush(inner: $0, sends: true) }
+        let (s, dying) = try setup(config: config) { DyingPush(inner: $0, sends: true) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        try await pushAndDie(s, "ks")  // the dead process stays hung; it never returns
+        try await pushAndDie(s, dying, "ks")  // the dead process stays hung; it never returns
         let restarted = instance(s, tag: "aaaa")
         try await restarted.recover()
         let watched = await restarted.messagesInFlight
@@ -661,10 +669,10 @@ extension GasManagerTests {
     @Test func aProcessKilledBeforeSendingQueuesTheUploadAgain() async throws {
         var config = FilecoinGasManager.Config()
         config.instanceTag = "aaaa"
-        let (s, _) = try setup(config: config) { DyingPush(inner: $0, sends: false) }
+        let (s, dying) = try setup(config: config) { DyingPush(inner: $0, sends: false) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        try await pushAndDie(s, "kb")
+        try await pushAndDie(s, dying, "kb")
         #expect(s.chain.landedMessages().isEmpty)
         let restarted = instance(s, tag: "aaaa")
         try await restarted.recover()
