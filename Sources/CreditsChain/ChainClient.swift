@@ -2,7 +2,9 @@ import CreditsCore
 
 public struct ChainHead: Sendable, Equatable {
     public var height: Int64
-    /// The base fee the next messages pay (the head tipset's ParentBaseFee), attoFIL per gas.
+    /// The head's base fee, attoFIL per gas. The simulated chain's is the fee the next messages
+    /// pay; Lotus's (the head tipset's `ParentBaseFee`) is what the head's own messages paid, one
+    /// epoch behind (the README's Lotus section).
     public var baseFee: Int128
 
     public init(height: Int64, baseFee: Int128) {
