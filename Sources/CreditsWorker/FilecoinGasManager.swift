@@ -157,7 +157,18 @@ public actor FilecoinGasManager {
             let fees = try await chain.baseFees(heights: from...head.height)
             // Steps may have run meanwhile: the policy has their heights already.
             let upTo = observedHeights.map { min(head.height, $0.lowerBound - 1) } ?? head.height
-            let kept = Array(fees.prefix(Int(max(0, upTo - from + 1))))
+            var kept = Array(fees.prefix(Int(max(0, upTo - from + 1))))
+            // The first tick came two or more heights after this head: the heights between too.
+            if let first = observedHeights?.lowerBound, first > head.height + 1, kept.count == fees.count {
+                let gap = (head.height + 1)...(first - 1)
+                if Int64(gap.count) <= config.missedHeightsMax, let between = try? await chain.baseFees(heights: gap),
+                   between.count == gap.count {
+                    kept += between
+                } else {
+                    logger.warning("base fees between the history at start and the first tick unavailable; left out",
+                                   metadata: ["heights": "\(gap)"])
+                }
+            }
             policy.remember(baseFees: kept)
             if !kept.isEmpty { observedHeights = from...(observedHeights?.upperBound ?? upTo) }
             logger.notice("base-fee history loaded for the batch policy's model", metadata: ["epochs": "\(kept.count)"])

@@ -1,5 +1,6 @@
 import CreditsChain
 import CreditsCore
+import CreditsTestSupport
 import CreditsWorker
 import Synchronization
 import Testing
@@ -39,7 +40,74 @@ final class LateHeads: ChainClient {
     }
 }
 
+/// A chain whose first `baseFees(heights:)` call waits until `open()`: a node slow to serve the
+/// history at start, while ticks go on.
+final class SlowHistory: ChainClient {
+    let inner: SimulatedChain
+    private let gate = Mutex<(entered: Bool, opened: Bool, waiting: CheckedContinuation<Void, Never>?)>((false, false, nil))
+
+    init(_ inner: SimulatedChain) { self.inner = inner }
+
+    /// Whether the first call has come and waits.
+    var entered: Bool { gate.withLock { $0.entered } }
+
+    func open() {
+        gate.withLock { g -> CheckedContinuation<Void, Never>? in
+            g.opened = true
+            defer { g.waiting = nil }
+            return g.waiting
+        }?.resume()
+    }
+
+    func head() async throws -> ChainHead { try await inner.head() }
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        try await inner.push(message, recordingFirst: record)
+    }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
+    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+    func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
+        let first = gate.withLock { g in
+            defer { g.entered = true }
+            return !g.entered
+        }
+        if first {
+            await withCheckedContinuation { c in
+                let go = gate.withLock { g in
+                    if g.opened { return true }
+                    g.waiting = c
+                    return false
+                }
+                if go { c.resume() }
+            }
+        }
+        return try await inner.baseFees(heights: heights)
+    }
+}
+
 extension GasManagerTests {
+    /// The history at start asked for at head 200, and served slowly: meanwhile the first tick
+    /// comes at head 203. The history (101...200) goes first, then the heights between it and
+    /// the first tick (201...202, asked for then), then 203: each height once, in order.
+    @Test func theHeightsBetweenTheHistoryAtStartAndTheFirstTickAreAskedFor() async throws {
+        var config = FilecoinGasManager.Config()
+        var model = BatchPolicy.ModelConfig()
+        model.historyAtStartEpochs = 100
+        config.policy.model = model
+        let (s, chain) = try setup(config: config) { SlowHistory($0) }
+        defer { s.dir.remove() }
+        s.clock.advance(ms: 200 * 30_000)
+        let load = Task { await s.manager.loadHistory() }
+        let entered = await waitUntil(polls: 2_000, everyMs: 5) { chain.entered }
+        try #require(entered)
+        s.clock.advance(ms: 3 * 30_000)
+        await s.manager.step()
+        chain.open()
+        await load.value
+        let fees = try await s.chain.baseFees(heights: 0...203)
+        #expect(await s.manager.policyBaseFees == Array(fees[101...203]))
+        try await s.store.close()
+    }
+
     /// The worker's ticks keep the epoch's rate, but a head can lag: a tick sees the last tick's
     /// head again, the next one a head two or three heights on; a tick finds no head at all. The
     /// policy learns every height's base fee once and in order: a head seen already adds nothing,
