@@ -159,15 +159,9 @@ public actor FilecoinGasManager {
             let upTo = observedHeights.map { min(head.height, $0.lowerBound - 1) } ?? head.height
             var kept = Array(fees.prefix(Int(max(0, upTo - from + 1))))
             // The first tick came two or more heights after this head: the heights between too.
-            if let first = observedHeights?.lowerBound, first > head.height + 1, kept.count == fees.count {
-                let gap = (head.height + 1)...(first - 1)
-                if Int64(gap.count) <= config.missedHeightsMax, let between = try? await chain.baseFees(heights: gap),
-                   between.count == gap.count {
-                    kept += between
-                } else {
-                    logger.warning("base fees between the history at start and the first tick unavailable; left out",
-                                   metadata: ["heights": "\(gap)"])
-                }
+            if let first = observedHeights?.lowerBound, first > head.height + 1, kept.count == fees.count,
+               let between = await baseFees(missed: (head.height + 1)...(first - 1)) {
+                kept += between
             }
             policy.remember(baseFees: kept)
             if !kept.isEmpty { observedHeights = from...(observedHeights?.upperBound ?? upTo) }
@@ -379,21 +373,33 @@ public actor FilecoinGasManager {
             return true
         }
         guard head.height > seen.upperBound else { return false }
-        if head.height - seen.upperBound > 1 {
-            let missed = (seen.upperBound + 1)...(head.height - 1)
-            if Int64(missed.count) <= config.missedHeightsMax {
-                do {
-                    policy.observe(missed: try await chain.baseFees(heights: missed))
-                } catch {
-                    logger.warning("base fees of heights between two ticks unavailable; left out of the policy's history",
-                                   metadata: ["heights": "\(missed)", "error": "\(error)"])
-                }
-            }
+        if head.height - seen.upperBound > 1, let missed = await baseFees(missed: (seen.upperBound + 1)...(head.height - 1)) {
+            policy.observe(missed: missed)
         }
         // The history at start may have come meanwhile, with heights before these.
         let now = observedHeights ?? seen
         observedHeights = now.lowerBound...max(head.height, now.upperBound)
         return true
+    }
+
+    /// The base fees of heights no tick brought (between two ticks, or between the history at
+    /// start and the first tick), one per height; nil, logged, when there are more than
+    /// `missedHeightsMax` of them or the chain does not give them all: they are left out of the
+    /// policy's history.
+    private func baseFees(missed heights: ClosedRange<Int64>) async -> [Int128]? {
+        var error = "more than missedHeightsMax (\(config.missedHeightsMax))"
+        if Int64(heights.count) <= config.missedHeightsMax {
+            do {
+                let fees = try await chain.baseFees(heights: heights)
+                if fees.count == heights.count { return fees }
+                error = "the chain gave \(fees.count) base fees"
+            } catch let e {
+                error = "\(e)"
+            }
+        }
+        logger.warning("base fees of heights no tick brought unavailable; left out of the policy's history",
+                       metadata: ["heights": "\(heights)", "error": "\(error)"])
+        return nil
     }
 
     /// At shutdown: sends nothing new, but reads receipts of messages in flight so their uploads

@@ -2,8 +2,9 @@ import CreditsCore
 import ServiceLifecycle
 
 /// Runs the gas manager's steps inside `credits serve`, once per tick, until shutdown. Ticks keep
-/// a fixed rate (`nextTickMs`): a step's own time does not push the next one later, so that the
-/// policy, which sees one base fee a tick, sees one an epoch rather than now and then skipping one.
+/// a fixed rate (`nextTickMs`): a step's own time does not push the next one later, so that a
+/// tick comes every epoch (the policy learns each height's base fee once whatever the ticks see:
+/// `FilecoinGasManager.observe(head:)`).
 public struct GasManagerService: Service {
     public let manager: FilecoinGasManager
     public let tickMs: Int64

@@ -3,8 +3,8 @@ import Testing
 
 /// The worker's tick schedule inside `serve`.
 @Suite struct GasManagerServiceTests {
-    /// A step's own time does not push the ticks later: they stay on the grid, one a tick, so the
-    /// policy sees one base fee an epoch. A step longer than a tick skips the ticks it overran.
+    /// A step's own time does not push the ticks later: they stay on the grid, one a tick, so a
+    /// tick comes every epoch. A step longer than a tick skips the ticks it overran.
     @Test func ticksKeepAFixedRate() {
         let tick: Int64 = 30_000
         #expect(GasManagerService.nextTickMs(after: 0, nowMs: 250, tickMs: tick) == 30_000)
