@@ -2,9 +2,8 @@ import CreditsCore
 
 public struct ChainHead: Sendable, Equatable {
     public var height: Int64
-    /// The head's base fee, attoFIL per gas. The simulated chain's is the fee the next messages
-    /// pay; Lotus's (the head tipset's `ParentBaseFee`) is what the head's own messages paid, one
-    /// epoch behind (the README's Lotus section).
+    /// The base fee the next tipset's messages pay, attoFIL per gas: on Lotus computed from the
+    /// head's messages (the head's own `ParentBaseFee` is what they paid, an epoch behind).
     public var baseFee: Int128
 
     public init(height: Int64, baseFee: Int128) {
@@ -87,9 +86,9 @@ public protocol ChainClient: Sendable {
     /// The receipt of a landed message, or nil while it is pending. The receipt of a replaced
     /// message is its replacement's (`messageCid` names the one that landed).
     func receipt(cid: String) async throws -> ChainReceipt?
-    /// The base fee paid at each height of `heights` (oldest first; a null round repeats the
-    /// tipset before it), for the batch policy's model at start. Empty when this chain cannot
-    /// tell (the default).
+    /// The base fee a message sent at each height of `heights` paid, as `head` gave it there
+    /// (oldest first; a null round repeats the height before it), for the batch policy's model
+    /// at start and for heights a tick missed. Empty when this chain cannot tell (the default).
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128]
 }
 

@@ -74,6 +74,17 @@ public final class SimulatedChain: ChainClient, Sendable {
         var nextNonce: Int64 = 0
         /// Base fee at every height, for tests and the hindsight optimum.
         var baseFees: [Int128] = []
+        /// What set each height's base fee from the one before (index = height), for a fake
+        /// node that serves the tipsets' messages.
+        var demands: [TipsetDemand] = []
+    }
+
+    /// The demand a tipset carried, which moved the base fee to the next height's: the unique
+    /// messages' gas limits (pre-nv28) and the P20 premium (FIP-0115). Height 0's leaves the
+    /// start unchanged under either rule.
+    public struct TipsetDemand: Sendable, Equatable {
+        public var gasLimitSum: Int64
+        public var p20Premium: Int128
     }
 
     public let config: Config
@@ -84,7 +95,9 @@ public final class SimulatedChain: ChainClient, Sendable {
         self.config = config
         self.clock = clock
         let start = config.startAtCalmLevel ? config.startBaseFee : config.trace.steadyBaseFee(config.startBaseFee)
-        state = Mutex(State(baseFee: start, rng: SplitMix64(seed: config.seed), baseFees: [start]))
+        let steady = TipsetDemand(gasLimitSum: Filecoin.blockGasTarget * Filecoin.blocksPerTipset,
+                                  p20Premium: (start + Filecoin.baseFeeMaxChangeDenom - 1) / Filecoin.baseFeeMaxChangeDenom)
+        state = Mutex(State(baseFee: start, rng: SplitMix64(seed: config.seed), baseFees: [start], demands: [steady]))
     }
 
     public func head() async throws -> ChainHead {
@@ -204,6 +217,16 @@ public final class SimulatedChain: ChainClient, Sendable {
         }
     }
 
+    /// The demand of each height reached (index = height) within `heights`: tipset h's moved the
+    /// base fee from `baseFeeHistory()[h − 1]` to `[h]`.
+    public func demands(heights: ClosedRange<Int64>) -> [TipsetDemand] {
+        state.withLock { s in
+            advance(&s)
+            let low = Int(max(0, heights.lowerBound)), high = Int(min(Int64(s.demands.count - 1), heights.upperBound))
+            return low <= high ? Array(s.demands[low...high]) : []
+        }
+    }
+
     /// Runs every epoch up to the clock's height.
     private func advance(_ s: inout State) {
         let target = (clock.nowMs() - config.genesisMs) / config.epochMs
@@ -230,6 +253,7 @@ public final class SimulatedChain: ChainClient, Sendable {
         let p20 = Int128(max(0.0, 1.0 + 8.0 * (fullness - 1.0)) * 1_000_000) * maxAdj / 1_000_000
         s.baseFee = config.rule.next(base: s.baseFee, gasLimitSum: gasLimitSum, blocks: Filecoin.blocksPerTipset, p20Premium: p20)
         s.baseFees.append(s.baseFee)
+        s.demands.append(TipsetDemand(gasLimitSum: gasLimitSum, p20Premium: p20))
     }
 
     /// Block fullness relative to the target (1.0 = at target), per trace. `scripts/online-bound`

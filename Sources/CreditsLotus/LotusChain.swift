@@ -11,8 +11,14 @@ import Synchronization
 /// `Authorization: Bearer <JWT>`), with the shapes of Lotus's api-methods-v1-stable: big numbers
 /// as decimal strings of attoFIL, CIDs as `{"/": "bafy..."}`.
 ///
-/// - `head`: `Filecoin.ChainHead` (the base fee is the tipset's `Blocks[0].ParentBaseFee`).
-/// - `baseFees(heights:)`: `Filecoin.ChainGetTipSetByHeight [height, null]`, one per height, a few at a time.
+/// - `head`: `Filecoin.ChainHead`, and the base fee the next tipset's messages will pay, computed
+///   from the head as Lotus's ComputeBaseFee does (`BaseFeeRule.next(parentBaseFee:blocks:)`):
+///   `Filecoin.ChainGetBlockMessages [blockCid]` for each of its blocks, and
+///   `Filecoin.StateNetworkVersion [tsk]` for the rule (28 on: FIP-0115). The head's own
+///   `Blocks[0].ParentBaseFee` is what its messages paid, an epoch behind. Computed once a head.
+/// - `baseFees(heights:)`: for each height below the head, `Filecoin.ChainGetTipSetAfterHeight
+///   [height + 1, null]`'s `Blocks[0].ParentBaseFee` (what the first tipset after it paid), a
+///   few at a time; for the head's height, `head`'s.
 /// - `push`: `Filecoin.GasEstimateMessageGas [msg, {MaxFee}, null]` fills the gas limit (the
 ///   policy's fee cap and premium are kept, capped so that fee cap × gas limit ≤ MaxFee as Lotus's
 ///   CapGasFee does), `Filecoin.MpoolGetNonce [from]` gives the nonce,
@@ -83,6 +89,8 @@ public final class LotusChain: ChainClient, Sendable {
         /// Signed messages whose MpoolPush answer was lost, by nonce: sent again before their
         /// nonce is given to another message.
         var lost: [Int64: [String: Any]] = [:]
+        /// The last head seen (its block CIDs) and the base fee computed from it.
+        var head: (blocks: [String], head: ChainHead)?
     }
 
     public let config: Config
@@ -122,36 +130,88 @@ public final class LotusChain: ChainClient, Sendable {
     // MARK: ChainClient
 
     public func head() async throws -> ChainHead {
-        try await tipset("Filecoin.ChainHead", [])
+        let tipset = try parseTipset(try await call("Filecoin.ChainHead", []), "Filecoin.ChainHead")
+        if let known = state.withLock({ $0.value.head }), known.blocks == tipset.blocks, known.head.height == tipset.height {
+            return known.head
+        }
+        let head = ChainHead(height: tipset.height, baseFee: try await nextBaseFee(tipset))
+        state.withLock { $0.value.head = (tipset.blocks, head) }
+        return head
     }
 
-    /// `Filecoin.ChainGetTipSetByHeight [height, null]` for each height (Lotus answers a null
-    /// round with the tipset before it), `Blocks[0].ParentBaseFee` of each, in height order;
-    /// `historyConcurrency` calls at a time. A height that fails for good fails the whole.
+    /// The base fee of the tipset after `tipset`: its blocks' messages (`ChainGetBlockMessages`)
+    /// under the rule of its network version (`StateNetworkVersion`). At the upgrade to nv28
+    /// itself the node still says 27 for the upgrade's tipset, whose successor FIP-0115 already
+    /// prices: that one base fee comes out by the old rule.
+    private func nextBaseFee(_ tipset: Tipset) async throws -> Int128 {
+        let key = tipset.blocks.map { ["/": $0] }
+        guard let version = Self.int(try await call("Filecoin.StateNetworkVersion", [key])) else {
+            throw ChainError("Filecoin.StateNetworkVersion returned no version", retryable: true)
+        }
+        var blocks: [[TipsetMessage]] = []
+        for cid in tipset.blocks {
+            blocks.append(try Self.messages(try object(try await call("Filecoin.ChainGetBlockMessages", [["/": cid]]),
+                                                       "ChainGetBlockMessages")))
+        }
+        let rule: BaseFeeRule = version >= 28 ? .fip0115 : .preNV28
+        return rule.next(parentBaseFee: tipset.parentBaseFee, blocks: blocks)
+    }
+
+    /// A block's messages from `ChainGetBlockMessages`: `BlsMessages` (messages), then
+    /// `SecpkMessages` (`{Message, Signature}`), named in that order by `Cids`.
+    static func messages(_ answer: [String: Any]) throws -> [TipsetMessage] {
+        func list(_ key: String) -> [Any]? { answer[key] is NSNull ? [] : answer[key] as? [Any] }
+        guard let bls = list("BlsMessages"), let secp = list("SecpkMessages"), let cids = list("Cids"), cids.count == bls.count + secp.count
+        else { throw ChainError("Filecoin.ChainGetBlockMessages: no BlsMessages, SecpkMessages and Cids that match", retryable: true) }
+        let unsigned = bls + secp.map { ($0 as? [String: Any])?["Message"] as Any }
+        return try zip(unsigned, cids).map { message, cid in
+            guard let m = message as? [String: Any], let cid = Self.cid(cid), let from = m["From"] as? String,
+                  let nonce = Self.int(m["Nonce"]), let gasLimit = Self.int(m["GasLimit"]),
+                  let feeCap = Self.bigInt(m["GasFeeCap"]), let premium = Self.bigInt(m["GasPremium"])
+            else { throw ChainError("Filecoin.ChainGetBlockMessages: a message without From, Nonce, GasLimit, GasFeeCap or GasPremium", retryable: true) }
+            return TipsetMessage(cid: cid, from: from, nonce: nonce, gasLimit: gasLimit, feeCap: feeCap, premium: premium)
+        }
+    }
+
+    /// The base fee a message sent at each height pays, in height order: below the head, what
+    /// the first tipset after the height paid (`Filecoin.ChainGetTipSetAfterHeight [height + 1,
+    /// null]`; a null round repeats the height before it, as both wait for the same tipset),
+    /// `historyConcurrency` calls at a time; at the head, `head`'s. A height that fails for good,
+    /// or one past the head, fails the whole.
     public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
-        let heights = Array(heights)
-        var fees = [Int128](repeating: 0, count: heights.count)
+        var head = state.withLock { $0.value.head?.head }
+        if head == nil || heights.upperBound >= head!.height {
+            head = try await self.head()
+        }
+        guard let head, heights.upperBound <= head.height else {
+            throw ChainError("base fees asked up to height \(heights.upperBound), past the head", retryable: true)
+        }
+        let below = heights.lowerBound < head.height ? Array(heights.lowerBound...min(heights.upperBound, head.height - 1)) : []
+        var fees = [Int128](repeating: 0, count: below.count)
         try await withThrowingTaskGroup(of: (Int, Int128).self) { group in
             var next = 0
-            while next < heights.count {
+            while next < below.count {
                 if next >= max(1, config.historyConcurrency), let (i, fee) = try await group.next() {
                     fees[i] = fee
                 }
-                let i = next, height = heights[i]
-                group.addTask { (i, try await self.baseFee(height: height)) }
+                let i = next, height = below[i]
+                group.addTask { (i, try await self.paid(after: height)) }
                 next += 1
             }
             while let (i, fee) = try await group.next() { fees[i] = fee }
         }
+        if heights.upperBound == head.height { fees.append(head.baseFee) }
         return fees
     }
 
-    /// One height's base fee, asked again after a retryable error up to `historyAttempts` times.
-    private func baseFee(height: Int64) async throws -> Int128 {
+    /// What the first tipset after `height` paid, asked again after a retryable error up to
+    /// `historyAttempts` times.
+    private func paid(after height: Int64) async throws -> Int128 {
         var attempt = 1
         while true {
             do {
-                return try await tipset("Filecoin.ChainGetTipSetByHeight", [height, NSNull()]).baseFee
+                return try parseTipset(try await call("Filecoin.ChainGetTipSetAfterHeight", [height + 1, NSNull()]),
+                                       "Filecoin.ChainGetTipSetAfterHeight").parentBaseFee
             } catch let error as ChainError where error.retryable && attempt < config.historyAttempts {
                 try await Task.sleep(for: .milliseconds(RetrySchedule.doubledMs(config.historyRetryMs, times: attempt - 1, cappedAt: .max)))
                 attempt += 1
@@ -159,13 +219,23 @@ public final class LotusChain: ChainClient, Sendable {
         }
     }
 
-    /// A call that answers a tipset: its height and base fee (`Blocks[0].ParentBaseFee`).
-    private func tipset(_ method: String, _ params: [Any]) async throws -> ChainHead {
-        let tipset = try object(try await call(method, params), String(method.dropFirst("Filecoin.".count)))
-        guard let blocks = tipset["Blocks"] as? [Any], let first = blocks.first as? [String: Any],
-              let fee = Self.bigInt(first["ParentBaseFee"]), let height = Self.int(tipset["Height"])
-        else { throw ChainError("\(method): a tipset without Blocks[0].ParentBaseFee or Height", retryable: true) }
-        return ChainHead(height: height, baseFee: fee)
+    /// A tipset as the node answers it: its height, its blocks' CIDs (`Cids`, its key) and what
+    /// its messages paid (`Blocks[0].ParentBaseFee`).
+    struct Tipset {
+        var height: Int64
+        var blocks: [String]
+        var parentBaseFee: Int128
+    }
+
+    private func parseTipset(_ answer: Any, _ method: String) throws -> Tipset {
+        let tipset = try object(answer, String(method.dropFirst("Filecoin.".count)))
+        guard let headers = tipset["Blocks"] as? [Any], let first = headers.first as? [String: Any],
+              let fee = Self.bigInt(first["ParentBaseFee"]), let height = Self.int(tipset["Height"]),
+              let cids = tipset["Cids"] as? [Any], cids.count == headers.count
+        else { throw ChainError("\(method): a tipset without Cids, Blocks[0].ParentBaseFee or Height", retryable: true) }
+        let blocks = cids.compactMap { Self.cid($0) }
+        guard blocks.count == cids.count else { throw ChainError("\(method): a tipset with a malformed CID", retryable: true) }
+        return Tipset(height: height, blocks: blocks, parentBaseFee: fee)
     }
 
     /// The CID is the signed message's, known before MpoolPush: `record` runs between the two.

@@ -60,6 +60,79 @@ import Testing
         #expect(rule.next(base: 101, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 100)
     }
 
+    /// Lotus's (and Forest's) test vectors after the Smoke upgrade, and a fall that does not
+    /// divide evenly: Go's big.Div rounds it down (87,500,000.125 → 87,500,000 is the floor of
+    /// 100,000,001 − 12,500,000.125), where division toward zero would give 87,500,001.
+    @Test func preNV28DividesAsLotusDoes() {
+        let rule = BaseFeeRule.preNV28
+        let target = Filecoin.blockGasTarget, limit = Filecoin.blockGasLimit
+        #expect(rule.next(base: 100_000_000, gasLimitSum: 0, blocks: 1, p20Premium: 0) == 87_500_000)
+        #expect(rule.next(base: 100_000_000, gasLimitSum: 0, blocks: 5, p20Premium: 0) == 87_500_000)
+        #expect(rule.next(base: 100_000_000, gasLimitSum: target, blocks: 1, p20Premium: 0) == 100_000_000)
+        #expect(rule.next(base: 100_000_000, gasLimitSum: target * 2, blocks: 2, p20Premium: 0) == 100_000_000)
+        #expect(rule.next(base: 100_000_000, gasLimitSum: limit * 2, blocks: 2, p20Premium: 0) == 112_500_000)
+        #expect(rule.next(base: 100_000_000, gasLimitSum: limit * 15 / 10, blocks: 2, p20Premium: 0) == 106_250_000)
+        #expect(rule.next(base: 100_000_001, gasLimitSum: 0, blocks: 1, p20Premium: 0) == 87_500_000)
+        #expect(rule.next(base: 1_000_003, gasLimitSum: target / 2, blocks: 1, p20Premium: 0) == 937_502)
+    }
+
+    /// FIP-0115's test vectors (base fee, P20 premium, next).
+    @Test(arguments: [(100, 0, 100), (100, 13, 100), (100, 14, 101), (100, 26, 113), (801, 0, 700), (801, 20, 720),
+                      (801, 100, 800), (801, 200, 900), (801, 201, 901), (808, 0, 707), (808, 1, 708), (808, 201, 908),
+                      (808, 202, 909), (808, 203, 909)])
+    func fip0115MatchesItsTestVectors(base: Int, premium: Int, next: Int) {
+        #expect(BaseFeeRule.fip0115.next(base: Int128(base), gasLimitSum: 0, blocks: 5, p20Premium: Int128(premium)) == Int128(next))
+    }
+
+    /// The premium at gas index 7,999,999,999 from the top (the cases of Forest's
+    /// weighted_quick_select tests): zero when the messages hold no more gas than that.
+    @Test func thePercentilePremiumIsWeighedByGasLimit() {
+        typealias M = (gasLimit: Int64, premium: Int128)
+        let p = BaseFeeRule.percentilePremium
+        #expect(p([]) == 0)
+        #expect(p([(5_999_999_999, 123)] as [M]) == 0)
+        #expect(p([(8_000_000_001, 123)] as [M]) == 123)
+        #expect(p([(8_000_000_000, 123)] as [M]) == 123)
+        #expect(p([(7_999_999_999, 123)] as [M]) == 0)
+        #expect(p([(5_999_999_999, 123), (2_000_000_000, 100)] as [M]) == 0)
+        #expect(p([(5_999_999_999, 123), (2_000_000_001, 0)] as [M]) == 0)
+        #expect(p([(5_999_999_999, 123), (2_000_000_001, 100)] as [M]) == 100)
+        #expect(p([(7_999_999_999, 123), (2_000_000_001, 100)] as [M]) == 100)
+        #expect(p([(8_000_000_000, 123), (2_000_000_000, 100)] as [M]) == 123)
+        #expect(p([(2_000_000_000, 100), (8_000_000_000, 123)] as [M]) == 123)
+        let seven: [M] = [(4_000_000_000, 100), (1_000_000_000, 200), (2_000_000_000, 300), (1_000_000_000, 400),
+                          (2_000_000_000, 500), (2_000_000_000, 600), (3_000_000_000, 700)]
+        #expect(p(seven) == 400)
+        #expect(p(seven.reversed()) == 400)
+    }
+
+    /// The next base fee from a tipset's blocks: a message in two blocks counts once (by CID
+    /// before nv28, by sender and nonce under FIP-0115), and FIP-0115 ranks effective premiums.
+    @Test func theNextBaseFeeCountsEachMessageOnce() {
+        func m(_ cid: String, nonce: Int64, limit: Int64, premium: Int128, feeCap: Int128 = 1_000_000) -> TipsetMessage {
+            TipsetMessage(cid: cid, from: "f1sender\(cid.prefix(1))", nonce: nonce, gasLimit: limit, feeCap: feeCap, premium: premium)
+        }
+        let a = m("a", nonce: 1, limit: 3_000_000_000, premium: 900)
+        let b = m("b", nonce: 1, limit: 2_000_000_000, premium: 600)
+        let c = m("c", nonce: 1, limit: 4_000_000_000, premium: 150)
+        // Bids 50,000, but its fee cap is 1 under the base fee of 1,000: effectively −1.
+        let e = m("e", nonce: 1, limit: 4_000_000_000, premium: 50_000, feeCap: 999)
+        let blocks = [[a, b], [a, c, e], [c]]
+        // From the top, 3 + 2 + 4 (×10⁹ gas) passes the index at c: P20 = 150; MaxAdj = 125, so
+        // next = 1,000 + min(125, 150 − 125). With a's copy counted, or e's bid taken as it is,
+        // the index would fall at b (600): 1,125.
+        #expect(BaseFeeRule.fip0115.next(parentBaseFee: 1_000, blocks: blocks) == 1_025)
+        // The same sender and nonce under another CID (signed again) is one message too: a once
+        // (3) and c (4) hold less than 8, so P20 is zero and the base fee falls by MaxAdj.
+        let a2 = TipsetMessage(cid: "a2", from: a.from, nonce: a.nonce, gasLimit: a.gasLimit, feeCap: a.feeCap, premium: a.premium)
+        #expect(BaseFeeRule.fip0115.next(parentBaseFee: 1_000, blocks: [[a], [a2], [c]]) == 875)
+        // Before nv28: unique gas limits 3 + 2 + 4 + 4 = 13 (×10⁹) over 3 blocks = 4.33 a block,
+        // under the 5 target: 1,000 · (−0.667/5)/8 = −16.67 → −17.
+        #expect(BaseFeeRule.preNV28.next(parentBaseFee: 1_000, blocks: blocks) == 983)
+        // a counted twice would make 16 / 3 = 5.33 a block: a rise.
+        #expect(BaseFeeRule.preNV28.next(parentBaseFee: 1_000, blocks: [[a, b, c, e, m("x", nonce: 2, limit: 3_000_000_000, premium: 0)], [], []]) == 1_008)
+    }
+
     @Test func defaultFeeCapAllowsTwentyEpochsOfRises() {
         let cap = MessageFee.defaultFeeCap(baseFee: 1_000_000, premium: 100_000)
         #expect(cap > 10_000_000 && cap < 10_700_000)

@@ -138,8 +138,8 @@ final class CapturedLogs: Sendable {
         }
     }
 
-    /// The model mode's history at start: `baseFees(heights:)` reads each height's tipset
-    /// (ChainGetTipSetByHeight) and matches the chain's base fees; `loadHistory` hands the last
+    /// The model mode's history at start: `baseFees(heights:)` reads the tipset after each
+    /// height (ChainGetTipSetAfterHeight) and matches the chain's base fees; `loadHistory` hands the last
     /// `historyAtStartEpochs` to the policy, whose model is then fitted at the first step. A
     /// manager that did not load it, or whose node refused a height on every try, still decides by
     /// the rules; a height refused on fewer tries is asked again.
@@ -155,7 +155,7 @@ final class CapturedLogs: Sendable {
             #expect(head.height == 300)
             let fees = try await s.lotus.baseFees(heights: 10...14)
             #expect(fees == Array(s.fake.chain.baseFeeHistory()[10...14]))
-            #expect(s.fake.calls.filter { $0 == "Filecoin.ChainGetTipSetByHeight" }.count == 5)
+            #expect(s.fake.calls.filter { $0 == "Filecoin.ChainGetTipSetAfterHeight" }.count == 5)
 
             let plain = FilecoinGasManager(store: s.store, chain: s.lotus, clock: s.clock.wallClock, config: s.manager.config)
             await plain.step()
@@ -181,13 +181,59 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// Lotus runs a tipset's messages at its blocks' ParentBaseFee, computed from the tipset
+    /// before: the head's own is an epoch old. `head` computes the next one from the head's
+    /// blocks' messages, by the rule of the node's network version, as Lotus will: under either
+    /// rule it equals the simulated chain's base fee at the head's height (the fake serves
+    /// messages that carry the same demand, one of them in two blocks), not the ParentBaseFee.
+    /// Once a head: a second `head` at the same height asks only for ChainHead. `baseFees` gives
+    /// the same fees, the head's height included.
+    @Test(arguments: BaseFeeRule.allCases)
+    func theHeadsBaseFeeIsTheOneTheNextMessagesPay(rule: BaseFeeRule) async throws {
+        var chain = SimulatedChain.Config()
+        chain.trace = .spiky
+        chain.rule = rule
+        chain.seed = 4
+        try await withSetup(chain: chain) { s in
+            var behind = 0
+            for height in Int64(1)...60 {
+                s.clock.advance(ms: 30_000)
+                let head = try await s.lotus.head()
+                let fees = s.fake.chain.baseFeeHistory()
+                #expect(head.height == height && head.baseFee == fees[Int(height)], "height \(height)")
+                let parent = try #require((s.fake.tipset(height: height)["Blocks"] as? [[String: Any]])?.first?["ParentBaseFee"] as? String)
+                if Int128(parent, radix: 10) != head.baseFee { behind += 1 }
+            }
+            #expect(behind > 50, "the ParentBaseFee differed from the next base fee at \(behind) of 60 heights")
+            let calls = s.fake.calls.count
+            _ = try await s.lotus.head()
+            #expect(Array(s.fake.calls.dropFirst(calls)) == ["Filecoin.ChainHead"])
+            #expect(try await s.lotus.baseFees(heights: 1...60) == Array(s.fake.chain.baseFeeHistory()[1...60]))
+            await #expect(throws: ChainError.self) { try await s.lotus.baseFees(heights: 59...61) }
+        }
+    }
+
+    /// ChainGetBlockMessages' answer as Lotus gives it (null for an empty list), and a malformed
+    /// one refused as a retryable error.
+    @Test func blockMessagesAreReadBlsThenSecpk() throws {
+        let message: [String: Any] = ["From": "f1a", "Nonce": 7, "GasLimit": 1_000, "GasFeeCap": "5000", "GasPremium": "300"]
+        let read = try LotusChain.messages(["BlsMessages": NSNull(), "SecpkMessages": [["Message": message, "Signature": [:]]],
+                                            "Cids": [["/": "bafyc1"]]])
+        #expect(read == [TipsetMessage(cid: "bafyc1", from: "f1a", nonce: 7, gasLimit: 1_000, feeCap: 5_000, premium: 300)])
+        #expect(try LotusChain.messages(["BlsMessages": NSNull(), "SecpkMessages": NSNull(), "Cids": NSNull()]).isEmpty)
+        #expect(throws: ChainError.self) { try LotusChain.messages(["BlsMessages": [message], "SecpkMessages": [], "Cids": []]) }
+        var bad = message
+        bad["GasPremium"] = nil
+        #expect(throws: ChainError.self) { try LotusChain.messages(["BlsMessages": [bad], "SecpkMessages": [], "Cids": [["/": "x"]]]) }
+    }
+
     /// A day of history is 2,880 calls: they go `historyConcurrency` at a time (never more), and
     /// the base fees come back in height order, also when some heights are refused and asked again.
     @Test func historyHeightsAreAskedAFewAtATimeAndKeptInOrder() async throws {
         try await withSetup { s in
             s.clock.advance(ms: 100 * 30_000)
             _ = try await s.lotus.head()
-            let method = "Filecoin.ChainGetTipSetByHeight"
+            let method = "Filecoin.ChainGetTipSetAfterHeight"
             s.fake.faults.withLock { $0.tipsetDelayMs = 20 }
 
             var one = s.lotus.config
@@ -196,7 +242,8 @@ final class CapturedLogs: Sendable {
             #expect(try await serial.baseFees(heights: 3...9) == Array(s.fake.chain.baseFeeHistory()[3...9]))
             #expect(s.fake.mostInFlight(method) == 1)
 
-            s.fake.faults.withLock { $0.failHeights = [10: 1, 47: 2, 73: 3] }
+            // Heights 10, 46 and 73's base fees: the tipsets at 11, 47 and 74 paid them.
+            s.fake.faults.withLock { $0.failHeights = [11: 1, 47: 2, 74: 3] }
             let fees = try await s.lotus.baseFees(heights: 10...73)
             #expect(fees == Array(s.fake.chain.baseFeeHistory()[10...73]))
             #expect(s.fake.faultsSpent)

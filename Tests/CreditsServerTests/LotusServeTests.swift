@@ -63,7 +63,7 @@ import Testing
             await server.stopAndWait()
             let log = (try? String(contentsOfFile: dir.path + "/serve.log", encoding: .utf8)) ?? ""
             #expect(!log.isEmpty && !log.contains(Self.token) && !log.contains("serve-lotus-token"))
-            #expect(fake.calls.contains("Filecoin.ChainGetTipSetByHeight") && log.contains("base-fee history loaded"))
+            #expect(fake.calls.contains("Filecoin.ChainGetTipSetAfterHeight") && log.contains("base-fee history loaded"))
             let reconcile = try await runCredits(["reconcile", "--database", db])
             #expect(reconcile.status == 0, "\(reconcile.output)")
         }

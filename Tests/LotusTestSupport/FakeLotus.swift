@@ -7,13 +7,17 @@ import NIOCore
 import Synchronization
 
 /// A Lotus JSON-RPC endpoint (`POST /rpc/v1`) for tests, on 127.0.0.1 and a free port, serving
-/// the documented shapes (api-methods-v1-stable) from a `SimulatedChain`: ChainHead,
-/// ChainGetTipSetByHeight, GasEstimateMessageGas, ChainGetMessage, MpoolGetNonce, WalletSignMessage (names the message: its CID),
+/// the documented shapes (api-methods-v1-stable) from a `SimulatedChain`: ChainHead and
+/// ChainGetTipSetAfterHeight (tipsets of five blocks whose ParentBaseFee is what their messages
+/// paid: the simulated chain's base fee at the height before), ChainGetBlockMessages (stand-in
+/// messages of others that carry the simulated demand, so that Lotus's ComputeBaseFee over them
+/// gives the simulated chain's next base fee; one in two blocks), StateNetworkVersion (27 under
+/// pre-nv28, 28 under FIP-0115), GasEstimateMessageGas, ChainGetMessage, MpoolGetNonce, WalletSignMessage (names the message: its CID),
 /// MpoolPush (a new message at the next nonce, or a replacement under a pending one, as Lotus's
 /// mpool: the same CID twice is refused, a landed nonce is too low, a gap is refused),
 /// StateWaitMsg (blocks until the message or its replacement lands with the asked confidence),
 /// StateReplay. It counts the calls it is answering at once, per method. Faults: JSON-RPC errors
-/// and hangs (timeouts) on chosen methods, errors on chosen heights of ChainGetTipSetByHeight and
+/// and hangs (timeouts) on chosen methods, errors on chosen heights of ChainGetTipSetAfterHeight and
 /// a delay on all of them, answers lost after the work is done, messages that never land (the
 /// chain's stuck rate), replacement by someone else.
 public final class FakeLotus: Sendable {
@@ -24,9 +28,10 @@ public final class FakeLotus: Sendable {
         public var hangNext: [String: Int] = [:]
         /// Method → how many of its next calls do their work, then hang: the answer is lost.
         public var hangAfterNext: [String: Int] = [:]
-        /// Height → how many of ChainGetTipSetByHeight's next calls for it answer a JSON-RPC error.
+        /// Height → how many of ChainGetTipSetAfterHeight's next calls for it answer a JSON-RPC
+        /// error (the adapter asks for height + 1 to learn a height's base fee).
         public var failHeights: [Int: Int] = [:]
-        /// How long ChainGetTipSetByHeight takes to answer (to see calls overlap).
+        /// How long ChainGetTipSetAfterHeight takes to answer (to see calls overlap).
         public var tipsetDelayMs: Int64 = 0
         public var hangMs: Int64 = 3_000
         /// How long StateWaitMsg holds a request for a message that has not landed before it
@@ -136,7 +141,7 @@ public final class FakeLotus: Sendable {
             b.value.mostInFlight[method] = max(b.value.mostInFlight[method] ?? 0, b.value.inFlight[method]!)
         }
         defer { book.withLock { $0.value.inFlight[method]! -= 1 } }
-        let height = method == "Filecoin.ChainGetTipSetByHeight" ? params.first as? Int : nil
+        let height = method == "Filecoin.ChainGetTipSetAfterHeight" ? params.first as? Int : nil
         let (fail, hang, hangAfter, hangMs) = faults.withLock { f -> (Bool, Bool, Bool, Int64) in
             var fail = (f.failNext[method] ?? 0) > 0
             if fail { f.failNext[method]! -= 1 }
@@ -173,12 +178,54 @@ public final class FakeLotus: Sendable {
 
     struct BadParams: Error {}
 
-    /// A tipset as ChainHead and ChainGetTipSetByHeight answer it.
-    static func tipset(height: Int64, baseFee: Int128) -> [String: Any] {
-        [
-            "Cids": [["/": "bafyhead\(height)"]],
-            "Blocks": [["Miner": "f01000", "ParentBaseFee": String(baseFee), "Height": height]],
+    /// A tipset as ChainHead and ChainGetTipSetAfterHeight answer it: five blocks, whose
+    /// messages paid the simulated chain's base fee at the height before (height 0's, its own).
+    public func tipset(height: Int64) -> [String: Any] {
+        let fees = chain.baseFeeHistory()
+        let paid = fees[Int(max(0, height - 1))]
+        return [
+            "Cids": (0..<Filecoin.blocksPerTipset).map { ["/": "bafyblock\(height)x\($0)"] },
+            "Blocks": (0..<Filecoin.blocksPerTipset).map { ["Miner": "f0100\($0)", "ParentBaseFee": String(paid), "Height": height] as [String: Any] },
             "Height": height,
+        ]
+    }
+
+    /// Block `index` of tipset `height`: messages of others that carry the simulated chain's
+    /// demand at that height. Four messages: the first in blocks 0 and 1 (Lotus counts it
+    /// once), the second signed (SecpkMessages). Before nv28 their gas limits add up to the
+    /// demand's; under FIP-0115 the top 8·10⁹ gas by effective premium ends in one whose
+    /// premium is the demand's P20, and the last bids far more but its fee cap is under the
+    /// base fee (effectively −1): a client that ranked it by its bid would get another P20.
+    func blockMessages(height: Int64, index: Int) throws -> [String: Any] {
+        guard let demand = chain.demands(heights: height...height).first, index >= 0, index < Filecoin.blocksPerTipset else {
+            throw ChainError("blockstore: block not found", retryable: false)
+        }
+        let paid = chain.baseFeeHistory()[Int(max(0, height - 1))]
+        var limits: [Int64], premiums: [Int128], caps: [Int128]
+        switch chain.config.rule {
+        case .preNV28:
+            let q = demand.gasLimitSum / 4
+            limits = [q, q, q, demand.gasLimitSum - 3 * q]
+            premiums = [100_000, 100_000, 100_000, 100_000]
+            caps = premiums.map { paid * 2 + $0 }
+        case .fip0115:
+            let p = demand.p20Premium
+            limits = [3_000_000_000, 2_000_000_000, 4_000_000_000, 4_000_000_000]
+            premiums = [3 * p + 3, 2 * p + 2, p, 1_000_000_000_000_000]
+            caps = [paid + premiums[0] + 1, paid + premiums[1] + 1, paid + p + 1, paid - 1]
+        }
+        if demand.gasLimitSum == 0 && chain.config.rule == .preNV28 { limits = [] }
+        let all = limits.indices.map { i -> [String: Any] in
+            ["Version": 0, "To": "f099", "From": "f1others\(i)", "Nonce": Int(height), "Value": "0", "GasLimit": Int(limits[i]),
+             "GasFeeCap": String(caps[i]), "GasPremium": String(premiums[i]), "Method": 0, "Params": NSNull()]
+        }
+        func cid(_ i: Int) -> [String: Any] { ["/": "bafy2bzothers\(height)x\(i)"] }
+        let layout: [[Int]] = all.isEmpty ? [[], [], [], [], []] : [[0, 1], [0, 2], [3], [], []]
+        let bls = layout[index].filter { $0 != 1 }, secp = layout[index].filter { $0 == 1 }
+        return [
+            "BlsMessages": bls.isEmpty ? NSNull() as Any : bls.map { all[$0] },
+            "SecpkMessages": secp.map { ["Message": all[$0], "Signature": ["Type": 1, "Data": "c2ln"]] as [String: Any] },
+            "Cids": (bls + secp).map(cid),
         ]
     }
 
@@ -186,15 +233,24 @@ public final class FakeLotus: Sendable {
         switch method {
         case "Filecoin.ChainHead":
             let head = try await chain.head()
-            return Self.tipset(height: head.height, baseFee: head.baseFee)
-        case "Filecoin.ChainGetTipSetByHeight":
+            return tipset(height: head.height)
+        case "Filecoin.ChainGetTipSetAfterHeight":
             // [height, null]: the tipset at that height of the heaviest chain (null rounds: none here).
             guard params.count == 2, let height = params[0] as? Int, params[1] is NSNull else { throw BadParams() }
-            let fees = chain.baseFeeHistory()
-            guard height >= 0, height < fees.count else {
+            guard height >= 0, height < chain.baseFeeHistory().count else {
                 throw ChainError("looking for tipset with height greater than start point", retryable: false)
             }
-            return Self.tipset(height: Int64(height), baseFee: fees[height])
+            return tipset(height: Int64(height))
+        case "Filecoin.ChainGetBlockMessages":
+            guard params.count == 1, let cid = (params[0] as? [String: Any])?["/"] as? String, cid.hasPrefix("bafyblock") else {
+                throw BadParams()
+            }
+            let parts = cid.dropFirst("bafyblock".count).split(separator: "x")
+            guard parts.count == 2, let height = Int64(parts[0]), let index = Int(parts[1]) else { throw BadParams() }
+            return try blockMessages(height: height, index: index)
+        case "Filecoin.StateNetworkVersion":
+            guard params.count == 1, params[0] is [Any] else { throw BadParams() }
+            return chain.config.rule == .fip0115 ? 28 : 27
         case "Filecoin.GasEstimateMessageGas":
             guard var msg = params.first as? [String: Any], params.count == 3, let spec = params[1] as? [String: Any],
                   spec["MaxFee"] is String

@@ -114,11 +114,82 @@ public enum BaseFeeRule: String, Sendable, Codable, CaseIterable {
             let target = Int128(Filecoin.blockGasTarget)
             var delta = Int128(gasLimitSum / blocks) - target
             delta = min(max(delta, -target), target)
-            let change = base * delta / target / Filecoin.baseFeeMaxChangeDenom
+            // Lotus's big.Div is Go's Euclidean division: a fall rounds down, not toward zero.
+            let change = Self.floorDiv(Self.floorDiv(base * delta, target), Filecoin.baseFeeMaxChangeDenom)
             return max(Filecoin.minimumBaseFee, base + change)
         case .fip0115:
             let maxAdj = (base + Filecoin.baseFeeMaxChangeDenom - 1) / Filecoin.baseFeeMaxChangeDenom
             return max(Filecoin.minimumBaseFee, base + min(maxAdj, p20Premium - maxAdj))
         }
+    }
+
+    /// `a / b` rounded toward minus infinity (b > 0), as Go's `big.Int.Div` and Lotus's `big.Div`.
+    static func floorDiv(_ a: Int128, _ b: Int128) -> Int128 {
+        precondition(b > 0)
+        let q = a / b
+        return a % b < 0 ? q - 1 : q
+    }
+
+    /// The base fee the next tipset's messages pay, computed from this one's as Lotus's
+    /// `ComputeBaseFee` does (chain/store/basefee.go; FIP-0115's part as in its test vectors).
+    /// - Parameters:
+    ///   - parentBaseFee: what this tipset's messages paid (its blocks' `ParentBaseFee`).
+    ///   - blocks: each block's messages; a message can be in several blocks. Before nv28 each
+    ///     unique message (by CID) counts its gas limit once; under FIP-0115 each unique message
+    ///     (by sender and nonce) is weighed by its gas limit at its effective premium.
+    public func next(parentBaseFee: Int128, blocks: [[TipsetMessage]]) -> Int128 {
+        precondition(!blocks.isEmpty)
+        var seen = Set<String>()
+        var unique: [TipsetMessage] = []
+        for message in blocks.joined() where seen.insert(self == .preNV28 ? message.cid : "\(message.from)/\(message.nonce)").inserted {
+            unique.append(message)
+        }
+        switch self {
+        case .preNV28:
+            let sum = unique.reduce(Int64(0)) { $0 + $1.gasLimit }
+            return next(base: parentBaseFee, gasLimitSum: sum, blocks: Int64(blocks.count), p20Premium: 0)
+        case .fip0115:
+            let premium = Self.percentilePremium(unique.map { ($0.gasLimit, $0.effectivePremium(baseFee: parentBaseFee)) })
+            return next(base: parentBaseFee, gasLimitSum: 0, blocks: Int64(blocks.count), p20Premium: premium)
+        }
+    }
+
+    /// FIP-0115's premium: rank the messages' gas by effective premium, highest first, over the
+    /// top `BlockGasLimit` of gas (padded with zero premiums when there is less); the premium at
+    /// its 20th percentile from the bottom is the one at gas index BlockGasLimit·80/100 − 1 from
+    /// the top. Zero when the messages hold no more gas than that.
+    public static func percentilePremium(_ messages: [(gasLimit: Int64, premium: Int128)]) -> Int128 {
+        let index = Int128(Filecoin.blockGasLimit) * 80 / 100 - 1
+        var above: Int128 = 0
+        for m in messages.sorted(by: { $0.premium > $1.premium }) {
+            above += Int128(max(0, m.gasLimit))
+            if above > index { return m.premium }
+        }
+        return 0
+    }
+}
+
+/// A message as a tipset holds it, for `BaseFeeRule.next(parentBaseFee:blocks:)`.
+public struct TipsetMessage: Sendable, Equatable {
+    public var cid: String
+    public var from: String
+    public var nonce: Int64
+    public var gasLimit: Int64
+    public var feeCap: Int128
+    public var premium: Int128
+
+    public init(cid: String, from: String, nonce: Int64, gasLimit: Int64, feeCap: Int128, premium: Int128) {
+        self.cid = cid
+        self.from = from
+        self.nonce = nonce
+        self.gasLimit = gasLimit
+        self.feeCap = feeCap
+        self.premium = premium
+    }
+
+    /// Lotus's EffectiveGasPremium: the premium, or what the fee cap leaves above the base fee if
+    /// that is less (below zero when the fee cap is under the base fee).
+    public func effectivePremium(baseFee: Int128) -> Int128 {
+        min(premium, feeCap - baseFee)
     }
 }
