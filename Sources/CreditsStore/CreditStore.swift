@@ -32,10 +32,13 @@ public protocol CreditStore: Sendable {
 
     /// Moves uploads along the chain lifecycle (queued → batched → submitted, or failed) without
     /// touching balances, each only if its current status is in `from`: two workers claiming
-    /// the same queued uploads get disjoint sets. Returns the ids that moved.
+    /// the same queued uploads get disjoint sets. With `inBatch`, only an upload whose batch is
+    /// that one moves: a worker's late write about its batch's message leaves alone an upload
+    /// another instance has taken over and batched since. Returns the ids that moved.
     @discardableResult
     func transitionUploads(
-        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
+        inBatch: String?
     ) async throws -> [String]
 
     /// Inserts or replaces a chain message's record.
@@ -71,6 +74,14 @@ public protocol CreditStore: Sendable {
 }
 
 extension CreditStore {
+    /// `transitionUploads` whatever batch the uploads are in.
+    @discardableResult
+    public func transitionUploads(
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+    ) async throws -> [String] {
+        try await transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: nil)
+    }
+
     /// The seed's `getPlatformStats(days)`: the platform's counts over the last `days`.
     public func getPlatformStats(days: Int, nowMs: Int64) async throws -> PlatformTotals {
         try await platformTotals(sinceMs: nowMs - Int64(days) * 86_400_000).0

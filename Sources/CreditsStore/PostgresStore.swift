@@ -179,7 +179,8 @@ public final class PostgresStore: CreditStore {
     }
 
     public func transitionUploads(
-        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
+        inBatch: String?
     ) async throws -> [String] {
         UploadQueries.checkMark(to)
         precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
@@ -191,6 +192,7 @@ public final class PostgresStore: CreditStore {
                 failure_reason = COALESCE(\(reason), failure_reason), attempts = attempts + \(attempts),
                 updated_at = \(clock.nowMs())
             WHERE upload_id = ANY(\(uploadIds)::text[]) AND status = ANY(\(from.map(\.rawValue).sorted())::text[])
+                AND (\(inBatch)::text IS NULL OR batch_id = \(inBatch))
             RETURNING upload_id
             """, logger: logger).decode(String.self) {
             moved.append(id)

@@ -150,7 +150,8 @@ public final class SQLiteStore: CreditStore {
     }
 
     public func transitionUploads(
-        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
+        inBatch: String?
     ) async throws -> [String] {
         UploadQueries.checkMark(to)
         precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
@@ -162,11 +163,11 @@ public final class SQLiteStore: CreditStore {
             let statement = try db.cachedStatement(sql: """
                 UPDATE file_uploads SET status = ?, batch_id = COALESCE(?, batch_id),
                     failure_reason = COALESCE(?, failure_reason), attempts = attempts + ?, updated_at = ?
-                WHERE upload_id = ? AND status IN (SELECT value FROM json_each(?))
+                WHERE upload_id = ? AND status IN (SELECT value FROM json_each(?)) AND (? IS NULL OR batch_id = ?)
                 """)
             let allowedJSON = "[" + allowed.map { "\"\($0)\"" }.joined(separator: ",") + "]"
             for id in uploadIds {
-                try statement.execute(arguments: [to.rawValue, batchId, reason, to == .submitted ? 1 : 0, now, id, allowedJSON])
+                try statement.execute(arguments: [to.rawValue, batchId, reason, to == .submitted ? 1 : 0, now, id, allowedJSON, inBatch, inBatch])
                 if db.changesCount > 0 { moved.append(id) }
             }
             return moved

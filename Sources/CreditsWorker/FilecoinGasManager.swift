@@ -67,8 +67,12 @@ public actor FilecoinGasManager {
     /// whole, a settlement has its natural key).
     enum DatabaseWrite {
         case save(GasTransaction)
-        /// `batchId` nil keeps each upload's.
-        case move([String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?)
+        /// `batchId` nil keeps each upload's. Only uploads still in batch `inBatch` move: written
+        /// late (owed while the database failed), a move about this batch's message must not
+        /// touch an upload another instance took over meanwhile and sent in a batch of its own
+        /// (moved to failed, this instance would send it again while the other's message flies).
+        case move([String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
+                  inBatch: String)
         case capture(uploadId: String)
         case release(uploadId: String, reason: String)
         /// A claim (or the writes before a push) that failed, perhaps after it committed, and
@@ -573,7 +577,8 @@ public actor FilecoinGasManager {
             if let row = recorded.removeValue(forKey: tx.id) {
                 writes.append(.save(closedUnsent(row, "push failed: \(error)")))
             }
-            writes.append(.move(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)"))
+            writes.append(.move(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)",
+                                inBatch: batchId))
             await owe(writes)
             await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid)
             return true
@@ -582,7 +587,7 @@ public actor FilecoinGasManager {
         sent.messageCid = cid
         // Recorded before sending, unless it was a replacement or the chain could not name it first.
         if recorded.removeValue(forKey: tx.id)?.messageCid != cid {
-            await owe([.move(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil), .save(sent)])
+            await owe([.move(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil, inBatch: batchId), .save(sent)])
         }
         inflight[cid] = InFlight(tx: sent, pushedAtHeight: head.height, replacements: 0)
         return true
@@ -596,7 +601,8 @@ public actor FilecoinGasManager {
         row.messageCid = cid
         recorded[tx.id] = row
         do {
-            try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId, reason: nil)
+            try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId, reason: nil,
+                                              inBatch: tx.batchId)
             try await store.saveGasTransaction(row)
         } catch {
             throw RecordFailed(underlying: error)
@@ -660,7 +666,8 @@ public actor FilecoinGasManager {
             if f.givenUp {
                 // It landed after all: its uploads settle on it, and their next attempt is off.
                 retries.removeAll { $0.supersedes == cid }
-                await owe([.move(f.tx.uploadIds, from: [.failed], to: .submitted, batchId: f.tx.batchId, reason: nil)])
+                await owe([.move(f.tx.uploadIds, from: [.failed], to: .submitted, batchId: f.tx.batchId, reason: nil,
+                                 inBatch: f.tx.batchId)])
                 logger.notice("a given-up message landed", metadata: ["cid": "\(cid)", "landed": "\(receipt.messageCid)"])
             }
             f.tx.updatedAtMs = clock.nowMs()
@@ -682,7 +689,8 @@ public actor FilecoinGasManager {
                 f.tx.status = .failed
                 f.tx.failureReason = reason
                 Counter(label: "credits_messages_total", dimensions: [("status", "failed")]).increment()
-                await owe([.save(f.tx), .move(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)])
+                await owe([.save(f.tx), .move(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason,
+                                              inBatch: f.tx.batchId)])
                 await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason)
             }
         }
@@ -697,7 +705,7 @@ public actor FilecoinGasManager {
             // that nonce by the batch's next attempt, never sent again under a new one.
             inflight[cid]?.givenUp = true
             let reason = "message \(cid) never landed"
-            await owe([.move(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason)])
+            await owe([.move(f.tx.uploadIds, from: [.submitted], to: .failed, batchId: nil, reason: reason, inBatch: f.tx.batchId)])
             await retryOrFallBack(f.tx.uploadIds, attempt: f.tx.attempt, batchId: f.tx.batchId, reason: reason, supersedes: cid)
             return
         }
@@ -792,8 +800,8 @@ public actor FilecoinGasManager {
         switch w {
         case .save(let tx):
             try await store.saveGasTransaction(tx)
-        case .move(let ids, let from, let to, let batchId, let reason):
-            try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason)
+        case .move(let ids, let from, let to, let batchId, let reason, let inBatch):
+            try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch)
         case .capture(let id):
             try await settle(id) { .capture(SettleRequest(uploadId: id, userId: $0)) }
         case .release(let id, let reason):
@@ -801,7 +809,7 @@ public actor FilecoinGasManager {
         case .unclaim(let id, let batchId, let back):
             guard let u = try await store.upload(uploadId: id), u.batchId == batchId, u.status == .batched || u.status == .submitted
             else { return }
-            try await store.transitionUploads([id], from: [.batched, .submitted], to: back, batchId: nil, reason: nil)
+            try await store.transitionUploads([id], from: [.batched, .submitted], to: back, batchId: nil, reason: nil, inBatch: batchId)
         }
     }
 

@@ -326,7 +326,11 @@ extension StoreConformance {
             #expect(try await f.store.transitionUploads(["file_1"], from: [.queued], to: .batched, batchId: "batch_1", reason: nil) == ["file_1"])
             // A second worker claiming the same upload gets nothing.
             #expect(try await f.store.transitionUploads(["file_1"], from: [.queued], to: .batched, batchId: "batch_2", reason: nil).isEmpty)
-            #expect(try await f.store.transitionUploads(["file_1"], from: [.batched], to: .submitted, batchId: nil, reason: nil) == ["file_1"])
+            // A write about another batch's message leaves it alone; one about its own moves it.
+            #expect(try await f.store.transitionUploads(["file_1"], from: [.batched], to: .submitted, batchId: nil, reason: nil,
+                                                        inBatch: "batch_2").isEmpty)
+            #expect(try await f.store.transitionUploads(["file_1"], from: [.batched], to: .submitted, batchId: nil, reason: nil,
+                                                        inBatch: "batch_1") == ["file_1"])
             let captured = try await f.store.execute(.capture(SettleRequest(uploadId: "file_1", userId: "u1")), idempotencyKey: nil)
             guard case .settled(let s) = captured.outcome else { Issue.record("\(captured)"); return }
             #expect(s.credits == 60 && s.status == "confirmed")

@@ -94,8 +94,8 @@ final class FlakyStore: CreditStore {
         try await read { try await inner.uploads(status: status, limit: limit) }
     }
     func transitionUploads(_ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?,
-                           reason: String?) async throws -> [String] {
-        try await write { try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason) }
+                           reason: String?, inBatch: String?) async throws -> [String] {
+        try await write { try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch) }
     }
     func saveGasTransaction(_ tx: GasTransaction) async throws {
         await passGate()

@@ -1,0 +1,97 @@
+import CreditsChain
+import CreditsCore
+import CreditsStore
+import CreditsTestSupport
+import CreditsWorker
+import Synchronization
+import Testing
+
+/// A chain whose first push lets the caller record the message, then takes the caller's
+/// database away (`then`) and fails without sending: a process whose push failed just as its
+/// database became unreachable, so that the writes about it are owed.
+final class RefusesFirstPush: ChainClient {
+    let inner: SimulatedChain
+    let then: @Sendable () -> Void
+    private let refused = Mutex(false)
+
+    init(_ inner: SimulatedChain, then: @escaping @Sendable () -> Void) {
+        self.inner = inner
+        self.then = then
+    }
+
+    func head() async throws -> ChainHead { try await inner.head() }
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        let first = refused.withLock { r in
+            defer { r = true }
+            return !r
+        }
+        guard first else { return try await inner.push(message, recordingFirst: record) }
+        return try await inner.push(message) { cid in
+            try await record(cid)
+            self.then()
+            throw ChainError("the node refused the message", retryable: true)
+        }
+    }
+    func knows(cid: String) async throws -> Bool { try await inner.knows(cid: cid) }
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
+    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
+    func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] { try await inner.baseFees(heights: heights) }
+}
+
+extension GasManagerTests {
+    /// Instance a's push fails just as its database goes away: its upload's move to failed is
+    /// owed, and its next attempt waits. An hour on (more than `takeoverAfterMs`), its peer b
+    /// takes the upload over (the message was never sent), sends it in a batch of its own, and the
+    /// message is in flight when a's database comes back. a's late write must leave the upload
+    /// alone: moved to failed, a would send it again at once while b's message flies, and both
+    /// would land (stored twice, gas paid twice). The upload lands once, in b's message, and is
+    /// captured once; a's attempt finds nothing to send.
+    @Test func aLateWriteLeavesAnUploadAPeerTookOverAlone() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
+        var config = s.manager.config
+        config.instanceTag = "aaaa"
+        config.takeoverAfterMs = 600_000
+        let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
+                                   config: config)
+        config.instanceTag = "bbbb"
+        let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        _ = try? await a.processNow()
+        // Recorded as sent before the push failed; the move to failed is owed.
+        #expect(try await s.store.upload(uploadId: "x")?.status == .submitted)
+        #expect(await a.retriesWaiting == 1)
+
+        s.clock.advance(ms: 700_000)
+        try await b.recover()
+        _ = try await b.processNow()
+        // b took it over (its message was never sent) and sent it: in flight in b's batch.
+        let taken = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(taken.status == .submitted && taken.batchId?.contains("_bbbb_") == true, "\(taken)")
+        #expect(await b.messagesInFlight == 1)
+
+        // a's database is back: its owed writes go through, and its next attempt is due.
+        flaky.armed = false
+        await a.step()
+        let after = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(after.status == .submitted && after.batchId == taken.batchId, "\(after)")
+        #expect(await a.retriesWaiting == 0)
+        #expect(await a.messagesInFlight == 0)
+
+        for _ in 0..<4 {
+            s.clock.advance(ms: 30_000)
+            await a.step()
+            await b.step()
+        }
+        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
+        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
+        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
+        let balance = try await s.store.balance(userId: "u1")
+        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
