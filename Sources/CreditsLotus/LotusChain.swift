@@ -15,7 +15,8 @@ import Synchronization
 ///   from the head as Lotus's ComputeBaseFee does (`BaseFeeRule.next(parentBaseFee:blocks:)`):
 ///   `Filecoin.ChainGetBlockMessages [blockCid]` for each of its blocks, and
 ///   `Filecoin.StateNetworkVersion [tsk]` for the rule (28 on: FIP-0115). The head's own
-///   `Blocks[0].ParentBaseFee` is what its messages paid, an epoch behind. Computed once a head.
+///   `Blocks[0].ParentBaseFee` is what its messages paid, an epoch behind. Computed once a head;
+///   when that fails, the ParentBaseFee stands in (logged) and the next call tries again.
 /// - `baseFees(heights:)`: for each height below the head, `Filecoin.ChainGetTipSetAfterHeight
 ///   [height + 1, null]`'s `Blocks[0].ParentBaseFee` (what the first tipset after it paid), a
 ///   few at a time; for the head's height, `head`'s.
@@ -134,7 +135,17 @@ public final class LotusChain: ChainClient, Sendable {
         if let known = state.withLock({ $0.value.head }), known.blocks == tipset.blocks, known.head.height == tipset.height {
             return known.head
         }
-        let head = ChainHead(height: tipset.height, baseFee: try await nextBaseFee(tipset))
+        let fee: Int128
+        do {
+            fee = try await nextBaseFee(tipset)
+        } catch {
+            // Deciding on a base fee an epoch old beats not deciding: a tick without a head sends
+            // nothing, not even an upload at its deadline. Not kept: the next call tries again.
+            logger.warning("the next base fee could not be computed from the head's messages; the head's ParentBaseFee stands in",
+                           metadata: ["height": "\(tipset.height)", "error": "\(error)"])
+            return ChainHead(height: tipset.height, baseFee: tipset.parentBaseFee)
+        }
+        let head = ChainHead(height: tipset.height, baseFee: fee)
         state.withLock { $0.value.head = (tipset.blocks, head) }
         return head
     }

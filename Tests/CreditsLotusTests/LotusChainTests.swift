@@ -187,7 +187,8 @@ final class CapturedLogs: Sendable {
     /// rule it equals the simulated chain's base fee at the head's height (the fake serves
     /// messages that carry the same demand, one of them in two blocks), not the ParentBaseFee.
     /// Once a head: a second `head` at the same height asks only for ChainHead. `baseFees` gives
-    /// the same fees, the head's height included.
+    /// the same fees, the head's height included. When a block's messages are refused, the
+    /// ParentBaseFee stands in for that call.
     @Test(arguments: BaseFeeRule.allCases)
     func theHeadsBaseFeeIsTheOneTheNextMessagesPay(rule: BaseFeeRule) async throws {
         var chain = SimulatedChain.Config()
@@ -210,6 +211,16 @@ final class CapturedLogs: Sendable {
             #expect(Array(s.fake.calls.dropFirst(calls)) == ["Filecoin.ChainHead"])
             #expect(try await s.lotus.baseFees(heights: 1...60) == Array(s.fake.chain.baseFeeHistory()[1...60]))
             await #expect(throws: ChainError.self) { try await s.lotus.baseFees(heights: 59...61) }
+
+            // A block's messages refused: the head's ParentBaseFee stands in (an epoch old, but a
+            // tick that has a head still sends what is due), logged; the next call computes it.
+            s.clock.advance(ms: 30_000)
+            s.fake.faults.withLock { $0.failNext = ["Filecoin.ChainGetBlockMessages": 1] }
+            let fees = s.fake.chain.baseFeeHistory()
+            try #require(fees[60] != fees[61])
+            #expect(try await s.lotus.head() == ChainHead(height: 61, baseFee: fees[60]))
+            #expect(s.logs.lines.withLock { $0.contains { $0.contains("ParentBaseFee stands in") } })
+            #expect(try await s.lotus.head() == ChainHead(height: 61, baseFee: fees[61]))
         }
     }
 
