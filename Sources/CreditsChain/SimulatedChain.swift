@@ -96,7 +96,7 @@ public final class SimulatedChain: ChainClient, Sendable {
         self.clock = clock
         let start = config.startAtCalmLevel ? config.startBaseFee : config.trace.steadyBaseFee(config.startBaseFee)
         let steady = TipsetDemand(gasLimitSum: Filecoin.blockGasTarget * Filecoin.blocksPerTipset,
-                                  p20Premium: (start + Filecoin.baseFeeMaxChangeDenom - 1) / Filecoin.baseFeeMaxChangeDenom)
+                                  p20Premium: BaseFeeRule.maxAdjustment(base: start))
         state = Mutex(State(baseFee: start, rng: SplitMix64(seed: config.seed), baseFees: [start], demands: [steady]))
     }
 
@@ -248,7 +248,7 @@ public final class SimulatedChain: ChainClient, Sendable {
         let fullness = nextDemand(&s)
         let target = Double(Filecoin.blockGasTarget * Filecoin.blocksPerTipset)
         let gasLimitSum = Int64(max(0, min(2.0, fullness)) * target)
-        let maxAdj = (s.baseFee + 7) / 8
+        let maxAdj = BaseFeeRule.maxAdjustment(base: s.baseFee)
         // FIP-0115: premiums bid by others track demand; at target the P20 premium equals MaxAdj.
         let p20 = Int128(max(0.0, 1.0 + 8.0 * (fullness - 1.0)) * 1_000_000) * maxAdj / 1_000_000
         s.baseFee = config.rule.next(base: s.baseFee, gasLimitSum: gasLimitSum, blocks: Filecoin.blocksPerTipset, p20Premium: p20)

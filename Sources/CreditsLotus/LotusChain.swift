@@ -132,7 +132,7 @@ public final class LotusChain: ChainClient, Sendable {
 
     public func head() async throws -> ChainHead {
         let tipset = try parseTipset(try await call("Filecoin.ChainHead", []), "Filecoin.ChainHead")
-        if let known = state.withLock({ $0.value.head }), known.blocks == tipset.blocks, known.head.height == tipset.height {
+        if let known = state.withLock({ $0.value.head }), known.blocks == tipset.blocks {
             return known.head
         }
         let fee: Int128
@@ -190,11 +190,14 @@ public final class LotusChain: ChainClient, Sendable {
     /// `historyConcurrency` calls at a time; at the head, `head`'s. A height that fails for good,
     /// or one past the head, fails the whole.
     public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
-        var head = state.withLock { $0.value.head?.head }
-        if head == nil || heights.upperBound >= head!.height {
+        // Heights below the last head seen exist already; the head's own needs it fresh.
+        let head: ChainHead
+        if let seen = state.withLock({ $0.value.head?.head }), heights.upperBound < seen.height {
+            head = seen
+        } else {
             head = try await self.head()
         }
-        guard let head, heights.upperBound <= head.height else {
+        guard heights.upperBound <= head.height else {
             throw ChainError("base fees asked up to height \(heights.upperBound), past the head", retryable: true)
         }
         let below = heights.lowerBound < head.height ? Array(heights.lowerBound...min(heights.upperBound, head.height - 1)) : []

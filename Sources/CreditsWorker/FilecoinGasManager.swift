@@ -807,8 +807,7 @@ public actor FilecoinGasManager {
         case .release(let id, let reason):
             try await settle(id) { .release(SettleRequest(uploadId: id, userId: $0, reason: reason)) }
         case .unclaim(let id, let batchId, let back):
-            guard let u = try await store.upload(uploadId: id), u.batchId == batchId, u.status == .batched || u.status == .submitted
-            else { return }
+            // Moves nothing when the upload is no longer batched or submitted in `batchId`.
             try await store.transitionUploads([id], from: [.batched, .submitted], to: back, batchId: nil, reason: nil, inBatch: batchId)
         }
     }

@@ -181,13 +181,17 @@ public final class FakeLotus: Sendable {
     /// A tipset as ChainHead and ChainGetTipSetAfterHeight answer it: five blocks, whose
     /// messages paid the simulated chain's base fee at the height before (height 0's, its own).
     public func tipset(height: Int64) -> [String: Any] {
-        let fees = chain.baseFeeHistory()
-        let paid = fees[Int(max(0, height - 1))]
+        let paid = paid(height: height)
         return [
             "Cids": (0..<Filecoin.blocksPerTipset).map { ["/": "bafyblock\(height)x\($0)"] },
             "Blocks": (0..<Filecoin.blocksPerTipset).map { ["Miner": "f0100\($0)", "ParentBaseFee": String(paid), "Height": height] as [String: Any] },
             "Height": height,
         ]
+    }
+
+    /// What tipset `height`'s messages paid: the simulated base fee at the height before.
+    func paid(height: Int64) -> Int128 {
+        chain.baseFeeHistory()[Int(max(0, height - 1))]
     }
 
     /// Block `index` of tipset `height`: messages of others that carry the simulated chain's
@@ -200,7 +204,7 @@ public final class FakeLotus: Sendable {
         guard let demand = chain.demands(heights: height...height).first, index >= 0, index < Filecoin.blocksPerTipset else {
             throw ChainError("blockstore: block not found", retryable: false)
         }
-        let paid = chain.baseFeeHistory()[Int(max(0, height - 1))]
+        let paid = paid(height: height)
         var limits: [Int64], premiums: [Int128], caps: [Int128]
         switch chain.config.rule {
         case .preNV28:

@@ -118,9 +118,15 @@ public enum BaseFeeRule: String, Sendable, Codable, CaseIterable {
             let change = Self.floorDiv(Self.floorDiv(base * delta, target), Filecoin.baseFeeMaxChangeDenom)
             return max(Filecoin.minimumBaseFee, base + change)
         case .fip0115:
-            let maxAdj = (base + Filecoin.baseFeeMaxChangeDenom - 1) / Filecoin.baseFeeMaxChangeDenom
+            let maxAdj = Self.maxAdjustment(base: base)
             return max(Filecoin.minimumBaseFee, base + min(maxAdj, p20Premium - maxAdj))
         }
+    }
+
+    /// FIP-0115's MaxAdj: the most the base fee moves in one epoch, ceil(base / 8). A P20 premium
+    /// of exactly this leaves the base fee where it is.
+    public static func maxAdjustment(base: Int128) -> Int128 {
+        (base + Filecoin.baseFeeMaxChangeDenom - 1) / Filecoin.baseFeeMaxChangeDenom
     }
 
     /// `a / b` rounded toward minus infinity (b > 0), as Go's `big.Int.Div` and Lotus's `big.Div`.
