@@ -154,15 +154,24 @@ public final class LotusChain: ChainClient, Sendable {
     /// under the rule of its network version (`StateNetworkVersion`). At the upgrade to nv28
     /// itself the node still says 27 for the upgrade's tipset, whose successor FIP-0115 already
     /// prices: that one base fee comes out by the old rule.
+    /// The calls go out together (a tipset has about five blocks), so a head costs one round trip
+    /// after ChainHead, not six.
     private func nextBaseFee(_ tipset: Tipset) async throws -> Int128 {
         let key = tipset.blocks.map { ["/": $0] }
-        guard let version = Self.int(try await call("Filecoin.StateNetworkVersion", [key])) else {
-            throw ChainError("Filecoin.StateNetworkVersion returned no version", retryable: true)
+        async let version = Self.int(try await call("Filecoin.StateNetworkVersion", [key]))
+        let blocks = try await withThrowingTaskGroup(of: (Int, [TipsetMessage]).self) { group in
+            for (i, cid) in tipset.blocks.enumerated() {
+                group.addTask {
+                    (i, try Self.messages(try self.object(try await self.call("Filecoin.ChainGetBlockMessages", [["/": cid]]),
+                                                          "ChainGetBlockMessages")))
+                }
+            }
+            var blocks = [[TipsetMessage]](repeating: [], count: tipset.blocks.count)
+            for try await (i, messages) in group { blocks[i] = messages }
+            return blocks
         }
-        var blocks: [[TipsetMessage]] = []
-        for cid in tipset.blocks {
-            blocks.append(try Self.messages(try object(try await call("Filecoin.ChainGetBlockMessages", [["/": cid]]),
-                                                       "ChainGetBlockMessages")))
+        guard let version = try await version else {
+            throw ChainError("Filecoin.StateNetworkVersion returned no version", retryable: true)
         }
         let rule: BaseFeeRule = version >= 28 ? .fip0115 : .preNV28
         return rule.next(parentBaseFee: tipset.parentBaseFee, blocks: blocks)

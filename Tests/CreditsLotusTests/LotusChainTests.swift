@@ -224,6 +224,22 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// A head's calls after ChainHead go out together: each block's ChainGetBlockMessages and
+    /// StateNetworkVersion, so that a head costs one round trip to the node, not six. The node
+    /// holds each block's call until all five are in flight (one after another, each would wait
+    /// out the hold, and the fee would be the ParentBaseFee standing in).
+    @Test func aHeadsBlocksAreAskedForTogether() async throws {
+        try await withSetup { s in
+            s.clock.advance(ms: 5 * 30_000)
+            s.fake.faults.withLock { $0.gather = ["Filecoin.ChainGetBlockMessages": Int(Filecoin.blocksPerTipset)] }
+            let head = try await s.lotus.head()
+            #expect(head == ChainHead(height: 5, baseFee: s.fake.chain.baseFeeHistory()[5]))
+            #expect(s.fake.mostInFlight("Filecoin.ChainGetBlockMessages") == Int(Filecoin.blocksPerTipset))
+            #expect(s.fake.calls.filter { $0 == "Filecoin.ChainGetBlockMessages" }.count == Int(Filecoin.blocksPerTipset))
+            #expect(!s.logs.lines.withLock { $0.contains { $0.contains("stands in") } })
+        }
+    }
+
     /// ChainGetBlockMessages' answer as Lotus gives it (null for an empty list), and a malformed
     /// one refused as a retryable error.
     @Test func blockMessagesAreReadBlsThenSecpk() throws {

@@ -33,6 +33,9 @@ public final class FakeLotus: Sendable {
         public var failHeights: [Int: Int] = [:]
         /// How long ChainGetTipSetAfterHeight takes to answer (to see calls overlap).
         public var tipsetDelayMs: Int64 = 0
+        /// Method → its calls wait (for `hangMs` at most) until that many of them have been in
+        /// flight at once: a client that sends them one after another meets the wait at each.
+        public var gather: [String: Int] = [:]
         public var hangMs: Int64 = 3_000
         /// How long StateWaitMsg holds a request for a message that has not landed before it
         /// answers an error (Lotus would hold it longer; tests must shut down promptly).
@@ -159,6 +162,10 @@ public final class FakeLotus: Sendable {
         if hang {
             try await Task.sleep(for: .milliseconds(hangMs))
             return Self.reply(id: id, error: (1, "too late"))
+        }
+        if let together = faults.withLock({ $0.gather[method] }) {
+            let until = ContinuousClock.now + .milliseconds(hangMs)
+            while ContinuousClock.now < until, mostInFlight(method) < together { try await Task.sleep(for: .milliseconds(2)) }
         }
         let delay = height == nil ? 0 : faults.withLock { $0.tipsetDelayMs }
         if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
