@@ -446,7 +446,7 @@ public final class LotusChain: ChainClient, Sendable {
 
     /// One JSON-RPC call. HTTP and transport failures and timeouts are retryable; a refused
     /// token and JSON-RPC protocol errors are final; other node errors are judged by message.
-    func call(_ method: String, _ params: [Any], timeoutMs: Int64? = nil, through client: HTTPClient? = nil) async throws -> Any {
+    func call(_ method: String, _ params: [Any], timeoutMs: Int64? = nil, through other: HTTPClient? = nil) async throws -> Any {
         let id = state.withLock { s -> Int in
             defer { s.value.nextId += 1 }
             return s.value.nextId
@@ -460,7 +460,7 @@ public final class LotusChain: ChainClient, Sendable {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await (client ?? self.client).execute(request, timeout: .milliseconds(timeoutMs ?? config.callTimeoutMs))
+            response = try await (other ?? client).execute(request, timeout: .milliseconds(timeoutMs ?? config.callTimeoutMs))
             bytes = try await response.body.collect(upTo: 16 << 20)
         } catch {
             throw ChainError("\(method): the Lotus node did not answer (\(Self.describe(error)))", retryable: true)

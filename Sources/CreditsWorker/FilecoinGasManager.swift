@@ -323,15 +323,14 @@ public actor FilecoinGasManager {
             return
         }
         lastHead = head
-        // Nothing else until the database has every write the manager owes it.
-        guard await payOwed() else {
+        switch await mustWait() {
+        case .owedWrites:
             logger.warning("database writes still failing; the worker sends nothing until they are written",
                            metadata: ["owed": "\(owed.count)"])
             Gauge(label: "credits_database_writes_owed").record(owed.count)
             return
-        }
-        if recoveryOwed {
-            guard (try? await recover()) != nil else { return }
+        case .recovery: return  // `recover` logged why
+        case nil: break
         }
         // Now and then, adopt what a vanished instance left behind.
         if now - lastTakeoverMs >= config.takeoverAfterMs / 4 {
@@ -406,6 +405,16 @@ public actor FilecoinGasManager {
         return nil
     }
 
+    enum Wait { case owedWrites, recovery }
+
+    /// Why nothing may be sent now, or nil: writes owed to the database come first (each is
+    /// tried again here), then the takeover of what the last process left, if it is still owed.
+    private func mustWait() async -> Wait? {
+        guard await payOwed() else { return .owedWrites }
+        if recoveryOwed, (try? await recover()) == nil { return .recovery }
+        return nil
+    }
+
     /// At shutdown: sends nothing new, but reads receipts of messages in flight so their uploads
     /// settle now rather than after the next start. Returns how many messages are still in flight
     /// and writes still owed.
@@ -423,14 +432,13 @@ public actor FilecoinGasManager {
     public func processNow(batchId: String? = nil) async throws -> [String] {
         let head = try await chain.head()
         lastHead = head
-        guard await payOwed() else {
+        switch await mustWait() {
+        case .owedWrites:
             throw CreditsError(.unavailable, "the database is failing writes; the worker sends again once they are written")
-        }
-        if recoveryOwed {
-            guard (try? await recover()) != nil else {
-                throw CreditsError(.unavailable,
-                                   "the database failed while the worker took back what its last process left; it sends nothing until that is done")
-            }
+        case .recovery:
+            throw CreditsError(.unavailable,
+                               "the database failed while the worker took back what its last process left; it sends nothing until that is done")
+        case nil: break
         }
         if let batchId {
             guard let index = retries.firstIndex(where: { $0.batchId == batchId }) else {
