@@ -74,7 +74,9 @@ public actor FilecoinGasManager {
         case move([String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
                   inBatch: String)
         case capture(uploadId: String)
-        case release(uploadId: String, reason: String)
+        /// Releases the hold of an upload that `inBatch`'s failure moved to `failed`; one no longer
+        /// failed in that batch (taken over by another instance meanwhile) is that one's to settle.
+        case release(uploadId: String, reason: String, inBatch: String)
         /// A claim (or the writes before a push) that failed, perhaps after it committed, and
         /// sent nothing: the upload, if found in `batchId`, batched or submitted, goes back to
         /// `back`. One upload each, so that a database failing often still gets through them.
@@ -760,13 +762,13 @@ public actor FilecoinGasManager {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, supersedes: supersedes))
         } else if supersedes != nil {
-            await owe(ids.map { .release(uploadId: $0, reason: why) })
+            await owe(ids.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
         } else if ids.count > 1 {
             for id in ids {
                 retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)"))
             }
         } else if let id = ids.first {
-            await owe([.release(uploadId: id, reason: why)])
+            await owe([.release(uploadId: id, reason: why, inBatch: batchId)])
         }
     }
 
@@ -812,7 +814,14 @@ public actor FilecoinGasManager {
             try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch)
         case .capture(let id):
             try await settle(id) { .capture(SettleRequest(uploadId: id, userId: $0)) }
-        case .release(let id, let reason):
+        case .release(let id, let reason, let batchId):
+            // Written late, a release must not refund an upload a peer took over and sent meanwhile
+            // (its message would land on a released hold: stored, never charged).
+            guard let u = try await store.upload(uploadId: id), u.status == .failed, u.batchId == batchId else {
+                logger.notice("an upload's release skipped: no longer failed in this batch", metadata: ["upload": "\(id)", "batch": "\(batchId)"])
+                known[id] = nil
+                return
+            }
             try await settle(id) { .release(SettleRequest(uploadId: id, userId: $0, reason: reason)) }
         case .unclaim(let id, let batchId, let back):
             // Moves nothing when the upload is no longer batched or submitted in `batchId`.

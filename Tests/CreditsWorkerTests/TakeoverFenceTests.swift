@@ -45,8 +45,11 @@ extension GasManagerTests {
     /// message is in flight when a's database comes back. a's late write must leave the upload
     /// alone: moved to failed, a would send it again at once while b's message flies, and both
     /// would land (stored twice, gas paid twice). The upload lands once, in b's message, and is
-    /// captured once; a's attempt finds nothing to send.
-    @Test func aLateWriteLeavesAnUploadAPeerTookOverAlone() async throws {
+    /// captured once; a's attempt finds nothing to send. With `lastAttempt`, a's failed push was
+    /// its upload's last attempt, so its release is owed too: written late, it must not refund
+    /// b's upload (b's message would land on a released hold: stored, never charged).
+    @Test(arguments: [false, true])
+    func aLateWriteLeavesAnUploadAPeerTookOverAlone(lastAttempt: Bool) async throws {
         let s = try setup()
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
@@ -54,16 +57,19 @@ extension GasManagerTests {
         var config = s.manager.config
         config.instanceTag = "aaaa"
         config.takeoverAfterMs = 600_000
+        let attemptsMax = config.retry.attemptsMax
+        if lastAttempt { config.retry.attemptsMax = 1 }
         let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
                                    config: config)
         config.instanceTag = "bbbb"
+        config.retry.attemptsMax = attemptsMax
         let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
         _ = try? await a.processNow()
-        // Recorded as sent before the push failed; the move to failed is owed.
+        // Recorded as sent before the push failed; the move to failed (and the release) is owed.
         #expect(try await s.store.upload(uploadId: "x")?.status == .submitted)
-        #expect(await a.retriesWaiting == 1)
+        #expect(await a.retriesWaiting == (lastAttempt ? 0 : 1))
 
         s.clock.advance(ms: 700_000)
         try await b.recover()
