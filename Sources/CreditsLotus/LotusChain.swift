@@ -189,6 +189,11 @@ public final class LotusChain: ChainClient, Sendable {
                   let nonce = Self.int(m["Nonce"]), let gasLimit = Self.int(m["GasLimit"]),
                   let feeCap = Self.bigInt(m["GasFeeCap"]), let premium = Self.bigInt(m["GasPremium"])
             else { throw ChainError("Filecoin.ChainGetBlockMessages: a message without From, Nonce, GasLimit, GasFeeCap or GasPremium", retryable: true) }
+            // A block holds no message above BlockGasLimit (Lotus refuses it): this also keeps
+            // the sum of a tipset's gas limits far from Int64's end.
+            guard (0...Filecoin.blockGasLimit).contains(gasLimit) else {
+                throw ChainError("Filecoin.ChainGetBlockMessages: a message whose GasLimit \(gasLimit) is outside 0...BlockGasLimit", retryable: true)
+            }
             return TipsetMessage(cid: cid, from: from, nonce: nonce, gasLimit: gasLimit, feeCap: feeCap, premium: premium)
         }
     }

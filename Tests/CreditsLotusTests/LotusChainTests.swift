@@ -241,7 +241,7 @@ final class CapturedLogs: Sendable {
     }
 
     /// ChainGetBlockMessages' answer as Lotus gives it (null for an empty list), and a malformed
-    /// one refused as a retryable error.
+    /// one (a field missing, a gas limit no block can hold) refused as a retryable error.
     @Test func blockMessagesAreReadBlsThenSecpk() throws {
         let message: [String: Any] = ["From": "f1a", "Nonce": 7, "GasLimit": 1_000, "GasFeeCap": "5000", "GasPremium": "300"]
         let read = try LotusChain.messages(["BlsMessages": NSNull(), "SecpkMessages": [["Message": message, "Signature": [:]]],
@@ -252,6 +252,15 @@ final class CapturedLogs: Sendable {
         var bad = message
         bad["GasPremium"] = nil
         #expect(throws: ChainError.self) { try LotusChain.messages(["BlsMessages": [bad], "SecpkMessages": [], "Cids": [["/": "x"]]]) }
+        // A gas limit no block can hold (summed, such limits would overflow): refused, not added.
+        for limit in [Int(Filecoin.blockGasLimit) + 1, -1, Int.max] {
+            var huge = message
+            huge["GasLimit"] = limit
+            #expect(throws: ChainError.self) { try LotusChain.messages(["BlsMessages": [huge], "SecpkMessages": [], "Cids": [["/": "x"]]]) }
+        }
+        var full = message
+        full["GasLimit"] = Int(Filecoin.blockGasLimit)
+        #expect(try LotusChain.messages(["BlsMessages": [full], "SecpkMessages": [], "Cids": [["/": "x"]]]).first?.gasLimit == Filecoin.blockGasLimit)
     }
 
     /// A day of history is 2,880 calls: they go `historyConcurrency` at a time (never more), and

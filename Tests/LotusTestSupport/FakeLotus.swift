@@ -202,9 +202,9 @@ public final class FakeLotus: Sendable {
     }
 
     /// Block `index` of tipset `height`: messages of others that carry the simulated chain's
-    /// demand at that height. Four messages: the first in blocks 0 and 1 (Lotus counts it
-    /// once), the second signed (SecpkMessages). Before nv28 their gas limits add up to the
-    /// demand's; under FIP-0115 the top 8·10⁹ gas by effective premium ends in one whose
+    /// demand at that height: the first in blocks 0 and 1 (Lotus counts it once), the second
+    /// signed (SecpkMessages). Before nv28 eight messages, whose gas limits add up to the
+    /// demand's; under FIP-0115 four: the top 8·10⁹ gas by effective premium ends in one whose
     /// premium is the demand's P20, and the last bids far more but its fee cap is under the
     /// base fee (effectively −1): a client that ranked it by its bid would get another P20.
     func blockMessages(height: Int64, index: Int) throws -> [String: Any] {
@@ -215,9 +215,10 @@ public final class FakeLotus: Sendable {
         var limits: [Int64], premiums: [Int128], caps: [Int128]
         switch chain.config.rule {
         case .preNV28:
-            let q = demand.gasLimitSum / 4
-            limits = [q, q, q, demand.gasLimitSum - 3 * q]
-            premiums = [100_000, 100_000, 100_000, 100_000]
+            // Eight, so that none is above BlockGasLimit (up to 50·10⁹ of demand), as on Lotus.
+            let q = demand.gasLimitSum / 8
+            limits = Array(repeating: q, count: 7) + [demand.gasLimitSum - 7 * q]
+            premiums = Array(repeating: 100_000, count: 8)
             caps = premiums.map { paid * 2 + $0 }
         case .fip0115:
             let p = demand.p20Premium
@@ -231,7 +232,8 @@ public final class FakeLotus: Sendable {
              "GasFeeCap": String(caps[i]), "GasPremium": String(premiums[i]), "Method": 0, "Params": NSNull()]
         }
         func cid(_ i: Int) -> [String: Any] { ["/": "bafy2bzothers\(height)x\(i)"] }
-        let layout: [[Int]] = all.isEmpty ? [[], [], [], [], []] : [[0, 1], [0, 2], [3], [], []]
+        let layout: [[Int]] = all.isEmpty ? [[], [], [], [], []]
+            : all.count == 8 ? [[0, 1, 4], [0, 2, 5], [3, 6], [7], []] : [[0, 1], [0, 2], [3], [], []]
         let bls = layout[index].filter { $0 != 1 }, secp = layout[index].filter { $0 == 1 }
         return [
             "BlsMessages": bls.isEmpty ? NSNull() as Any : bls.map { all[$0] },
