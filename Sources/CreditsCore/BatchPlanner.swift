@@ -41,19 +41,26 @@ public struct JournalRow: Sendable, Equatable {
     public var lots: String = ""
 }
 
-/// What the ledger knows of an upload: whose it is, what it holds, whether it is settled.
+/// What the ledger knows of an upload: whose it is, what it holds, where it stands.
 public struct UploadHold: Sendable, Equatable {
     public var userId: String
     public var credits: Int64
-    public var settled: Bool
+    /// As read in the ledger's transaction (an unknown status reads as settled), then as the
+    /// batch's captures and releases leave it.
+    public var status: UploadRecord.Status
+    public var batchId: String?
     public var sponsored: Bool
     /// The lots the hold took its credits from (a release puts them back).
     public var lots: LotUsage
 
-    public init(userId: String, credits: Int64, settled: Bool, sponsored: Bool = false, lots: LotUsage = LotUsage()) {
+    public var settled: Bool { status.isSettled }
+
+    public init(userId: String, credits: Int64, status: UploadRecord.Status, batchId: String? = nil, sponsored: Bool = false,
+                lots: LotUsage = LotUsage()) {
         self.userId = userId
         self.credits = credits
-        self.settled = settled
+        self.status = status
+        self.batchId = batchId
         self.sponsored = sponsored
         self.lots = lots
     }
@@ -243,10 +250,15 @@ public struct BatchPlanner {
                     out.results.append(.failure(CreditsError(.invalidState, "upload '\(uploadId)' is already settled")))
                     continue
                 }
+                if case .release(let r) = op, let batch = r.failedInBatch, hold.status != .failed || hold.batchId != batch {
+                    out.results.append(.failure(CreditsError(
+                        .invalidState, "upload '\(uploadId)' is \(hold.status.rawValue) in batch '\(hold.batchId ?? "none")', not failed in '\(batch)'")))
+                    continue
+                }
                 heldCredits = hold.credits
                 sponsored = hold.sponsored
                 heldLots = hold.lots
-                holds[uploadId]?.settled = true
+                if case .capture = op { holds[uploadId]?.status = .confirmed } else { holds[uploadId]?.status = .refunded }
             }
             let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits, sponsored: sponsored)
             let available = current[op.userId] ?? 0
@@ -352,7 +364,7 @@ public struct BatchPlanner {
         case .upload(let r):
             let credits = plan.postings[0].amount
             uploads.append(.created(r, credits: credits, sponsored: sponsored, lots: holdLots))
-            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, settled: false, sponsored: sponsored, lots: holdLots)
+            holds[r.uploadId] = UploadHold(userId: r.userId, credits: credits, status: .queued, sponsored: sponsored, lots: holdLots)
             return .queued(UploadReceipt(
                 uploadId: r.uploadId, userId: r.userId, status: "queued", creditsReserved: credits, sponsored: sponsored,
                 balance: balance))

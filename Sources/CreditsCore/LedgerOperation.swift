@@ -102,11 +102,17 @@ public struct SettleRequest: Sendable, Codable, Equatable {
     public var uploadId: String
     public var userId: String
     public var reason: String
+    /// A release only: refuse it (`INVALID_STATE`, nothing written) unless the upload is
+    /// `failed` in this batch, checked in the ledger's transaction. The worker's release of an
+    /// upload its batch failed must not refund one that another instance took over and sent
+    /// meanwhile. Not part of the operation's fingerprint: it is a condition, not content.
+    public var failedInBatch: String?
 
-    public init(uploadId: String, userId: String, reason: String = "") {
+    public init(uploadId: String, userId: String, reason: String = "", failedInBatch: String? = nil) {
         self.uploadId = uploadId
         self.userId = userId
         self.reason = reason
+        self.failedInBatch = failedInBatch
     }
 }
 

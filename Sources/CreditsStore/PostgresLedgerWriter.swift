@@ -106,12 +106,13 @@ enum PostgresLedgerWriter {
         var uploads: [String: UploadHold] = [:]
         let settled = Set(ops.compactMap(\.operation.settledUploadId)).sorted()
         if !settled.isEmpty {
-            for try await (id, user, credits, status, sponsored, held) in try await conn.query("""
-                SELECT upload_id, user_id, credits_reserved, status, sponsored, lots FROM file_uploads
+            for try await (id, user, credits, status, sponsored, held, batch) in try await conn.query("""
+                SELECT upload_id, user_id, credits_reserved, status, sponsored, lots, batch_id FROM file_uploads
                 WHERE upload_id = ANY(\(settled)::text[]) ORDER BY upload_id FOR UPDATE
-                """, logger: logger).decode((String, String, Int64, String, Int64, String).self) {
-                uploads[id] = UploadHold(userId: user, credits: credits, settled: UploadRecord.Status(rawValue: status)?.isSettled ?? true,
-                                         sponsored: sponsored != 0, lots: LotUsage(text: held) ?? LotUsage())
+                """, logger: logger).decode((String, String, Int64, String, Int64, String, String?).self) {
+                // An unknown status reads as settled.
+                uploads[id] = UploadHold(userId: user, credits: credits, status: UploadRecord.Status(rawValue: status) ?? .confirmed,
+                                         batchId: batch, sponsored: sponsored != 0, lots: LotUsage(text: held) ?? LotUsage())
             }
             // Lots those holds took from that are empty now.
             let loaded = Set(lots.map(\.id))

@@ -26,7 +26,7 @@ enum SQLiteLedgerWriter {
             FROM user_credits u LEFT JOIN credit_lots l ON l.user_id = u.user_id AND l.remaining > 0
             WHERE u.user_id = ?
             """)
-        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored, lots FROM file_uploads WHERE upload_id = ?")
+        let uploadLookup = try db.cachedStatement(sql: "SELECT user_id, credits_reserved, status, sponsored, lots, batch_id FROM file_uploads WHERE upload_id = ?")
         var lots: [CreditLot] = []
         let profileLookup = try db.cachedStatement(sql: "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = ?")
         let paymentLookup = try db.cachedStatement(sql: """
@@ -62,9 +62,8 @@ enum SQLiteLedgerWriter {
             }
             if let uploadId = op.operation.settledUploadId, uploads[uploadId] == nil,
                let row = try Row.fetchOne(uploadLookup, arguments: [uploadId]) {
-                let status = UploadRecord.Status(rawValue: row[2]) ?? .confirmed
-                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], settled: status.isSettled, sponsored: (row[3] as Int64) != 0,
-                                               lots: LotUsage(text: row[4]) ?? LotUsage())
+                uploads[uploadId] = UploadHold(userId: row[0], credits: row[1], status: UploadRecord.Status(rawValue: row[2]) ?? .confirmed,
+                                               batchId: row[5], sponsored: (row[3] as Int64) != 0, lots: LotUsage(text: row[4]) ?? LotUsage())
             }
             if op.operation.mayBeSponsored, profiles[user] == nil, let row = try Row.fetchOne(profileLookup, arguments: [user]) {
                 profiles[user] = UserProfile(userId: user, walletAddress: row[0], signedUpAtMs: row[1], sponsoredUploadsUsed: row[2])

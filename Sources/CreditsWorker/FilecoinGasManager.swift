@@ -816,13 +816,9 @@ public actor FilecoinGasManager {
             try await settle(id) { .capture(SettleRequest(uploadId: id, userId: $0)) }
         case .release(let id, let reason, let batchId):
             // Written late, a release must not refund an upload a peer took over and sent meanwhile
-            // (its message would land on a released hold: stored, never charged).
-            guard let u = try await store.upload(uploadId: id), u.status == .failed, u.batchId == batchId else {
-                logger.notice("an upload's release skipped: no longer failed in this batch", metadata: ["upload": "\(id)", "batch": "\(batchId)"])
-                known[id] = nil
-                return
-            }
-            try await settle(id) { .release(SettleRequest(uploadId: id, userId: $0, reason: reason)) }
+            // (its message would land on a released hold: stored, never charged). The ledger
+            // checks, in the release's own transaction, that it is still failed in this batch.
+            try await settle(id) { .release(SettleRequest(uploadId: id, userId: $0, reason: reason, failedInBatch: batchId)) }
         case .unclaim(let id, let batchId, let back):
             // Moves nothing when the upload is no longer batched or submitted in `batchId`.
             try await store.transitionUploads([id], from: [.batched, .submitted], to: back, batchId: nil, reason: nil, inBatch: batchId)
@@ -846,7 +842,9 @@ public actor FilecoinGasManager {
         do {
             _ = try await store.execute(operation(userId), idempotencyKey: nil)
         } catch let error as CreditsError where error.code == .invalidState {
-            // Already settled (by an earlier run): nothing to do.
+            // Already settled (by an earlier run), or a release of an upload no longer failed in
+            // its batch (taken over by another instance, whose to settle it is): nothing to do.
+            logger.notice("an upload's settlement skipped", metadata: ["upload": "\(uploadId)", "why": "\(error.message)"])
         } catch let error as CreditsError where error.code != .unavailable && error.code != .internal {
             logger.error("the ledger refused a settlement", metadata: ["upload": "\(uploadId)", "error": "\(error)"])
         }

@@ -369,6 +369,48 @@ extension StoreConformance {
         }
     }
 
+    /// The worker's release names the batch whose failure it settles; the ledger refuses it,
+    /// writing nothing, unless the upload is failed in that batch as the transaction reads it.
+    @Test(arguments: StoreFactory.all)
+    func aReleaseForABatchSettlesOnlyAnUploadFailedInIt(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_9"), idempotencyKey: nil)  // 60 held
+            func release(_ batch: String) async throws -> OperationResult {
+                try await f.store.execute(.release(SettleRequest(uploadId: "file_9", userId: "u1", reason: "failed", failedInBatch: batch)),
+                                          idempotencyKey: nil)
+            }
+            func refused(_ batch: String, _ status: UploadRecord.Status, inBatch: String?) async throws {
+                await #expect(throws: CreditsError.self) { try await release(batch) }
+                let b = try await f.store.balance(userId: "u1")
+                #expect((b.balance, b.reserved, b.totalSpent) == (40, 60, 0))
+                let u = try #require(try await f.store.upload(uploadId: "file_9"))
+                #expect(u.status == status && u.batchId == inBatch && u.failureReason == nil, "\(u)")
+            }
+            let rows = try await f.store.transactions(userId: "u1", limit: 10, cursor: nil).data.count
+            try await refused("batch_a", .queued, inBatch: nil)
+            #expect(try await f.store.transitionUploads(["file_9"], from: [.queued], to: .batched, batchId: "batch_a", reason: nil) == ["file_9"])
+            try await refused("batch_a", .batched, inBatch: "batch_a")
+            #expect(try await f.store.transitionUploads(["file_9"], from: [.batched], to: .failed, batchId: nil, reason: nil,
+                                                        inBatch: "batch_a") == ["file_9"])
+            // Taken over by another instance and sent in its batch: a's release is refused.
+            #expect(try await f.store.transitionUploads(["file_9"], from: [.failed], to: .batched, batchId: "batch_b", reason: nil) == ["file_9"])
+            try await refused("batch_a", .batched, inBatch: "batch_b")
+            // Failed in b's batch: still not a's to release, and b's release goes through.
+            #expect(try await f.store.transitionUploads(["file_9"], from: [.batched], to: .failed, batchId: nil, reason: nil,
+                                                        inBatch: "batch_b") == ["file_9"])
+            await #expect(throws: CreditsError.self) { try await release("batch_a") }
+            #expect(try await f.store.transactions(userId: "u1", limit: 10, cursor: nil).data.count == rows)
+            let done = try await release("batch_b")
+            guard case .settled(let settled) = done.outcome else { Issue.record("\(done)"); return }
+            #expect(settled.credits == 60 && settled.status == "refunded")
+            let b = try await f.store.balance(userId: "u1")
+            #expect((b.balance, b.reserved, b.totalSpent) == (100, 0, 0))
+            #expect(try await f.store.upload(uploadId: "file_9")?.status == .refunded)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
     @Test(arguments: StoreFactory.all)
     func uploadsAreIdempotentAndRefusedWhenCreditsAreShort(factory: StoreFactory) async throws {
         try await withStore(factory) { (f: FreshStore) async throws in

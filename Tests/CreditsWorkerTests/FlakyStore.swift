@@ -5,7 +5,8 @@ import Synchronization
 /// A store whose worker-facing calls fail now and then, while armed: a write either fails before
 /// it reaches the database (nothing changed) or after it committed (the answer was lost, as when
 /// a connection drops after COMMIT). Reads fail before. Seeded, so a failing run repeats. It can
-/// also hold gas-row saves at a gate (`closeGate`), to catch the worker in the middle of a write.
+/// also hold gas-row saves at a gate (`closeGate`), to catch the worker in the middle of a write,
+/// and run something just before the next release reaches the ledger (`beforeNextRelease`).
 final class FlakyStore: CreditStore {
     struct Counts { var failedBefore = 0, failedAfter = 0 }
 
@@ -13,6 +14,10 @@ final class FlakyStore: CreditStore {
     private let failureRatePPM: Int64
     private let state: Mutex<(rng: SplitMix64, armed: Bool, counts: Counts)>
     private let gate = Mutex<(closed: Bool, held: Int, waiting: [CheckedContinuation<Void, Never>])>((false, 0, []))
+    private let releaseHook = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    /// Runs `body` once, when the next release is about to reach the ledger.
+    func beforeNextRelease(_ body: @escaping @Sendable () async -> Void) { releaseHook.withLock { $0 = body } }
 
     init(_ inner: any CreditStore, failureRatePPM: Int64, seed: UInt64) {
         self.inner = inner
@@ -82,7 +87,8 @@ final class FlakyStore: CreditStore {
     var catalog: Catalog { inner.catalog }
 
     func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
-        try await write { try await inner.execute(operation, idempotencyKey: idempotencyKey) }
+        if case .release = operation, let hook = releaseHook.withLock({ h in defer { h = nil }; return h }) { await hook() }
+        return try await write { try await inner.execute(operation, idempotencyKey: idempotencyKey) }
     }
     func balance(userId: String) async throws -> UserCredits { try await inner.balance(userId: userId) }
     func hasCredits(userId: String, credits: Int64) async throws -> Bool { try await inner.hasCredits(userId: userId, credits: credits) }

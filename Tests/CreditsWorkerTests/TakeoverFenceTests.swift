@@ -100,4 +100,61 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// The same release, racing the takeover: a's push fails on the upload's last attempt, so a
+    /// moves it to failed in its batch and releases its hold. Between the two, an hour passes (a's
+    /// database slow or away) and b takes the upload over and sends it. a's release, already
+    /// decided, must not refund it: the ledger checks in the release's own transaction that the
+    /// upload is still failed in a's batch (a check read before the release would pass here).
+    @Test
+    func aReleaseRacingATakeoverLeavesTheTakersUploadAlone() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let hooked = FlakyStore(s.store, failureRatePPM: 0, seed: 1)
+        var config = s.manager.config
+        config.instanceTag = "aaaa"
+        config.takeoverAfterMs = 600_000
+        let attemptsMax = config.retry.attemptsMax
+        config.retry.attemptsMax = 1
+        let a = FilecoinGasManager(store: hooked, chain: RefusesFirstPush(s.chain) {}, clock: s.clock.wallClock, config: config)
+        config.instanceTag = "bbbb"
+        config.retry.attemptsMax = attemptsMax
+        let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let taken = Mutex<UploadRecord?>(nil)
+        hooked.beforeNextRelease {
+            s.clock.advance(ms: 700_000)
+            do {
+                try await b.recover()
+                _ = try await b.processNow()
+                let u = try await s.store.upload(uploadId: "x")
+                taken.withLock { $0 = u }
+            } catch {
+                Issue.record("b's takeover: \(error)")
+            }
+        }
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        _ = try? await a.processNow()
+        // b took it over before a's release reached the ledger, and sent it in its own batch.
+        let t = try #require(taken.withLock { $0 })
+        #expect(t.status == .submitted && t.batchId?.contains("_bbbb_") == true, "\(t)")
+        #expect(await b.messagesInFlight == 1)
+        let after = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(after.status == .submitted && after.batchId == t.batchId, "\(after)")
+        #expect(try await s.store.balance(userId: "u1").reserved == 15)
+
+        for _ in 0..<4 {
+            s.clock.advance(ms: 30_000)
+            await a.step()
+            await b.step()
+        }
+        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
+        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
+        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
+        let balance = try await s.store.balance(userId: "u1")
+        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
