@@ -604,19 +604,30 @@ public actor FilecoinGasManager {
     }
 
     /// Before a new message is sent: its uploads are `submitted` and its row is pending under the
-    /// CID. Throws `RecordFailed` (and so nothing is sent) when either cannot be written; the
-    /// row is kept in `recorded` first, so that it can be closed as unsent whatever was written.
+    /// CID. Throws `RecordFailed` (and so nothing is sent) when either cannot be written, or when
+    /// an upload is no longer batched in this batch (claimed an hour or more ago and taken over by
+    /// another instance meanwhile: sent here too, it would be stored twice); the row is kept in
+    /// `recorded` first, so that it can be closed as unsent whatever was written.
     private func record(_ tx: GasTransaction, cid: String) async throws {
         var row = tx
         row.messageCid = cid
         recorded[tx.id] = row
         do {
-            try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId, reason: nil,
-                                              inBatch: tx.batchId)
+            let moved = try await store.transitionUploads(tx.uploadIds, from: [.batched], to: .submitted, batchId: tx.batchId,
+                                                          reason: nil, inBatch: tx.batchId)
+            if moved.count != tx.uploadIds.count {
+                throw NoLongerInBatch(uploadIds: Set(tx.uploadIds).subtracting(moved).sorted(), batchId: tx.batchId)
+            }
             try await store.saveGasTransaction(row)
         } catch {
             throw RecordFailed(underlying: error)
         }
+    }
+
+    struct NoLongerInBatch: Error, CustomStringConvertible {
+        var uploadIds: [String]
+        var batchId: String
+        var description: String { "uploads no longer batched in \(batchId) (taken over?): \(uploadIds.joined(separator: ", "))" }
     }
 
     /// The row of a message that was never sent, closed: no gas, and why.

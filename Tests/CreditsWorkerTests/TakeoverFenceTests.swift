@@ -157,4 +157,57 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// a claims the upload, then stalls for an hour before its push (a node that hangs, a
+    /// paused process). b takes the upload over and sends it. a's push must not send it too:
+    /// recording its message, a finds the upload no longer batched in its batch and sends nothing.
+    @Test
+    func aPushAfterATakeoverSendsNothing() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        var config = s.manager.config
+        config.instanceTag = "bbbb"
+        config.takeoverAfterMs = 600_000
+        let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let taken = Mutex<UploadRecord?>(nil)
+        let stalls = BeforeFirstPush(s.chain) {
+            s.clock.advance(ms: 700_000)
+            do {
+                try await b.recover()
+                _ = try await b.processNow()
+                let u = try await s.store.upload(uploadId: "x")
+                taken.withLock { $0 = u }
+            } catch {
+                Issue.record("b's takeover: \(error)")
+            }
+        }
+        config.instanceTag = "aaaa"
+        let a = FilecoinGasManager(store: s.store, chain: stalls, clock: s.clock.wallClock, config: config)
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        _ = try? await a.processNow()
+        let t = try #require(taken.withLock { $0 })
+        #expect(t.status == .submitted && t.batchId?.contains("_bbbb_") == true, "\(t)")
+        #expect(await a.messagesInFlight == 0)
+        #expect(await b.messagesInFlight == 1)
+        let after = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(after.status == .submitted && after.batchId == t.batchId, "\(after)")
+
+        for _ in 0..<4 {
+            s.clock.advance(ms: 30_000)
+            await a.step()
+            await b.step()
+        }
+        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
+        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
+        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
+        let balance = try await s.store.balance(userId: "u1")
+        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        // a's row for the message it did not send is closed as unsent: no gas on record for it.
+        let rows = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(rows.filter { $0.batchId.contains("_aaaa_") }.allSatisfy { $0.status == .unsent && $0.totalCost == 0 }, "\(rows)")
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
