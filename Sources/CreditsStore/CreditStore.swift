@@ -34,11 +34,13 @@ public protocol CreditStore: Sendable {
     /// touching balances, each only if its current status is in `from`: two workers claiming
     /// the same queued uploads get disjoint sets. With `inBatch`, only an upload whose batch is
     /// that one moves: a worker's late write about its batch's message leaves alone an upload
-    /// another instance has taken over and batched since. Returns the ids that moved.
+    /// another instance has taken over and batched since. With `untouchedSinceMs`, only an upload
+    /// last updated at or before that time moves: taking over a vanished peer's upload leaves it
+    /// alone if the peer touched it after it was read (alive after all). Returns the ids that moved.
     @discardableResult
     func transitionUploads(
         _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
-        inBatch: String?
+        inBatch: String?, untouchedSinceMs: Int64?
     ) async throws -> [String]
 
     /// Inserts or replaces a chain message's record.
@@ -74,6 +76,15 @@ public protocol CreditStore: Sendable {
 }
 
 extension CreditStore {
+    /// `transitionUploads` whenever the uploads were last updated.
+    @discardableResult
+    public func transitionUploads(
+        _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
+        inBatch: String?
+    ) async throws -> [String] {
+        try await transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch, untouchedSinceMs: nil)
+    }
+
     /// `transitionUploads` whatever batch the uploads are in.
     @discardableResult
     public func transitionUploads(

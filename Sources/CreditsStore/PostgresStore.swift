@@ -180,7 +180,7 @@ public final class PostgresStore: CreditStore {
 
     public func transitionUploads(
         _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
-        inBatch: String?
+        inBatch: String?, untouchedSinceMs: Int64?
     ) async throws -> [String] {
         UploadQueries.checkMark(to)
         precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
@@ -193,6 +193,7 @@ public final class PostgresStore: CreditStore {
                 updated_at = \(clock.nowMs())
             WHERE upload_id = ANY(\(uploadIds)::text[]) AND status = ANY(\(from.map(\.rawValue).sorted())::text[])
                 AND (\(inBatch)::text IS NULL OR batch_id = \(inBatch))
+                AND (\(untouchedSinceMs)::bigint IS NULL OR updated_at <= \(untouchedSinceMs))
             RETURNING upload_id
             """, logger: logger).decode(String.self) {
             moved.append(id)

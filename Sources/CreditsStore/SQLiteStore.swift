@@ -151,7 +151,7 @@ public final class SQLiteStore: CreditStore {
 
     public func transitionUploads(
         _ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
-        inBatch: String?
+        inBatch: String?, untouchedSinceMs: Int64?
     ) async throws -> [String] {
         UploadQueries.checkMark(to)
         precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
@@ -164,10 +164,12 @@ public final class SQLiteStore: CreditStore {
                 UPDATE file_uploads SET status = ?, batch_id = COALESCE(?, batch_id),
                     failure_reason = COALESCE(?, failure_reason), attempts = attempts + ?, updated_at = ?
                 WHERE upload_id = ? AND status IN (SELECT value FROM json_each(?)) AND (? IS NULL OR batch_id = ?)
+                    AND (? IS NULL OR updated_at <= ?)
                 """)
             let allowedJSON = "[" + allowed.map { "\"\($0)\"" }.joined(separator: ",") + "]"
             for id in uploadIds {
-                try statement.execute(arguments: [to.rawValue, batchId, reason, to == .submitted ? 1 : 0, now, id, allowedJSON, inBatch, inBatch])
+                try statement.execute(arguments: [to.rawValue, batchId, reason, to == .submitted ? 1 : 0, now, id, allowedJSON, inBatch, inBatch,
+                                                  untouchedSinceMs, untouchedSinceMs])
                 if db.changesCount > 0 { moved.append(id) }
             }
             return moved

@@ -289,16 +289,22 @@ public actor FilecoinGasManager {
         let takeoverAfterMs = config.takeoverAfterMs
         // What this manager already handles (a peer's message it took over keeps the peer's batch id).
         let handled = Set(inflight.values.flatMap(\.tx.uploadIds) + retries.flatMap(\.uploadIds))
+        let own = { (u: UploadRecord) -> Bool in u.batchId.map { $0.contains(tag) } ?? true }
         let ours = { (u: UploadRecord) -> Bool in
             if handled.contains(u.uploadId) { return false }
-            let own = u.batchId.map { $0.contains(tag) } ?? true
-            return own ? includingOwn : now - u.updatedAtMs >= takeoverAfterMs
+            return own(u) ? includingOwn : now - u.updatedAtMs >= takeoverAfterMs
         }
         let adopted = try await adoptMessages(ours, refundedToo: includingOwn)
         for status in [UploadRecord.Status.batched, .submitted, .failed] {
             let stale = try await store.uploads(status: status, limit: 100_000).filter { !adopted.contains($0.uploadId) && ours($0) }
             guard !stale.isEmpty else { continue }
-            let moved = try await store.transitionUploads(stale.map(\.uploadId), from: [status], to: .queued, batchId: nil, reason: nil)
+            // A peer's upload moves only if still untouched for `takeoverAfterMs` as the move
+            // reads it: a peer that wrote about it after it was read here is alive, and may have
+            // sent it again meanwhile.
+            var moved = try await store.transitionUploads(stale.filter(own).map(\.uploadId), from: [status], to: .queued,
+                                                          batchId: nil, reason: nil)
+            moved += try await store.transitionUploads(stale.filter { !own($0) }.map(\.uploadId), from: [status], to: .queued,
+                                                       batchId: nil, reason: nil, inBatch: nil, untouchedSinceMs: now - takeoverAfterMs)
             if !moved.isEmpty {
                 logger.notice("uploads taken back into the queue", metadata: ["count": "\(moved.count)", "from": "\(status.rawValue)"])
             }

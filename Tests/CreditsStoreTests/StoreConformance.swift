@@ -369,6 +369,25 @@ extension StoreConformance {
         }
     }
 
+    /// Taking over a peer's upload, the move names the time it must be untouched since: an
+    /// upload updated after that (its owner alive after all) stays where it is.
+    @Test(arguments: StoreFactory.all)
+    func aMoveForUploadsUntouchedSinceLeavesOneTouchedLater(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_8"), idempotencyKey: nil)
+            #expect(try await f.store.transitionUploads(["file_8"], from: [.queued], to: .submitted, batchId: "batch_a", reason: nil) == ["file_8"])
+            let touched = try #require(try await f.store.upload(uploadId: "file_8")).updatedAtMs
+            #expect(try await f.store.transitionUploads(["file_8"], from: [.submitted], to: .queued, batchId: nil, reason: nil,
+                                                        inBatch: nil, untouchedSinceMs: touched - 1).isEmpty)
+            let kept = try #require(try await f.store.upload(uploadId: "file_8"))
+            #expect(kept.status == .submitted && kept.batchId == "batch_a" && kept.updatedAtMs == touched)
+            #expect(try await f.store.transitionUploads(["file_8"], from: [.submitted], to: .queued, batchId: nil, reason: nil,
+                                                        inBatch: nil, untouchedSinceMs: touched) == ["file_8"])
+            #expect(try await f.store.upload(uploadId: "file_8")?.status == .queued)
+        }
+    }
+
     /// The worker's release names the batch whose failure it settles; the ledger refuses it,
     /// writing nothing, unless the upload is failed in that batch as the transaction reads it.
     @Test(arguments: StoreFactory.all)

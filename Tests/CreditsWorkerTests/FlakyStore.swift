@@ -6,7 +6,8 @@ import Synchronization
 /// it reaches the database (nothing changed) or after it committed (the answer was lost, as when
 /// a connection drops after COMMIT). Reads fail before. Seeded, so a failing run repeats. It can
 /// also hold gas-row saves at a gate (`closeGate`), to catch the worker in the middle of a write,
-/// and run something just before the next release reaches the ledger (`beforeNextRelease`).
+/// and run something just before the next release reaches the ledger (`beforeNextRelease`) or the
+/// next move back to the queue reaches the database (`beforeNextTakeBack`).
 final class FlakyStore: CreditStore {
     struct Counts { var failedBefore = 0, failedAfter = 0 }
 
@@ -16,8 +17,12 @@ final class FlakyStore: CreditStore {
     private let gate = Mutex<(closed: Bool, held: Int, waiting: [CheckedContinuation<Void, Never>])>((false, 0, []))
     private let releaseHook = Mutex<(@Sendable () async -> Void)?>(nil)
 
+    private let takeBackHook = Mutex<(@Sendable () async -> Void)?>(nil)
+
     /// Runs `body` once, when the next release is about to reach the ledger.
     func beforeNextRelease(_ body: @escaping @Sendable () async -> Void) { releaseHook.withLock { $0 = body } }
+    /// Runs `body` once, when the next move back to `queued` (a takeover's) is about to reach the database.
+    func beforeNextTakeBack(_ body: @escaping @Sendable () async -> Void) { takeBackHook.withLock { $0 = body } }
 
     init(_ inner: any CreditStore, failureRatePPM: Int64, seed: UInt64) {
         self.inner = inner
@@ -100,8 +105,12 @@ final class FlakyStore: CreditStore {
         try await read { try await inner.uploads(status: status, limit: limit) }
     }
     func transitionUploads(_ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?,
-                           reason: String?, inBatch: String?) async throws -> [String] {
-        try await write { try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch) }
+                           reason: String?, inBatch: String?, untouchedSinceMs: Int64?) async throws -> [String] {
+        if to == .queued, let hook = takeBackHook.withLock({ h in defer { h = nil }; return h }) { await hook() }
+        return try await write {
+            try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch,
+                                              untouchedSinceMs: untouchedSinceMs)
+        }
     }
     func saveGasTransaction(_ tx: GasTransaction) async throws {
         await passGate()

@@ -210,4 +210,59 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// b reads a's upload as untouched for an hour (a's push failed as its database went away),
+    /// and is about to take it back into its queue when a's database returns: a moves it to
+    /// failed, and its retry sends it again in a's batch. b's move must then leave it alone (it
+    /// is no longer untouched): queued, b would send it too while a's message flies.
+    @Test
+    func aTakeoverLeavesAnUploadItsPeerTouchedAfterReadingIt() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
+        var config = s.manager.config
+        config.instanceTag = "aaaa"
+        config.takeoverAfterMs = 600_000
+        let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
+                                   config: config)
+        config.instanceTag = "bbbb"
+        let hooked = FlakyStore(s.store, failureRatePPM: 0, seed: 2)
+        let b = FilecoinGasManager(store: hooked, chain: s.chain, clock: s.clock.wallClock, config: config)
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        _ = try? await a.processNow()
+        #expect(try await s.store.upload(uploadId: "x")?.status == .submitted)
+        #expect(await a.retriesWaiting == 1)
+
+        s.clock.advance(ms: 700_000)
+        let resent = Mutex<UploadRecord?>(nil)
+        hooked.beforeNextTakeBack {
+            flaky.armed = false
+            await a.step()  // the owed move to failed, then the retry, due long ago
+            let u = try? await s.store.upload(uploadId: "x")
+            resent.withLock { $0 = u }
+        }
+        try await b.recover()
+        let r = try #require(resent.withLock { $0 })
+        #expect(r.status == .submitted && r.batchId?.contains("_aaaa_") == true, "\(r)")
+        #expect(await a.messagesInFlight == 1)
+        _ = try? await b.processNow()
+        #expect(await b.messagesInFlight == 0)
+        let after = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(after.status == .submitted && after.batchId == r.batchId, "\(after)")
+
+        for _ in 0..<4 {
+            s.clock.advance(ms: 30_000)
+            await a.step()
+            await b.step()
+        }
+        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
+        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
+        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
+        let balance = try await s.store.balance(userId: "u1")
+        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
