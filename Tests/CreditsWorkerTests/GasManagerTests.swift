@@ -399,16 +399,11 @@ extension GasManagerTests {
 
 /// A chain whose node refuses every replacement (a Lotus node that lost the message, or one that
 /// answers "not enough funds" to the higher premium).
-struct RefusingReplacements: ChainClient {
+struct RefusingReplacements: ChainWrapper {
     let inner: SimulatedChain
-    func head() async throws -> ChainHead { try await inner.head() }
-    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
-        try await inner.push(message, recordingFirst: record)
-    }
     func replace(_ cid: String, with message: ChainMessage) async throws -> String {
         throw ChainError("replacement refused", retryable: false)
     }
-    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
 }
 
 extension GasManagerTests {
@@ -483,12 +478,11 @@ extension GasManagerTests {
 
 /// A chain whose receipts stay hidden until `reveal` (a message that lands late) and whose node
 /// refuses every replacement.
-final class LateReceipts: ChainClient, Sendable {
+final class LateReceipts: ChainWrapper {
     let inner: SimulatedChain
     let reveal = Mutex(false)
     let pushes = Mutex(0)
     init(inner: SimulatedChain) { self.inner = inner }
-    func head() async throws -> ChainHead { try await inner.head() }
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         pushes.withLock { $0 += 1 }
         return try await inner.push(message, recordingFirst: record)
@@ -594,7 +588,7 @@ extension GasManagerTests {
 /// A process killed around a push: it hangs for good the moment the message is sent (`sends`),
 /// or after recording it but before sending. Whatever it recorded before that moment stays.
 /// `died` turns true when it hangs.
-final class DyingPush: ChainClient, Sendable {
+final class DyingPush: ChainWrapper {
     let inner: SimulatedChain
     let sends: Bool
     private let dead = Mutex(false)
@@ -603,7 +597,6 @@ final class DyingPush: ChainClient, Sendable {
         self.sends = sends
     }
     var died: Bool { dead.withLock { $0 } }
-    func head() async throws -> ChainHead { try await inner.head() }
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let sends = self.sends
         let inner = self.inner
@@ -620,9 +613,6 @@ final class DyingPush: ChainClient, Sendable {
         try await Task.sleep(for: .seconds(86_400))
         throw CancellationError()
     }
-    func knows(cid: String) async throws -> Bool { try await inner.knows(cid: cid) }
-    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
-    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
 }
 
 extension GasManagerTests {
@@ -696,11 +686,10 @@ extension GasManagerTests {
 
 /// A chain whose first push is taken but its answer lost: the caller learns only that the
 /// message may be in flight (`pendingCid`).
-final class LosingFirstPushAnswer: ChainClient, Sendable {
+final class LosingFirstPushAnswer: ChainWrapper {
     let inner: SimulatedChain
     let pushes = Mutex(0)
     init(inner: SimulatedChain) { self.inner = inner }
-    func head() async throws -> ChainHead { try await inner.head() }
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let cid = try await inner.push(message, recordingFirst: record)
         let n = pushes.withLock { n -> Int in
@@ -710,8 +699,6 @@ final class LosingFirstPushAnswer: ChainClient, Sendable {
         if n == 1 { throw ChainError("MpoolPush: the node did not answer (timeout)", retryable: true, pendingCid: cid) }
         return cid
     }
-    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
-    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
 }
 
 extension GasManagerTests {

@@ -9,7 +9,7 @@ import Testing
 /// `head()` (nil: the call fails), as a Lotus node's does when a block comes late within its
 /// epoch. Everything else goes to the chain underneath; with `short`, `baseFees(heights:)`
 /// answers one base fee fewer than asked (a node that left a height out).
-final class LateHeads: ChainClient {
+final class LateHeads: ChainWrapper {
     let inner: SimulatedChain
     let short: Bool
     private let script: Mutex<[Int?]>
@@ -32,11 +32,6 @@ final class LateHeads: ChainClient {
         return ChainHead(height: height, baseFee: try await inner.baseFees(heights: height...height)[0])
     }
 
-    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
-        try await inner.push(message, recordingFirst: record)
-    }
-    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
-    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
         asked.withLock { $0.append(heights) }
         let fees = try await inner.baseFees(heights: heights)
@@ -46,7 +41,7 @@ final class LateHeads: ChainClient {
 
 /// A chain whose first `baseFees(heights:)` call waits until `open()`: a node slow to serve the
 /// history at start, while ticks go on.
-final class SlowHistory: ChainClient {
+final class SlowHistory: ChainWrapper {
     let inner: SimulatedChain
     private let gate = Mutex<(entered: Bool, opened: Bool, waiting: CheckedContinuation<Void, Never>?)>((false, false, nil))
 
@@ -63,12 +58,6 @@ final class SlowHistory: ChainClient {
         }?.resume()
     }
 
-    func head() async throws -> ChainHead { try await inner.head() }
-    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
-        try await inner.push(message, recordingFirst: record)
-    }
-    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
-    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
         let first = gate.withLock { g in
             defer { g.entered = true }

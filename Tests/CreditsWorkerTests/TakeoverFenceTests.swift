@@ -9,7 +9,7 @@ import Testing
 /// A chain whose first push lets the caller record the message, then takes the caller's
 /// database away (`then`) and fails without sending: a process whose push failed just as its
 /// database became unreachable, so that the writes about it are owed.
-final class RefusesFirstPush: ChainClient {
+final class RefusesFirstPush: ChainWrapper {
     let inner: SimulatedChain
     let then: @Sendable () -> Void
     private let refused = Mutex(false)
@@ -19,7 +19,6 @@ final class RefusesFirstPush: ChainClient {
         self.then = then
     }
 
-    func head() async throws -> ChainHead { try await inner.head() }
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let first = refused.withLock { r in
             defer { r = true }
@@ -32,10 +31,36 @@ final class RefusesFirstPush: ChainClient {
             throw ChainError("the node refused the message", retryable: true)
         }
     }
-    func knows(cid: String) async throws -> Bool { try await inner.knows(cid: cid) }
-    func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
-    func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
-    func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] { try await inner.baseFees(heights: heights) }
+}
+
+extension GasManagerTests {
+    /// An hour on, b takes over what looks abandoned and sends it; the upload "x" as it is then.
+    func hourLaterTakeover(_ s: Setup, by b: FilecoinGasManager) async -> UploadRecord? {
+        s.clock.advance(ms: 700_000)
+        do {
+            try await b.recover()
+            _ = try await b.processNow()
+            return try await s.store.upload(uploadId: "x")
+        } catch {
+            Issue.record("b's takeover: \(error)")
+            return nil
+        }
+    }
+
+    /// Four epochs of both instances' ticks; then upload "x" has landed in one message and is
+    /// captured once (u1 spent its 15 credits, nothing held).
+    func expectLandsOnce(_ s: Setup, _ a: FilecoinGasManager, _ b: FilecoinGasManager) async throws {
+        for _ in 0..<4 {
+            s.clock.advance(ms: 30_000)
+            await a.step()
+            await b.step()
+        }
+        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
+        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
+        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
+        let balance = try await s.store.balance(userId: "u1")
+        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+    }
 }
 
 extension GasManagerTests {
@@ -87,16 +112,7 @@ extension GasManagerTests {
         #expect(await a.retriesWaiting == 0)
         #expect(await a.messagesInFlight == 0)
 
-        for _ in 0..<4 {
-            s.clock.advance(ms: 30_000)
-            await a.step()
-            await b.step()
-        }
-        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
-        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
-        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
-        let balance = try await s.store.balance(userId: "u1")
-        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        try await expectLandsOnce(s, a, b)
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
@@ -123,15 +139,8 @@ extension GasManagerTests {
         let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
         let taken = Mutex<UploadRecord?>(nil)
         hooked.beforeNextRelease {
-            s.clock.advance(ms: 700_000)
-            do {
-                try await b.recover()
-                _ = try await b.processNow()
-                let u = try await s.store.upload(uploadId: "x")
-                taken.withLock { $0 = u }
-            } catch {
-                Issue.record("b's takeover: \(error)")
-            }
+            let u = await hourLaterTakeover(s, by: b)
+            taken.withLock { $0 = u }
         }
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
@@ -144,16 +153,7 @@ extension GasManagerTests {
         #expect(after.status == .submitted && after.batchId == t.batchId, "\(after)")
         #expect(try await s.store.balance(userId: "u1").reserved == 15)
 
-        for _ in 0..<4 {
-            s.clock.advance(ms: 30_000)
-            await a.step()
-            await b.step()
-        }
-        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
-        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
-        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
-        let balance = try await s.store.balance(userId: "u1")
-        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        try await expectLandsOnce(s, a, b)
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
@@ -172,15 +172,8 @@ extension GasManagerTests {
         let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
         let taken = Mutex<UploadRecord?>(nil)
         let stalls = BeforeFirstPush(s.chain) {
-            s.clock.advance(ms: 700_000)
-            do {
-                try await b.recover()
-                _ = try await b.processNow()
-                let u = try await s.store.upload(uploadId: "x")
-                taken.withLock { $0 = u }
-            } catch {
-                Issue.record("b's takeover: \(error)")
-            }
+            let u = await hourLaterTakeover(s, by: b)
+            taken.withLock { $0 = u }
         }
         config.instanceTag = "aaaa"
         let a = FilecoinGasManager(store: s.store, chain: stalls, clock: s.clock.wallClock, config: config)
@@ -194,16 +187,7 @@ extension GasManagerTests {
         let after = try #require(try await s.store.upload(uploadId: "x"))
         #expect(after.status == .submitted && after.batchId == t.batchId, "\(after)")
 
-        for _ in 0..<4 {
-            s.clock.advance(ms: 30_000)
-            await a.step()
-            await b.step()
-        }
-        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
-        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
-        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
-        let balance = try await s.store.balance(userId: "u1")
-        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        try await expectLandsOnce(s, a, b)
         // a's row for the message it did not send is closed as unsent: no gas on record for it.
         let rows = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
         #expect(rows.filter { $0.batchId.contains("_aaaa_") }.allSatisfy { $0.status == .unsent && $0.totalCost == 0 }, "\(rows)")
@@ -252,16 +236,7 @@ extension GasManagerTests {
         let after = try #require(try await s.store.upload(uploadId: "x"))
         #expect(after.status == .submitted && after.batchId == r.batchId, "\(after)")
 
-        for _ in 0..<4 {
-            s.clock.advance(ms: 30_000)
-            await a.step()
-            await b.step()
-        }
-        #expect(try await s.store.upload(uploadId: "x")?.status == .confirmed)
-        let carrying = s.chain.landedMessages().filter { !$0.reverted && $0.message.uploadIds.contains("x") }
-        #expect(carrying.count == 1, "\(carrying.map(\.cid))")
-        let balance = try await s.store.balance(userId: "u1")
-        #expect(balance.totalSpent == 15 && balance.reserved == 0)
+        try await expectLandsOnce(s, a, b)
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
