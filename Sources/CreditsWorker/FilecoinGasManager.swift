@@ -100,6 +100,10 @@ public actor FilecoinGasManager {
         var uploadIds: [String]
         var attempt: Int
         var batchId: String
+        /// The batch its uploads were failed in when it was made: `batchId`, or for a single split
+        /// from a batch, that batch. Its claim takes only uploads failed in one of the two: one
+        /// failed in another batch was taken over by a peer meanwhile, and is the peer's to retry.
+        var failedIn: String
         /// The given-up message this attempt replaces under its nonce, rather than taking a new
         /// nonce (which could land as well and store the uploads twice).
         var supersedes: String?
@@ -362,7 +366,7 @@ public actor FilecoinGasManager {
         retries.removeAll { $0.readyAtMs <= now }
         for retry in due {
             await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
-                         supersedes: retry.supersedes)
+                         failedIn: retry.failedIn, supersedes: retry.supersedes)
         }
         await poll(head: head)
         Gauge(label: "credits_upload_queue_depth").record(policy.queueLength)
@@ -454,7 +458,7 @@ public actor FilecoinGasManager {
             }
             let retry = retries.remove(at: index)
             switch await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
-                                supersedes: retry.supersedes) {
+                                failedIn: retry.failedIn, supersedes: retry.supersedes) {
             case .sent: return [batchId]
             case .nothingToSend: return []
             case .givenBack:
@@ -503,12 +507,14 @@ public actor FilecoinGasManager {
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and sends their message:
     /// a new one, or, for the next attempt of a batch whose message was given up (`supersedes`),
     /// a replacement of it under its nonce. While writes are owed, or when the claim or the
-    /// writes before the push fail, nothing is sent: the uploads go back (`giveBack`).
+    /// writes before the push fail, nothing is sent: the uploads go back (`giveBack`). A retry's
+    /// uploads are claimed only while failed in its batch or in `failedIn` (`Retry.failedIn`).
     @discardableResult
     private func submit(_ ids: [String], attempt: Int, batchId: String, from: UploadRecord.Status, head: ChainHead,
-                        supersedes: String? = nil) async -> Submitted {
+                        failedIn: String? = nil, supersedes: String? = nil) async -> Submitted {
         let retry = from == .failed
-            ? Retry(readyAtMs: clock.nowMs(), uploadIds: ids, attempt: attempt, batchId: batchId, supersedes: supersedes) : nil
+            ? Retry(readyAtMs: clock.nowMs(), uploadIds: ids, attempt: attempt, batchId: batchId, failedIn: failedIn ?? batchId,
+                    supersedes: supersedes) : nil
         guard await payOwed() else {
             giveBack(ids, retry: retry)
             return .givenBack
@@ -520,9 +526,22 @@ public actor FilecoinGasManager {
             giveBack(ids, retry: retry)
             return .givenBack
         }
-        let claimed: [String]
+        var claimed: [String]
         do {
-            claimed = try await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil)
+            if let retry {
+                // Failed in this batch (its last attempt, or a claim given back), or, the first
+                // time, in the batch it was split from.
+                claimed = try await store.transitionUploads(ids, from: [.failed], to: .batched, batchId: batchId, reason: nil,
+                                                            inBatch: batchId)
+                let rest = ids.filter { !claimed.contains($0) }
+                if retry.failedIn != batchId, !rest.isEmpty {
+                    let more = try await store.transitionUploads(rest, from: [.failed], to: .batched, batchId: batchId, reason: nil,
+                                                                 inBatch: retry.failedIn)
+                    claimed = ids.filter { claimed.contains($0) || more.contains($0) }
+                }
+            } else {
+                claimed = try await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil)
+            }
         } catch {
             logger.warning("claiming a batch failed; its uploads go back", metadata: ["batch": "\(batchId)", "error": "\(error)"])
             return await unclaim(ids)
@@ -777,12 +796,13 @@ public actor FilecoinGasManager {
         let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
-            retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, supersedes: supersedes))
+            retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
+                                 supersedes: supersedes))
         } else if supersedes != nil {
             await owe(ids.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
         } else if ids.count > 1 {
             for id in ids {
-                retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)"))
+                retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)", failedIn: batchId))
             }
         } else if let id = ids.first {
             await owe([.release(uploadId: id, reason: why, inBatch: batchId)])

@@ -240,4 +240,47 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// a's push fails as its database goes away, so a's retry of the upload waits. An hour on, b
+    /// takes the upload over; b's push fails too, so the upload is failed in b's batch, with b's
+    /// retry waiting. a's database comes back: a's retry must leave the upload to b's (it claims
+    /// only what failed in its own batch), or a and b would take turns with one upload past the
+    /// named maximum of attempts, and a new message from a could land beside b's given-up one.
+    @Test
+    func aRetryLeavesAnUploadFailedInAPeersBatch() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
+        var config = s.manager.config
+        config.instanceTag = "aaaa"
+        config.takeoverAfterMs = 600_000
+        let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
+                                   config: config)
+        config.instanceTag = "bbbb"
+        let b = FilecoinGasManager(store: s.store, chain: RefusesFirstPush(s.chain) {}, clock: s.clock.wallClock, config: config)
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        _ = try? await a.processNow()
+        #expect(await a.retriesWaiting == 1)
+        s.clock.advance(ms: 700_000)
+        try await b.recover()
+        _ = try await b.processNow()
+        let failed = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(failed.status == .failed && failed.batchId?.contains("_bbbb_") == true, "\(failed)")
+        #expect(await b.retriesWaiting == 1)
+
+        flaky.armed = false
+        await a.step()  // a's owed move (left alone) and its retry, due long ago
+        let after = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(after.status == .failed && after.batchId == failed.batchId, "\(after)")
+        #expect(await a.retriesWaiting == 0)
+        #expect(await a.messagesInFlight == 0)
+
+        try await expectLandsOnce(s, a, b)
+        let landed = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(landed.batchId == failed.batchId, "\(landed)")
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
