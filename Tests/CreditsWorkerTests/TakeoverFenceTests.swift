@@ -34,6 +34,16 @@ final class RefusesFirstPush: ChainWrapper {
 }
 
 extension GasManagerTests {
+    /// Instance `tag` ("aaaa" or "bbbb") over the setup's database and clock, taking over a
+    /// peer's uploads once untouched for 10 minutes; `attemptsMax` overrides the retries' maximum.
+    func instance(_ s: Setup, _ tag: String, store: any CreditStore, chain: any ChainClient, attemptsMax: Int? = nil) -> FilecoinGasManager {
+        var config = s.manager.config
+        config.instanceTag = tag
+        config.takeoverAfterMs = 600_000
+        if let attemptsMax { config.retry.attemptsMax = attemptsMax }
+        return FilecoinGasManager(store: store, chain: chain, clock: s.clock.wallClock, config: config)
+    }
+
     /// An hour on, b takes over what looks abandoned and sends it; the upload "x" as it is then.
     func hourLaterTakeover(_ s: Setup, by b: FilecoinGasManager) async -> UploadRecord? {
         s.clock.advance(ms: 700_000)
@@ -79,16 +89,8 @@ extension GasManagerTests {
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
         let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
-        var config = s.manager.config
-        config.instanceTag = "aaaa"
-        config.takeoverAfterMs = 600_000
-        let attemptsMax = config.retry.attemptsMax
-        if lastAttempt { config.retry.attemptsMax = 1 }
-        let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
-                                   config: config)
-        config.instanceTag = "bbbb"
-        config.retry.attemptsMax = attemptsMax
-        let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let a = instance(s, "aaaa", store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, attemptsMax: lastAttempt ? 1 : nil)
+        let b = instance(s, "bbbb", store: s.store, chain: s.chain)
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
         _ = try? await a.processNow()
@@ -128,15 +130,8 @@ extension GasManagerTests {
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
         let hooked = FlakyStore(s.store, failureRatePPM: 0, seed: 1)
-        var config = s.manager.config
-        config.instanceTag = "aaaa"
-        config.takeoverAfterMs = 600_000
-        let attemptsMax = config.retry.attemptsMax
-        config.retry.attemptsMax = 1
-        let a = FilecoinGasManager(store: hooked, chain: RefusesFirstPush(s.chain) {}, clock: s.clock.wallClock, config: config)
-        config.instanceTag = "bbbb"
-        config.retry.attemptsMax = attemptsMax
-        let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let a = instance(s, "aaaa", store: hooked, chain: RefusesFirstPush(s.chain) {}, attemptsMax: 1)
+        let b = instance(s, "bbbb", store: s.store, chain: s.chain)
         let taken = Mutex<UploadRecord?>(nil)
         hooked.beforeNextRelease {
             let u = await hourLaterTakeover(s, by: b)
@@ -166,17 +161,13 @@ extension GasManagerTests {
         let s = try setup()
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        var config = s.manager.config
-        config.instanceTag = "bbbb"
-        config.takeoverAfterMs = 600_000
-        let b = FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let b = instance(s, "bbbb", store: s.store, chain: s.chain)
         let taken = Mutex<UploadRecord?>(nil)
         let stalls = BeforeFirstPush(s.chain) {
             let u = await hourLaterTakeover(s, by: b)
             taken.withLock { $0 = u }
         }
-        config.instanceTag = "aaaa"
-        let a = FilecoinGasManager(store: s.store, chain: stalls, clock: s.clock.wallClock, config: config)
+        let a = instance(s, "aaaa", store: s.store, chain: stalls)
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
         _ = try? await a.processNow()
@@ -205,14 +196,9 @@ extension GasManagerTests {
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
         let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
-        var config = s.manager.config
-        config.instanceTag = "aaaa"
-        config.takeoverAfterMs = 600_000
-        let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
-                                   config: config)
-        config.instanceTag = "bbbb"
+        let a = instance(s, "aaaa", store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true })
         let hooked = FlakyStore(s.store, failureRatePPM: 0, seed: 2)
-        let b = FilecoinGasManager(store: hooked, chain: s.chain, clock: s.clock.wallClock, config: config)
+        let b = instance(s, "bbbb", store: hooked, chain: s.chain)
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
         _ = try? await a.processNow()
@@ -252,13 +238,8 @@ extension GasManagerTests {
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
         let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
-        var config = s.manager.config
-        config.instanceTag = "aaaa"
-        config.takeoverAfterMs = 600_000
-        let a = FilecoinGasManager(store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true }, clock: s.clock.wallClock,
-                                   config: config)
-        config.instanceTag = "bbbb"
-        let b = FilecoinGasManager(store: s.store, chain: RefusesFirstPush(s.chain) {}, clock: s.clock.wallClock, config: config)
+        let a = instance(s, "aaaa", store: flaky, chain: RefusesFirstPush(s.chain) { flaky.armed = true })
+        let b = instance(s, "bbbb", store: s.store, chain: RefusesFirstPush(s.chain) {})
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
         _ = try? await a.processNow()
