@@ -1,5 +1,4 @@
 import CreditsChain
-import Synchronization
 
 /// A test chain around a `SimulatedChain`: every call it does not implement itself goes to
 /// `inner` (so `knows` and `baseFees` answer as the simulated chain does, not as the
@@ -23,15 +22,15 @@ extension ChainWrapper {
 /// recorded): something that happens while this process is about to send.
 final class BeforeFirstPush: ChainWrapper {
     let inner: SimulatedChain
-    private let hook: Mutex<(@Sendable () async -> Void)?>
+    private let hook: OneShot
 
     init(_ inner: SimulatedChain, _ hook: @escaping @Sendable () async -> Void) {
         self.inner = inner
-        self.hook = Mutex(hook)
+        self.hook = OneShot(hook)
     }
 
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
-        if let hook = hook.withLock({ h in defer { h = nil }; return h }) { await hook() }
+        await hook.fire()
         return try await inner.push(message, recordingFirst: record)
     }
 }

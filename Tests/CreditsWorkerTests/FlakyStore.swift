@@ -15,14 +15,14 @@ final class FlakyStore: CreditStore {
     private let failureRatePPM: Int64
     private let state: Mutex<(rng: SplitMix64, armed: Bool, counts: Counts)>
     private let gate = Mutex<(closed: Bool, held: Int, waiting: [CheckedContinuation<Void, Never>])>((false, 0, []))
-    private let releaseHook = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let releaseHook = OneShot()
 
-    private let takeBackHook = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let takeBackHook = OneShot()
 
     /// Runs `body` once, when the next release is about to reach the ledger.
-    func beforeNextRelease(_ body: @escaping @Sendable () async -> Void) { releaseHook.withLock { $0 = body } }
+    func beforeNextRelease(_ body: @escaping @Sendable () async -> Void) { releaseHook.arm(body) }
     /// Runs `body` once, when the next move back to `queued` (a takeover's) is about to reach the database.
-    func beforeNextTakeBack(_ body: @escaping @Sendable () async -> Void) { takeBackHook.withLock { $0 = body } }
+    func beforeNextTakeBack(_ body: @escaping @Sendable () async -> Void) { takeBackHook.arm(body) }
 
     init(_ inner: any CreditStore, failureRatePPM: Int64, seed: UInt64) {
         self.inner = inner
@@ -92,7 +92,7 @@ final class FlakyStore: CreditStore {
     var catalog: Catalog { inner.catalog }
 
     func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {
-        if case .release = operation, let hook = releaseHook.withLock({ h in defer { h = nil }; return h }) { await hook() }
+        if case .release = operation { await releaseHook.fire() }
         return try await write { try await inner.execute(operation, idempotencyKey: idempotencyKey) }
     }
     func balance(userId: String) async throws -> UserCredits { try await inner.balance(userId: userId) }
@@ -106,7 +106,7 @@ final class FlakyStore: CreditStore {
     }
     func transitionUploads(_ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?,
                            reason: String?, inBatch: String?, untouchedSinceMs: Int64?) async throws -> [String] {
-        if to == .queued, let hook = takeBackHook.withLock({ h in defer { h = nil }; return h }) { await hook() }
+        if to == .queued { await takeBackHook.fire() }
         return try await write {
             try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch,
                                               untouchedSinceMs: untouchedSinceMs)
