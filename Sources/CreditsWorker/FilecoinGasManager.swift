@@ -191,6 +191,8 @@ public actor FilecoinGasManager {
     /// Uploads waiting for a batch, messages waiting for a receipt, batches waiting to retry.
     public var queueLength: Int { policy.queueLength }
     public var messagesInFlight: Int { inflight.count }
+    /// Uploads this manager knows: waiting in its policy, in flight, or to settle.
+    public var uploadsTracked: Int { known.count }
     public var retriesWaiting: Int { retries.count }
     /// Calls waiting for another call's database writes to finish (`payOwed`).
     public var callsWaitingToWrite: Int { waitingToPay.count }
@@ -546,6 +548,11 @@ public actor FilecoinGasManager {
             logger.warning("claiming a batch failed; its uploads go back", metadata: ["batch": "\(batchId)", "error": "\(error)"])
             return await unclaim(ids)
         }
+        // An upload not claimed is not this manager's now: another instance claimed it first (or
+        // it was settled). Forgotten, so that if a takeover queues it again it is picked up again
+        // (known, it was skipped, and stayed queued with its hold until a restart), and so that
+        // beside other instances the manager does not keep every upload it lost a claim for.
+        for id in ids where !claimed.contains(id) { known[id] = nil }
         guard !claimed.isEmpty else { return .nothingToSend }
         let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
         guard await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old) else {

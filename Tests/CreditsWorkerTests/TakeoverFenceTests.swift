@@ -265,3 +265,37 @@ extension GasManagerTests {
         try await s.store.close()
     }
 }
+
+extension GasManagerTests {
+    /// Each instance picks up every queued upload, so a and b both know upload x. b claims it
+    /// first, and its push fails as b goes away: x is failed in b's batch. a's claim of x finds
+    /// nothing. An hour on, a takes x back into the queue, and must then pick it up and send it.
+    /// Until 2026-12-03 a kept x as an upload it knew, skipped it when picking up the queue, and
+    /// x stayed queued, its hold held, until a restarted; and an instance beside others kept
+    /// every upload it had lost a claim for.
+    @Test
+    func anUploadLostInAClaimRaceIsSentOnceTakenBack() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let a = instance(s, "aaaa", store: s.store, chain: s.chain)
+        let b = instance(s, "bbbb", store: s.store, chain: RefusesFirstPush(s.chain) {})
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        #expect(await a.uploadsTracked == 1)
+        _ = try await b.processNow()
+        let failed = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(failed.status == .failed && failed.batchId?.contains("_bbbb_") == true, "\(failed)")
+        #expect(try await a.processNow() == [])
+        #expect(await a.uploadsTracked == 0)
+
+        s.clock.advance(ms: 700_000)
+        try await expectLandsOnce(s, a, b)
+        let landed = try #require(try await s.store.upload(uploadId: "x"))
+        #expect(landed.batchId?.contains("_aaaa_") == true, "\(landed)")
+        #expect(await a.uploadsTracked == 0)
+        #expect(await b.uploadsTracked == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
