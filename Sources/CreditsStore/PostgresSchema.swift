@@ -2,8 +2,8 @@ import CreditsCore
 import Logging
 import PostgresNIO
 
-/// Versioned migrations of the PostgreSQL store, applied in order under an advisory lock so that
-/// several instances starting at once migrate once. Append new ones; never edit a shipped one.
+/// Versioned migrations of the PostgreSQL store, applied in order under an advisory lock (one
+/// per schema) so that several instances starting at once migrate once. Append new ones; never edit a shipped one.
 enum PostgresSchema {
     static let migrations: [(version: String, sql: [String])] = [
         ("v1-ledger", [
@@ -196,8 +196,11 @@ enum PostgresSchema {
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {
         try await client.withTransaction(logger: logger) { conn in
-            // One migrator at a time across instances; the lock ends with the transaction.
-            try await conn.query("SELECT pg_advisory_xact_lock(7261536)", logger: logger)
+            // One migrator at a time per schema across instances; the lock ends with the
+            // transaction. Keyed by the schema, so that schemas of one database (the tests make
+            // one per store, dozens at once) do not wait for each other's migrations: under one
+            // lock for all, a loaded machine made the last of them wait past its 60 s.
+            try await conn.query("SELECT pg_advisory_xact_lock(7261536, hashtext(coalesce(current_schema(), '')))", logger: logger)
             try await conn.query("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)
                 """, logger: logger)

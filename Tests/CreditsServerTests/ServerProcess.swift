@@ -72,9 +72,11 @@ func freePort() throws -> Int {
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
+    let logFile: String
 
     init(database: String, logFile: String, environment: [String: String] = [:], arguments: [String] = []) throws {
         port = try freePort()
+        self.logFile = logFile
         process.executableURL = URL(fileURLWithPath: try creditsExecutable())
         process.arguments = ["serve", "--port", String(port), "--database", database] + arguments
         var env = ProcessInfo.processInfo.environment
@@ -89,15 +91,29 @@ final class ServerProcess: @unchecked Sendable {
         try process.run()
     }
 
-    /// Waits until /healthz answers (at most ~30 s).
+    /// Waits until /healthz answers: at most 90 s, a bound on a process that never comes up, not
+    /// a measure of speed (a debug build starting beside the whole suite on two cores can take
+    /// tens of seconds). When it does not come up, the error says whether the process exited
+    /// and ends with its log.
     func waitUntilReady() async throws {
-        for _ in 0..<300 {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(90) {
             if !process.isRunning { break }
             if let r = try? await HTTP.call(port: port, .get, "/healthz", key: nil), r.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        struct NotReady: Error {}
-        throw NotReady()
+        throw NotReady(port: port, exitStatus: process.isRunning ? nil : process.terminationStatus,
+                       logTail: String((try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(2_000) ?? "(no log)"))
+    }
+
+    struct NotReady: Error, CustomStringConvertible {
+        var port: Int
+        var exitStatus: Int32?
+        var logTail: String
+        var description: String {
+            let state = exitStatus.map { "exited with status \($0)" } ?? "still running after 90 s"
+            return "credits serve on port \(port) never answered /healthz: \(state); its log ends:\n\(logTail)"
+        }
     }
 
     func kill9() {
