@@ -42,6 +42,10 @@ public actor FilecoinGasManager {
         /// of the heights between are asked for (one call per height), at most this many; a
         /// longer gap (the node was unreachable) is left out of the policy's history.
         public var missedHeightsMax: Int64 = 10
+        /// How long a message that was given up is still watched in case it lands (from when it
+        /// was sent), unless a retry is to replace it. A restart takes back such messages of this
+        /// long ago too (`adoptMessages`). Each watched message holds a wait on the node.
+        public var givenUpWatchMs: Int64 = 7 * 86_400_000
 
         public init() {}
     }
@@ -216,7 +220,7 @@ public actor FilecoinGasManager {
         }
     }
 
-    /// Messages on record (from the last week) whose uploads are all still in their batch and
+    /// Messages on record (from the last `givenUpWatchMs`, a week) whose uploads are all still in their batch and
     /// taken over (`ours`). Sending those uploads again as new messages would store them twice
     /// when the old ones land, as they usually do. So, with the uploads `submitted`: a pending
     /// message goes back in flight under its CID (waited for, replaced under its own nonce if
@@ -234,7 +238,7 @@ public actor FilecoinGasManager {
             }
         }
         guard !batchOf.isEmpty || refundedToo else { return [] }
-        let since = clock.nowMs() - 7 * 86_400_000
+        let since = clock.nowMs() - config.givenUpWatchMs
         var adopted: Set<String> = []
         for tx in try await store.gasTransactions(sinceMs: since, limit: 1_000_000) {
             guard inflight[tx.messageCid] == nil, !tx.uploadIds.isEmpty else { continue }
@@ -707,7 +711,15 @@ public actor FilecoinGasManager {
             }
             guard let receipt else {
                 if f.givenUp {
-                    continue  // watched only: its batch's next attempt replaces it
+                    // Watched only: its batch's next attempt replaces it. With none to come (its
+                    // batch was refunded, or its uploads were taken over), it is watched for
+                    // `givenUpWatchMs`, as a restart would, and then let go: a week-old message
+                    // that never landed is not waited for forever.
+                    if clock.nowMs() - f.tx.createdAtMs >= config.givenUpWatchMs, !retries.contains(where: { $0.supersedes == cid }) {
+                        inflight[cid] = nil
+                        logger.notice("a given-up message no longer watched", metadata: ["cid": "\(cid)", "batch": "\(f.tx.batchId)"])
+                    }
+                    continue
                 } else if f.pushedAtHeight < 0 {
                     inflight[cid]?.pushedAtHeight = head.height  // adopted at start: its wait starts now
                 } else if head.height - f.pushedAtHeight >= config.stuckAfterEpochs {

@@ -585,6 +585,88 @@ extension GasManagerTests {
     }
 }
 
+extension GasManagerTests {
+    /// With no attempt to come (its batch was refunded), a given-up message is watched for a
+    /// week from when it was sent, as a restart takes such messages back, and then let go: it is
+    /// not waited for forever (on Lotus each watch holds a wait on the node). Until 2026-12-03 a
+    /// live process watched it for good, a restarted one for a week.
+    @Test func aGivenUpMessageOfARefundedBatchIsWatchedForAWeek() async throws {
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 2
+        let (s, chain) = try setup(config: config) { LateReceipts(inner: $0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await sendOne(s, "wk")
+        var epochs = 0
+        while try await s.store.upload(uploadId: "wk")?.status != .refunded, epochs < 2_000 {
+            await s.run(epochs: 1)
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: "wk")?.status == .refunded)
+        #expect(await s.manager.messagesInFlight == 1)
+        #expect(await s.manager.retriesWaiting == 0)
+        let row = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
+
+        s.clock.advance(ms: row.createdAtMs + config.givenUpWatchMs - 30_000 - s.clock.nowMs)
+        await s.manager.step()
+        #expect(await s.manager.messagesInFlight == 1, "watched until a week has passed")
+        await s.run(epochs: 1)
+        #expect(await s.manager.messagesInFlight == 0, "let go after a week")
+
+        // Landing now changes nothing: the upload stays refunded, its row as it was.
+        chain.reveal.withLock { $0 = true }
+        await s.run(epochs: 3)
+        #expect(try await s.store.gasTransactions(sinceMs: 0, limit: 10).map(\.status) == [.pending])
+        #expect(try await s.store.upload(uploadId: "wk")?.status == .refunded)
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
+    /// A given-up message that a retry is still to replace stays watched past the week: let go,
+    /// the retry would find nothing to replace and send a new message under another nonce, which
+    /// could land beside the old one. Here the next attempt is due 8 to 16 days on, and the
+    /// database fails its claim then, so the attempt waits again while the message is weeks old.
+    @Test func aGivenUpMessageARetryIsToReplaceIsWatchedPastAWeek() async throws {
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.stuckRatePPM = 1_000_000
+        let s = try setup(chain: chainConfig)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
+        var config = s.manager.config
+        config.retry.delayBaseMs = 16 * 86_400_000
+        config.retry.delayMaxMs = 16 * 86_400_000
+        let m = FilecoinGasManager(store: flaky, chain: s.chain, clock: s.clock.wallClock, config: config)
+        _ = try await m.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        _ = try await m.processNow()
+        var epochs = 0
+        while await m.retriesWaiting == 0, epochs < 100 {
+            s.clock.advance(ms: 30_000)
+            await m.step()
+            epochs += 1
+        }
+        #expect(await m.retriesWaiting == 1)
+        #expect(await m.messagesInFlight == 1)
+
+        s.clock.advance(ms: 16 * 86_400_000)
+        flaky.armed = true
+        await m.step()
+        #expect(await m.retriesWaiting == 1)
+        #expect(await m.messagesInFlight == 1, "still watched: the waiting attempt is to replace it")
+
+        flaky.armed = false
+        s.clock.advance(ms: 30_000)
+        await m.step()
+        let rows = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
+        #expect(rows.contains { $0.attempt == 2 }, "\(rows)")
+        #expect(Set(rows.map { s.chain.nonce(of: $0.messageCid) }) == [0], "\(rows)")
+        try await s.store.close()
+    }
+}
+
 /// A process killed around a push: it hangs for good the moment the message is sent (`sends`),
 /// or after recording it but before sending. Whatever it recorded before that moment stays.
 /// `died` turns true when it hangs.
