@@ -74,6 +74,17 @@ import Testing
         _ = try await s.manager.processNow()
     }
 
+    /// Queues `uploadId` for u1, sends it, and runs until it is refunded (every attempt failed).
+    func sendUntilRefunded(_ s: Setup, _ uploadId: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await sendOne(s, uploadId)
+        var epochs = 0
+        while try await s.store.upload(uploadId: uploadId)?.status != .refunded, epochs < 2_000 {
+            await s.run(epochs: 1)
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: uploadId)?.status == .refunded, sourceLocation: sourceLocation)
+    }
+
     /// Queues `uploadId` for u1, sends it, and runs until its message is given up (no receipt
     /// after every replacement): the upload is `failed`, its next attempt waiting.
     func sendUntilGivenUp(_ s: Setup, _ uploadId: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
@@ -557,13 +568,7 @@ extension GasManagerTests {
         let (s, _) = try setup(config: config) { LateReceipts(inner: $0) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        try await sendOne(s, "rf")
-        var epochs = 0
-        while try await s.store.upload(uploadId: "rf")?.status != .refunded, epochs < 2_000 {
-            await s.run(epochs: 1)
-            epochs += 1
-        }
-        #expect(try await s.store.upload(uploadId: "rf")?.status == .refunded)
+        try await sendUntilRefunded(s, "rf")
         let landed = s.chain.landedMessages()  // it landed; the first process never saw its receipt
         #expect(landed.count == 1)
         let restarted = instance(s, tag: "aaaa")  // on the chain itself: the receipt is visible
@@ -596,13 +601,7 @@ extension GasManagerTests {
         let (s, chain) = try setup(config: config) { LateReceipts(inner: $0) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        try await sendOne(s, "wk")
-        var epochs = 0
-        while try await s.store.upload(uploadId: "wk")?.status != .refunded, epochs < 2_000 {
-            await s.run(epochs: 1)
-            epochs += 1
-        }
-        #expect(try await s.store.upload(uploadId: "wk")?.status == .refunded)
+        try await sendUntilRefunded(s, "wk")
         #expect(await s.manager.messagesInFlight == 1)
         #expect(await s.manager.retriesWaiting == 0)
         let row = try #require(try await s.store.gasTransactions(sinceMs: 0, limit: 10).first)
