@@ -497,10 +497,23 @@ public actor FilecoinGasManager {
 
     // MARK: - Steps
 
+    /// Picks up the uploads queued in the database that this manager does not know yet (another
+    /// instance's, or its own given back), and lets go of those waiting in its policy that are no
+    /// longer queued: beside other instances, one of them claimed and sent them. Before
+    /// 2026-12-03 such an upload stayed in the policy until its own attempt found it gone (up to
+    /// its deadline, 4 hours for low priority), and the policy decided with uploads it would not
+    /// get.
     private func pickUpQueued() async {
-        guard let queued = try? await store.uploads(status: .queued, limit: config.policy.queueLengthMax) else { return }
+        // Only what was waiting before the read is let go: an upload queued meanwhile is not in it.
+        let waitingBefore = policy.waitingUploadIds
+        let limit = config.policy.queueLengthMax
+        guard let queued = try? await store.uploads(status: .queued, limit: limit) else { return }
         for u in queued where known[u.uploadId] == nil {
             enqueue(u.uploadId, userId: u.userId, priority: u.priority, atMs: u.createdAtMs)
+        }
+        // The whole queue was read (fewer than the limit), so an upload missing from it is not queued.
+        if queued.count < limit {
+            for id in policy.forget(waitingBefore.subtracting(queued.map(\.uploadId))) { known[id] = nil }
         }
     }
 

@@ -6,8 +6,9 @@ import Synchronization
 /// it reaches the database (nothing changed) or after it committed (the answer was lost, as when
 /// a connection drops after COMMIT). Reads fail before. Seeded, so a failing run repeats. It can
 /// also hold gas-row saves at a gate (`closeGate`), to catch the worker in the middle of a write,
-/// and run something just before the next release reaches the ledger (`beforeNextRelease`) or the
-/// next move back to the queue reaches the database (`beforeNextTakeBack`).
+/// and run something just before the next release reaches the ledger (`beforeNextRelease`), the
+/// next move back to the queue reaches the database (`beforeNextTakeBack`), or the next claim does
+/// (`beforeNextClaim`), or just after the queue was read (`afterNextQueueRead`).
 final class FlakyStore: CreditStore {
     struct Counts { var failedBefore = 0, failedAfter = 0 }
 
@@ -18,11 +19,17 @@ final class FlakyStore: CreditStore {
     private let releaseHook = OneShot()
 
     private let takeBackHook = OneShot()
+    private let claimHook = OneShot()
+    private let queueReadHook = OneShot()
 
     /// Runs `body` once, when the next release is about to reach the ledger.
     func beforeNextRelease(_ body: @escaping @Sendable () async -> Void) { releaseHook.arm(body) }
     /// Runs `body` once, when the next move back to `queued` (a takeover's) is about to reach the database.
     func beforeNextTakeBack(_ body: @escaping @Sendable () async -> Void) { takeBackHook.arm(body) }
+    /// Runs `body` once, when the next claim (a move to `batched`) is about to reach the database.
+    func beforeNextClaim(_ body: @escaping @Sendable () async -> Void) { claimHook.arm(body) }
+    /// Runs `body` once, when the next read of the queued uploads has been read, before it returns.
+    func afterNextQueueRead(_ body: @escaping @Sendable () async -> Void) { queueReadHook.arm(body) }
 
     init(_ inner: any CreditStore, failureRatePPM: Int64, seed: UInt64) {
         self.inner = inner
@@ -102,11 +109,14 @@ final class FlakyStore: CreditStore {
     }
     func upload(uploadId: String) async throws -> UploadRecord? { try await read { try await inner.upload(uploadId: uploadId) } }
     func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord] {
-        try await read { try await inner.uploads(status: status, limit: limit) }
+        let found = try await read { try await inner.uploads(status: status, limit: limit) }
+        if status == .queued { await queueReadHook.fire() }
+        return found
     }
     func transitionUploads(_ uploadIds: [String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?,
                            reason: String?, inBatch: String?, untouchedSinceMs: Int64?) async throws -> [String] {
         if to == .queued { await takeBackHook.fire() }
+        if to == .batched { await claimHook.fire() }
         return try await write {
             try await inner.transitionUploads(uploadIds, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch,
                                               untouchedSinceMs: untouchedSinceMs)

@@ -267,26 +267,33 @@ extension GasManagerTests {
 }
 
 extension GasManagerTests {
-    /// Each instance picks up every queued upload, so a and b both know upload x. b claims it
-    /// first, and its push fails as b goes away: x is failed in b's batch. a's claim of x finds
-    /// nothing. An hour on, a takes x back into the queue, and must then pick it up and send it.
-    /// Until 2026-12-03 a kept x as an upload it knew, skipped it when picking up the queue, and
-    /// x stayed queued, its hold held, until a restarted; and an instance beside others kept
-    /// every upload it had lost a claim for.
+    /// Each instance picks up every queued upload, so a and b both know upload x, and both may
+    /// send it at once. Here b claims it just before a's claim reaches the database, and b's push
+    /// fails as b goes away: x is failed in b's batch, and a's claim finds nothing. An hour on, a
+    /// takes x back into the queue, and must then pick it up and send it. Until 2026-12-03 a kept
+    /// x as an upload it knew, skipped it when picking up the queue, and x stayed queued, its hold
+    /// held, until a restarted; and an instance beside others kept every upload it had lost a
+    /// claim for.
     @Test
     func anUploadLostInAClaimRaceIsSentOnceTakenBack() async throws {
         let s = try setup()
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        let a = instance(s, "aaaa", store: s.store, chain: s.chain)
+        let hooked = FlakyStore(s.store, failureRatePPM: 0, seed: 1)
+        let a = instance(s, "aaaa", store: hooked, chain: s.chain)
         let b = instance(s, "bbbb", store: s.store, chain: RefusesFirstPush(s.chain) {})
+        let claimedFirst = Mutex<[String]?>(nil)
+        hooked.beforeNextClaim {
+            let sent = try? await b.processNow()
+            claimedFirst.withLock { $0 = sent }
+        }
 
         _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
         #expect(await a.uploadsTracked == 1)
-        _ = try await b.processNow()
+        #expect(try await a.processNow() == [])
+        #expect(claimedFirst.withLock { $0 }?.count == 1, "b claimed x just before a's claim")
         let failed = try #require(try await s.store.upload(uploadId: "x"))
         #expect(failed.status == .failed && failed.batchId?.contains("_bbbb_") == true, "\(failed)")
-        #expect(try await a.processNow() == [])
         #expect(await a.uploadsTracked == 0)
 
         s.clock.advance(ms: 700_000)
@@ -296,6 +303,57 @@ extension GasManagerTests {
         #expect(await a.uploadsTracked == 0)
         #expect(await b.uploadsTracked == 0)
         #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
+    /// Both instances pick up a low-priority upload, which their policies hold for a cheaper
+    /// moment. b sends it (an operator's process-batch on b). At a's next tick the upload is no
+    /// longer queued, and a's policy lets it go: a neither decides with it nor tracks it. Until
+    /// 2026-12-03 it stayed in a's policy until a's own attempt found it gone, up to 4 hours on.
+    @Test
+    func anUploadAPeerSentLeavesThePolicyAtItsNextTick() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let a = instance(s, "aaaa", store: s.store, chain: s.chain)
+        let b = instance(s, "bbbb", store: s.store, chain: s.chain)
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        s.clock.advance(ms: 30_000)
+        await a.step()
+        #expect(await a.queueLength == 1, "held: one low-priority upload waits")
+        #expect(try await b.processNow().count == 1)
+
+        s.clock.advance(ms: 30_000)
+        await a.step()
+        #expect(await a.queueLength == 0)
+        #expect(await a.uploadsTracked == 0)
+        try await expectLandsOnce(s, a, b)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
+    /// An upload queued through this instance while its tick reads the queue (after the read, so
+    /// not in it) stays in its policy: only what was waiting before the read is let go.
+    @Test
+    func anUploadQueuedDuringTheQueueReadStaysInThePolicy() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let hooked = FlakyStore(s.store, failureRatePPM: 0, seed: 1)
+        let a = instance(s, "aaaa", store: hooked, chain: s.chain)
+        hooked.afterNextQueueRead {
+            _ = try? await a.queueUpload(UploadRequest(uploadId: "y", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        }
+        s.clock.advance(ms: 30_000)
+        await a.step()
+        #expect(try await s.store.upload(uploadId: "y")?.status == .queued)
+        #expect(await a.queueLength == 1)
+        #expect(await a.uploadsTracked == 1)
         try await s.store.close()
     }
 }

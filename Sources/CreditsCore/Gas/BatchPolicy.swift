@@ -165,6 +165,16 @@ public struct BatchPolicy: Sendable {
     }
 
     public var queueLength: Int { waiting.count }
+    /// The uploads waiting, by id.
+    public var waitingUploadIds: Set<String> { Set(waiting.map(\.uploadId)) }
+
+    /// Drops the waiting uploads `gone` names (another instance sent them); returns their ids.
+    @discardableResult
+    public mutating func forget(_ gone: Set<String>) -> [String] {
+        let dropped = waiting.filter { gone.contains($0.uploadId) }.map(\.uploadId)
+        if !dropped.isEmpty { waiting.removeAll { gone.contains($0.uploadId) } }
+        return dropped
+    }
 
     /// Adds an upload; false when the queue is full (the caller retries later).
     public mutating func enqueue(uploadId: String, priority: UploadPriority, queuedAtMs: Int64) -> Bool {
