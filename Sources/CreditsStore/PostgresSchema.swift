@@ -3,7 +3,8 @@ import Logging
 import PostgresNIO
 
 /// Versioned migrations of the PostgreSQL store, applied in order under an advisory lock (one
-/// per schema) so that several instances starting at once migrate once. Append new ones; never edit a shipped one.
+/// per schema) so that several instances starting at once migrate once. Append new ones; never
+/// edit a shipped one.
 enum PostgresSchema {
     static let migrations: [(version: String, sql: [String])] = [
         ("v1-ledger", [

@@ -220,16 +220,16 @@ public actor FilecoinGasManager {
         }
     }
 
-    /// Messages on record (from the last `givenUpWatchMs`, a week) whose uploads are all still in their batch and
-    /// taken over (`ours`). Sending those uploads again as new messages would store them twice
-    /// when the old ones land, as they usually do. So, with the uploads `submitted`: a pending
-    /// message goes back in flight under its CID (waited for, replaced under its own nonce if
-    /// stuck); a confirmed one (its process stopped between recording the receipt and
-    /// capturing) has its uploads captured now. With the uploads `failed` and the message still
-    /// pending, it had been given up: it is watched again and the batch's next attempt replaces
-    /// it under its nonce. At start (`refundedToo`), a pending message whose uploads were all
-    /// refunded (given up, then its batch refunded) is watched again too, so that if it lands
-    /// after all its gas is on record (the holds stay released). Returns the upload ids.
+    /// Messages on record (from the last `givenUpWatchMs`, a week) whose uploads are all still in
+    /// their batch and taken over (`ours`). Sending those uploads again as new messages would store
+    /// them twice when the old ones land, as they usually do. So, with the uploads `submitted`: a
+    /// pending message goes back in flight under its CID (waited for, replaced under its own nonce
+    /// if stuck); a confirmed one (its process stopped between recording the receipt and capturing)
+    /// has its uploads captured now. With the uploads `failed` and the message still pending, it
+    /// had been given up: it is watched again and the batch's next attempt replaces it under its
+    /// nonce. At start (`refundedToo`), a pending message whose uploads were all refunded (given
+    /// up, then its batch refunded) is watched again too, so that if it lands after all its gas is
+    /// on record (the holds stay released). Returns the upload ids.
     private func adoptMessages(_ ours: (UploadRecord) -> Bool, refundedToo: Bool) async throws -> Set<String> {
         var batchOf: [String: (batchId: String?, status: UploadRecord.Status)] = [:]
         for status in [UploadRecord.Status.submitted, .failed] {

@@ -97,21 +97,24 @@ final class ServerProcess: @unchecked Sendable {
     /// and ends with its log.
     func waitUntilReady() async throws {
         let start = ContinuousClock.now
-        while ContinuousClock.now - start < .seconds(90) {
+        while ContinuousClock.now - start < .seconds(Self.readySeconds) {
             if !process.isRunning { break }
             if let r = try? await HTTP.call(port: port, .get, "/healthz", key: nil), r.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw NotReady(port: port, exitStatus: process.isRunning ? nil : process.terminationStatus,
+        throw NotReady(port: port, seconds: Self.readySeconds, exitStatus: process.isRunning ? nil : process.terminationStatus,
                        logTail: String((try? String(contentsOfFile: logFile, encoding: .utf8))?.suffix(2_000) ?? "(no log)"))
     }
 
+    static let readySeconds = 90
+
     struct NotReady: Error, CustomStringConvertible {
         var port: Int
+        var seconds: Int
         var exitStatus: Int32?
         var logTail: String
         var description: String {
-            let state = exitStatus.map { "exited with status \($0)" } ?? "still running after 90 s"
+            let state = exitStatus.map { "exited with status \($0)" } ?? "still running after \(seconds) s"
             return "credits serve on port \(port) never answered /healthz: \(state); its log ends:\n\(logTail)"
         }
     }
