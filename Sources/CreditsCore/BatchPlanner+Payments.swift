@@ -31,7 +31,7 @@ extension BatchPlanner {
                 p.userId = r.userId
                 p.package = pkg
             }
-            p.facts = p.facts.merging(r.kind, amountCents: r.amountCents, refundedCents: r.refundedCents)
+            p.facts = p.facts.merging(r.kind, amountCents: r.amountCents, refundedCents: r.refundedCents, refund: r.refund)
         default:
             preconditionFailure("only purchases and payment events are payments")
         }

@@ -263,8 +263,11 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             return ["sponsor", r.userId, r.fileUploadId, String(r.credits), String(r.usdValueCents), String(r.gasValueCents),
                     String(r.reason.utf8.count), r.reason].joined(separator: sep)
         case .paymentEvent(let r):
-            return ["payment-event", r.paymentMethod.rawValue, r.eventId, r.paymentId, r.kind.rawValue, r.userId, r.package,
-                    String(r.amountCents), String(r.refundedCents)].joined(separator: sep)
+            // A refund named by id adds its fields; events without one keep the fingerprint they
+            // were stored under.
+            return (["payment-event", r.paymentMethod.rawValue, r.eventId, r.paymentId, r.kind.rawValue, r.userId, r.package,
+                     String(r.amountCents), String(r.refundedCents)] + (r.refund.map { ["refund", $0.id, String($0.cents)] } ?? []))
+                .joined(separator: sep)
         case .expire(let r):
             return ["expire", r.userId, r.sweepId].joined(separator: sep)
         }
@@ -320,10 +323,11 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
             if !r.package.isEmpty, catalog.package(r.package) == nil {
                 throw .validation("package", "unknown package '\(r.package)'")
             }
-            for (field, cents) in [("amount", r.amountCents), ("amountRefunded", r.refundedCents)]
+            for (field, cents) in [("amount", r.amountCents), ("amountRefunded", r.refundedCents), ("refund.amount", r.refund?.cents ?? 0)]
             where cents < 0 || cents > Limits.catalogPriceCentsMax {
                 throw .validation(field, "must be 0 to 1,000,000.00")
             }
+            if let refund = r.refund { try Identifier.check(refund.id, field: "refund.id") }
         case .expire(let r):
             try Identifier.check(r.sweepId, field: "sweepId")
         case .milestone(let r):

@@ -18,6 +18,9 @@ public enum Limits {
     /// Identifier lengths (user ids, upload ids, payment ids, idempotency keys).
     public static let identifierLengthMax = 128
     public static let descriptionLengthMax = 500
+    /// Refunds of one payment counted one by one (PayPal events that carry no refunded total);
+    /// later ones count only through a total an event reports.
+    public static let refundsPerPaymentMax = 100
     /// Operations the group-commit writer applies in one database transaction.
     public static let operationsPerCommitMax = 1_024
     /// Operations waiting for the writer before new ones are refused with 503.

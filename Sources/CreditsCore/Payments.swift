@@ -30,11 +30,16 @@ public struct PaymentEventRequest: Sendable, Codable, Equatable {
     public var package: String
     /// The amount the payment collected, in cents (0 when the event does not say).
     public var amountCents: Int64
-    /// For `refunded`: the total refunded so far, in cents (Stripe's `amount_refunded`).
+    /// For `refunded`: the total refunded so far, in cents (Stripe's `amount_refunded`, PayPal's
+    /// `total_refunded_amount`); 0 when the event does not say.
     public var refundedCents: Int64
+    /// For `refunded`: the refund this event is about, when the provider names it (PayPal's refund
+    /// id and amount). Counted once per id, so refunds whose events carry no total still add up.
+    public var refund: PaymentRefund?
 
     public init(paymentMethod: PaymentMethod, eventId: String, paymentId: String, kind: PaymentEventKind,
-                userId: String = "", package: String = "", amountCents: Int64 = 0, refundedCents: Int64 = 0) {
+                userId: String = "", package: String = "", amountCents: Int64 = 0, refundedCents: Int64 = 0,
+                refund: PaymentRefund? = nil) {
         self.paymentMethod = paymentMethod
         self.eventId = eventId
         self.paymentId = paymentId
@@ -43,6 +48,18 @@ public struct PaymentEventRequest: Sendable, Codable, Equatable {
         self.package = package
         self.amountCents = amountCents
         self.refundedCents = refundedCents
+        self.refund = refund
+    }
+}
+
+/// One refund of a payment, as its provider names it.
+public struct PaymentRefund: Sendable, Codable, Equatable {
+    public var id: String
+    public var cents: Int64
+
+    public init(id: String, cents: Int64) {
+        self.id = id
+        self.cents = cents
     }
 }
 
@@ -87,21 +104,31 @@ public struct PaymentFacts: Sendable, Codable, Equatable {
     public var failed = false
     /// The amount collected, in cents (0: not reported; the package price applies).
     public var amountCents: Int64 = 0
-    /// Total refunded, in cents.
+    /// Total refunded, in cents: the largest total a provider reported, or the sum of `refunds`
+    /// if that is more.
     public var refundedCents: Int64 = 0
+    /// The refunds named one by one (id → cents), at most `Limits.refundsPerPaymentMax`.
+    public var refunds: [String: Int64] = [:]
     public var dispute: DisputeState = .none
     public var reversed = false
 
     public init() {}
 
-    /// The facts with one event merged in.
-    public func merging(_ kind: PaymentEventKind, amountCents: Int64, refundedCents: Int64) -> PaymentFacts {
+    /// The facts with one event merged in. A refund named by id counts once, however often it is
+    /// told; each reported total is a lower bound of the true total, and so is the sum of the
+    /// refunds named, so the total is the largest of them.
+    public func merging(_ kind: PaymentEventKind, amountCents: Int64, refundedCents: Int64,
+                        refund: PaymentRefund? = nil) -> PaymentFacts {
         var f = self
         f.amountCents = max(f.amountCents, amountCents)
         switch kind {
         case .succeeded: f.succeeded = true
         case .failed: f.failed = true
-        case .refunded: f.refundedCents = max(f.refundedCents, refundedCents)
+        case .refunded:
+            if let refund, f.refunds[refund.id] != nil || f.refunds.count < Limits.refundsPerPaymentMax {
+                f.refunds[refund.id] = max(f.refunds[refund.id] ?? 0, refund.cents)
+            }
+            f.refundedCents = max(f.refundedCents, refundedCents, f.refunds.values.reduce(0, +))
         case .disputeOpened: if f.dispute == .none { f.dispute = .open }
         case .disputeWon: if f.dispute != .lost { f.dispute = .won }
         case .disputeLost: f.dispute = .lost

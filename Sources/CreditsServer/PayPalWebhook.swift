@@ -101,9 +101,16 @@ enum PayPalEvents {
                 request.package = custom[1]
             }
         } else if kind == .refunded {
-            // The capture's total refunded so far; a lone refund's own amount when PayPal omits it.
+            // The capture's total refunded so far, when PayPal says it (`total_refunded_amount` is
+            // optional), and this refund by its id: refunds add up either way, each counted once.
             let total = JSONFields.object(JSONFields.object(resource["seller_payable_breakdown"])["total_refunded_amount"])
-            request.refundedCents = cents(total["value"]) ?? cents(amount["value"]) ?? 0
+            request.refundedCents = cents(total["value"]) ?? 0
+            if let refundId = JSONFields.string(resource["id"]), Identifier.isValid(refundId), let own = cents(amount["value"]) {
+                request.refund = PaymentRefund(id: refundId, cents: own)
+            } else if request.refundedCents == 0 {
+                // Neither a total nor a refund id: this refund's own amount is the least refunded.
+                request.refundedCents = cents(amount["value"]) ?? 0
+            }
         }
         return .apply(request)
     }

@@ -193,6 +193,10 @@ enum PostgresSchema {
             "CREATE INDEX credit_lots_by_user ON credit_lots (user_id)",
             "CREATE INDEX credit_lots_by_expiry ON credit_lots (expires_at)",
         ]),
+        // Refunds named one by one: see the SQLite migration of the same name.
+        ("v10-payment-refunds", [
+            "ALTER TABLE credit_purchases ADD COLUMN refunds TEXT NOT NULL DEFAULT ''",
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

@@ -28,7 +28,8 @@ enum SQLValue: Sendable, Equatable {
 /// 5. Each user's totals equal the journal rows of their kinds; held credits (`reserved`) equal
 ///    the user's hold account in the journal.
 /// 6. Each payment's credits granted and reversed equal the journal rows it posted, and what the
-///    buyer holds from it equals what `PaymentRules` says its facts are worth.
+///    buyer holds from it equals what `PaymentRules` says its facts are worth; its refunded total
+///    is no less than the refunds it names.
 /// 7. Every account in the journal exists.
 /// 8. No operation posted the same kind of row twice (a payment's reversals and restorations aside).
 /// 9. Each user's lots with credits left add up to their balance (to zero in arrears).
@@ -141,8 +142,10 @@ enum Reconciler {
         }
         for row in results[6] {
             do {
-                problems += try paymentProblems(PaymentRows.decode(Array(row[0..<18])), credits: row[18].int,
-                                                postedGranted: row[19].int, postedReversed: row[20].int)
+                problems += try paymentProblems(PaymentRows.decode(Array(row[0..<PaymentRows.count])),
+                                                credits: row[PaymentRows.count].int,
+                                                postedGranted: row[PaymentRows.count + 1].int,
+                                                postedReversed: row[PaymentRows.count + 2].int)
             } catch {
                 problems.append("purchase row \(row.first?.int ?? 0): \(error)")
             }
@@ -161,6 +164,10 @@ enum Reconciler {
         var problems: [String] = []
         if p.creditsGranted != postedGranted || p.creditsReversed != postedReversed {
             problems.append("\(name): granted \(p.creditsGranted) and reversed \(p.creditsReversed), but the journal says \(postedGranted) and \(postedReversed)")
+        }
+        let named = p.facts.refunds.values.reduce(0, +)
+        if p.facts.refundedCents < named {
+            problems.append("\(name): refunded \(p.facts.refundedCents) cents, less than the \(named) of its refunds")
         }
         guard let package = p.package, p.userId != nil else {
             if p.net != 0 { problems.append("\(name): unclaimed but holds \(p.net) credits") }

@@ -146,7 +146,7 @@ enum SQLiteLedgerWriter {
         }
         let payment = try db.cachedStatement(sql: """
             INSERT INTO credit_purchases (\(PaymentRows.upsertColumns))
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (\(PaymentRows.upsertPlaceholders))
             \(PaymentRows.upsertConflict)
             """)
         for p in plan.payments {

@@ -238,6 +238,11 @@ enum SQLiteSchema {
                 CREATE INDEX credit_lots_by_expiry ON credit_lots (expires_at);
                 """)
         }
+        migrator.registerMigration("v10-payment-refunds") { db in
+            // The refunds of a payment named one by one ("id=cents,..."; see PaymentRows), so that
+            // refunds whose events carry no total add up.
+            try db.execute(sql: "ALTER TABLE credit_purchases ADD COLUMN refunds TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 }

@@ -75,6 +75,69 @@ private func buy(_ user: String = "u1", _ package: String = "creator", payment: 
         #expect(results == ["220 partiallyRefunded"])
     }
 
+    /// PayPal refunds whose events carry no refunded total (the field is optional): each refund,
+    /// named by its id, counts once however often it is told, and they add up. A reported total
+    /// counts too, whichever is more, in every order: here 500 + 700 + 300 = 1500 of 2000 beats
+    /// the 1200 reported, and floor(550 × 1500 / 2000) = 412 are taken back.
+    @Test func refundsNamedByIdAddUpOnceEachInEveryOrder() {
+        let events: [(Int64, PaymentRefund?)] = [
+            (0, PaymentRefund(id: "RF-A", cents: 500)), (1200, PaymentRefund(id: "RF-B", cents: 700)),
+            (0, PaymentRefund(id: "RF-C", cents: 300)), (0, nil),
+        ]
+        var results: [PaymentFacts] = []
+        func permute(_ rest: [(Int64, PaymentRefund?)], _ facts: PaymentFacts) {
+            if rest.isEmpty { return results.append(facts) }
+            for i in rest.indices {
+                var next = rest
+                let (total, refund) = next.remove(at: i)
+                let merged = facts.merging(.refunded, amountCents: 0, refundedCents: total, refund: refund)
+                permute(next, merged.merging(.refunded, amountCents: 0, refundedCents: total, refund: refund))
+            }
+        }
+        permute(events, PaymentFacts().merging(.succeeded, amountCents: 2000, refundedCents: 0))
+        #expect(results.count == 24 && results.allSatisfy { $0 == results[0] })
+        let facts = results[0]
+        #expect(facts.refundedCents == 1500 && facts.refunds.count == 3)
+        #expect(PaymentRules.target(facts, package: creator) == 550 - 412)
+        #expect(PaymentRules.status(facts, package: creator) == .partiallyRefunded)
+        // Two refunds alone, no total anywhere: 500 + 700.
+        let two = PaymentFacts().merging(.succeeded, amountCents: 2000, refundedCents: 0)
+            .merging(.refunded, amountCents: 0, refundedCents: 0, refund: PaymentRefund(id: "RF-A", cents: 500))
+            .merging(.refunded, amountCents: 0, refundedCents: 0, refund: PaymentRefund(id: "RF-B", cents: 700))
+        #expect(PaymentRules.target(two, package: creator) == 550 - 330)
+    }
+
+    /// Past `Limits.refundsPerPaymentMax` refunds a new one is not named (a total still counts),
+    /// and one already named still counts once.
+    @Test func refundsNamedAreBounded() {
+        var facts = PaymentFacts().merging(.succeeded, amountCents: 2000, refundedCents: 0)
+        for i in 0..<Limits.refundsPerPaymentMax {
+            facts = facts.merging(.refunded, amountCents: 0, refundedCents: 0, refund: PaymentRefund(id: "RF\(i)", cents: 1))
+        }
+        #expect(facts.refundedCents == Int64(Limits.refundsPerPaymentMax))
+        let past = facts.merging(.refunded, amountCents: 0, refundedCents: 0, refund: PaymentRefund(id: "RF-past", cents: 1))
+        #expect(past.refunds.count == Limits.refundsPerPaymentMax && past.refundedCents == facts.refundedCents)
+        #expect(facts.merging(.refunded, amountCents: 0, refundedCents: 0, refund: PaymentRefund(id: "RF0", cents: 1)) == facts)
+        #expect(past.merging(.refunded, amountCents: 0, refundedCents: 1500).refundedCents == 1500)
+    }
+
+    /// A named refund is part of the event's fingerprint; an event without one keeps the
+    /// fingerprint it had before refunds were named, so keys stored then still replay.
+    @Test func aNamedRefundIsValidatedAndFingerprinted() throws {
+        let bare = PaymentEventRequest(paymentMethod: .paypal, eventId: "WH-1", paymentId: "CAP1", kind: .refunded, refundedCents: 500)
+        #expect(LedgerOperation.paymentEvent(bare).canonicalForm
+                == ["payment-event", "paypal", "WH-1", "CAP1", "refunded", "", "", "0", "500"].joined(separator: "\u{1F}"))
+        var named = bare
+        named.refund = PaymentRefund(id: "RF1", cents: 500)
+        #expect(LedgerOperation.paymentEvent(named).canonicalForm != LedgerOperation.paymentEvent(bare).canonicalForm)
+        try LedgerOperation.paymentEvent(named).validate(catalog: .default)
+        for bad in [PaymentRefund(id: "RF 1", cents: 500), PaymentRefund(id: "RF1", cents: -1),
+                    PaymentRefund(id: "RF1", cents: Limits.catalogPriceCentsMax + 1)] {
+            named.refund = bad
+            #expect(throws: CreditsError.self) { try LedgerOperation.paymentEvent(named).validate(catalog: .default) }
+        }
+    }
+
     @Test func aSuccessBeatsAFailedAttemptInEitherOrder() {
         let a = PaymentFacts().merging(.failed, amountCents: 0, refundedCents: 0).merging(.succeeded, amountCents: 2000, refundedCents: 0)
         let b = PaymentFacts().merging(.succeeded, amountCents: 2000, refundedCents: 0).merging(.failed, amountCents: 0, refundedCents: 0)

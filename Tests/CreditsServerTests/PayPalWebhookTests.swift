@@ -48,8 +48,12 @@ import Testing
         #"{"id":"\#(id)","amount":{"currency_code":"USD","value":"\#(value)"},"final_capture":true,"seller_protection":{"status":"ELIGIBLE"},"custom_id":"\#(custom)","status":"\#(status)","create_time":"2026-12-01T16:00:00Z","links":[{"href":"https://api.paypal.com/v2/payments/captures/\#(id)","rel":"self","method":"GET"}]}"#
     }
 
-    static func refund(capture: String, value: String, total: String) -> String {
-        #"{"id":"RF\#(capture)\#(total)","amount":{"currency_code":"USD","value":"\#(value)"},"seller_payable_breakdown":{"gross_amount":{"currency_code":"USD","value":"\#(value)"},"total_refunded_amount":{"currency_code":"USD","value":"\#(total)"}},"status":"COMPLETED","links":[{"href":"https://api.paypal.com/v2/payments/refunds/RF1","rel":"self","method":"GET"},{"href":"https://api.paypal.com/v2/payments/captures/\#(capture)","rel":"up","method":"GET"}]}"#
+    /// A refund resource; without `total`, its breakdown has no `total_refunded_amount` (optional
+    /// in PayPal's schema).
+    static func refund(capture: String, value: String, total: String?, id: String? = nil) -> String {
+        let refundId = id ?? "RF\(capture)\(total ?? "")"
+        let totalField = total.map { #","total_refunded_amount":{"currency_code":"USD","value":"\#($0)"}"# } ?? ""
+        return #"{"id":"\#(refundId)","amount":{"currency_code":"USD","value":"\#(value)"},"seller_payable_breakdown":{"gross_amount":{"currency_code":"USD","value":"\#(value)"}\#(totalField)},"status":"COMPLETED","links":[{"href":"https://api.paypal.com/v2/payments/refunds/\#(refundId)","rel":"self","method":"GET"},{"href":"https://api.paypal.com/v2/payments/captures/\#(capture)","rel":"up","method":"GET"}]}"#
     }
 
     func withPayPalApp(_ body: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
@@ -111,6 +115,32 @@ import Testing
             #expect(answer.string("status") == "failed" && answer.int("creditsChange") == -550)
             #expect(try await store.balance(userId: "pp_user").balance == 0)
             #expect(try await store.reconcile().ok)
+        }
+    }
+
+    /// Partial refunds whose events carry no `total_refunded_amount` add up, each refund once:
+    /// $5 then $7 of $20 take back 137, then 330 in all; the $7 refund told again by another event
+    /// changes nothing; a last $8 refund whose event reports the $20 total refunds the rest.
+    @Test func partialRefundsWithoutATotalAddUp() async throws {
+        try await withPayPalApp { client, store in
+            try await deliver(client, Self.event("WH-50", "PAYMENT.CAPTURE.COMPLETED", resource: Self.capture("CAP5", custom: "pp_u5|creator")))
+            func refund(_ event: String, _ id: String, _ value: String, total: String? = nil) async throws -> Reply {
+                try await deliver(client, Self.event(event, "PAYMENT.CAPTURE.REFUNDED",
+                                                     resource: Self.refund(capture: "CAP5", value: value, total: total, id: id)))
+            }
+            let first = try await refund("WH-51", "RF-51", "5.00")
+            #expect(first.int("creditsChange") == -137 && first.string("status") == "partially_refunded")
+            let second = try await refund("WH-52", "RF-52", "7.00")
+            #expect(second.int("creditsChange") == -(330 - 137) && second.string("status") == "partially_refunded")
+            let redelivered = try await refund("WH-52", "RF-52", "7.00")
+            #expect(redelivered["applied"] as? Bool == false && redelivered.int("creditsChange") == -(330 - 137))
+            let toldAgain = try await refund("WH-53", "RF-52", "7.00")
+            #expect(toldAgain["applied"] as? Bool == true && toldAgain.int("creditsChange") == 0)
+            let last = try await refund("WH-54", "RF-54", "8.00", total: "20.00")
+            #expect(last.int("creditsChange") == -(550 - 330) && last.string("status") == "refunded")
+            #expect(try await store.balance(userId: "pp_u5").balance == 0)
+            let report = try await store.reconcile()
+            #expect(report.ok, "\(report.problems)")
         }
     }
 

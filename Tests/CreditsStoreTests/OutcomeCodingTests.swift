@@ -39,3 +39,18 @@ import Testing
         #expect(ours == theirs)
     }
 }
+
+/// `credit_purchases.refunds` reads back as written, and text it never writes is refused (a row
+/// reconcile then reports) rather than read as fewer refunds.
+@Suite struct RefundsColumnTests {
+    @Test func refundsReadBackAsWrittenAndGarbageIsRefused() {
+        let refunds: [String: Int64] = ["RF-b": 700, "RF:a@1": 500, "x": 0]
+        let text = PaymentRows.encodeRefunds(refunds)
+        #expect(text == "RF-b=700,RF:a@1=500,x=0")
+        #expect(PaymentRows.decodeRefunds(text) == refunds)
+        #expect(PaymentRows.decodeRefunds("") == [:])
+        for bad in ["RF1", "RF1=", "=5", "RF1=-5", "RF1=5,", "RF1=5,RF1=6", "RF 1=5", "RF1=5=6", "RF1=1.5"] {
+            #expect(PaymentRows.decodeRefunds(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -50,6 +50,47 @@ import Testing
         }
     }
 
+    /// A refund PayPal names by id, with no refunded total (`total_refunded_amount` is optional).
+    static func namedRefund(_ id: String, _ payment: String, _ refund: String, _ cents: Int64) -> LedgerOperation {
+        .paymentEvent(PaymentEventRequest(paymentMethod: .paypal, eventId: id, paymentId: payment, kind: .refunded,
+                                          refund: PaymentRefund(id: refund, cents: cents)))
+    }
+
+    /// Refunds whose events carry no total, racing the purchase and each other, each also told
+    /// by a second event (another event id): each refund counts once and they add up, 500 + 700
+    /// of 2000 taking back floor(550 × 1200 / 2000) = 330. A third refund later, in an operation
+    /// of its own, adds to what the store kept: 1500 take back 412.
+    @Test(arguments: StoreFactory.all)
+    func refundsNamedByIdAddUpOnceEach(factory: StoreFactory) async throws {
+        try await withStore(factory) { f in
+            let store = f.store
+            var ops: [LedgerOperation] = []
+            for i in 0..<10 {
+                let pay = "CAP-named-\(i)"
+                ops.append(purchase("named_u\(i)", "creator", pay, .paypal))
+                for (n, (refund, cents)) in [("RF-A-\(i)", Int64(500)), ("RF-B-\(i)", 700)].enumerated() {
+                    ops += [Self.namedRefund("WH-\(i)-\(n)", pay, refund, cents), Self.namedRefund("WH-\(i)-\(n)-again", pay, refund, cents)]
+                }
+            }
+            try await withThrowingTaskGroup(of: OperationResult.self) { group in
+                for op in ops.shuffled() { group.addTask { try await store.execute(op, idempotencyKey: nil) } }
+                try await group.waitForAll()
+            }
+            for i in 0..<10 {
+                #expect(try await store.balance(userId: "named_u\(i)").balance == 550 - 330)
+            }
+            let third = try await store.execute(Self.namedRefund("WH-0-2", "CAP-named-0", "RF-C-0", 300), idempotencyKey: nil)
+            guard case .paymentEvent(let r) = third.outcome else { Issue.record("\(third)"); return }
+            #expect(r.creditsChange == -(412 - 330) && r.balance == 550 - 412 && r.status == "partially_refunded")
+            let report = try await store.reconcile()
+            #expect(report.ok, "\(report.problems)")
+            // A refunded total below the refunds named is out of step.
+            try await f.tamper("UPDATE credit_purchases SET refunded_cents = 1000 WHERE payment_id = 'CAP-named-1'")
+            let tampered = try await store.reconcile()
+            #expect(tampered.problems.contains { $0.contains("CAP-named-1") && $0.contains("less than the 1200") }, "\(tampered.problems)")
+        }
+    }
+
     @Test(arguments: StoreFactory.all)
     func arrearsAreRecordedAndRepaidAndReconcile(factory: StoreFactory) async throws {
         try await withStore(factory) { f in
