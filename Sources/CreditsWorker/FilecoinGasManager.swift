@@ -508,13 +508,31 @@ public actor FilecoinGasManager {
         let waitingBefore = policy.waitingUploadIds
         let limit = config.policy.queueLengthMax
         guard let queued = try? await store.uploads(status: .queued, limit: limit) else { return }
-        for u in queued where known[u.uploadId] == nil {
+        let sendsMax = config.retry.sendsPerUploadMax
+        for u in queued where known[u.uploadId] == nil && u.attempts < sendsMax {
             enqueue(u.uploadId, userId: u.userId, priority: u.priority, atMs: u.createdAtMs)
         }
+        await refundSentTooOften(queued.filter { known[$0.uploadId] == nil && $0.attempts >= sendsMax })
         // The whole queue was read (fewer than the limit), so an upload missing from it is not queued.
         if queued.count < limit {
             for id in policy.forget(waitingBefore.subtracting(queued.map(\.uploadId))) { known[id] = nil }
         }
+    }
+
+    /// Uploads a restart or a takeover queued again after they were sent `sendsPerUploadMax`
+    /// times: claimed from the queue into a batch of their own (one instance wins), then
+    /// refunded like any upload whose last attempt failed. Left queued if the claim fails, for
+    /// the next tick.
+    private func refundSentTooOften(_ uploads: [UploadRecord]) async {
+        guard !uploads.isEmpty else { return }
+        let batchId = nextBatchId()
+        let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers"
+        guard let claimed = try? await store.transitionUploads(uploads.map(\.uploadId), from: [.queued], to: .failed,
+                                                               batchId: batchId, reason: why) else { return }
+        if !claimed.isEmpty {
+            logger.notice("uploads sent too often refunded", metadata: ["count": "\(claimed.count)", "batch": "\(batchId)"])
+        }
+        await owe(claimed.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
     }
 
     private func enqueue(_ uploadId: String, userId: String, priority: UploadPriority, atMs: Int64) {

@@ -763,6 +763,48 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// A process that restarts again and again (a crash loop) while every message reverts: each
+    /// restart takes its failed upload back into the queue and counts attempts from one again.
+    /// The sends are counted in the database too, so the life that finds the upload queued
+    /// after `sendsPerUploadMax` (10) messages refunds it instead of sending it. Here each life
+    /// sends it three times: 3, 6, 9, 12, and the fifth life refunds it.
+    @Test func anUploadSentTooOftenAcrossRestartsIsRefundedNotSentAgain() async throws {
+        var chain = SimulatedChain.Config()
+        chain.revertRatePPM = 1_000_000
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        let s = try setup(chain: chain, config: config)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await queue(s, ["loop"])
+        var manager = s.manager
+        var lives = 0
+        while try await s.store.upload(uploadId: "loop")?.status != .refunded, lives < 10 {
+            if lives > 0 {
+                manager = instance(s, tag: "aaaa")  // the process restarts
+                try await manager.recover()
+            }
+            lives += 1
+            let sentBefore = try #require(try await s.store.upload(uploadId: "loop")).attempts
+            // Runs until its third message of this life reverted (or it is refunded); then the process dies.
+            for _ in 0..<2_000 {
+                let u = try #require(try await s.store.upload(uploadId: "loop"))
+                if u.status == .refunded || (u.status == .failed && u.attempts >= sentBefore + 3) { break }
+                s.clock.advance(ms: 30_000)
+                await manager.step()
+            }
+        }
+        let u = try #require(try await s.store.upload(uploadId: "loop"))
+        #expect(u.status == .refunded && lives == 5, "\(u.status) after \(lives) lives")
+        #expect(u.attempts == 12 && u.failureReason?.contains("across restarts") == true, "\(u)")
+        let sent = try await s.store.gasTransactions(sinceMs: 0, limit: 100).filter { $0.uploadIds.contains("loop") && !$0.messageCid.isEmpty }
+        #expect(sent.count == 12)
+        let b = try await s.store.balance(userId: "u1")
+        #expect(b.balance == 100 && b.reserved == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
 
 /// A chain whose first push is taken but its answer lost: the caller learns only that the

@@ -6,6 +6,12 @@ public struct RetrySchedule: Sendable, Equatable {
 
     public init() {}
 
+    /// Messages one process may send an upload in: `attemptsMax` in its batch, then
+    /// `attemptsMax` on its own. An upload found queued again (a restart or a takeover put it
+    /// back) that has been sent this often is refunded rather than sent again, so restarts do
+    /// not start its count over for good.
+    public var sendsPerUploadMax: Int { 2 * attemptsMax }
+
     /// Delay before attempt `attempt` (2, 3, ...), given `jitterPPM` in 0..<1,000,000 from an
     /// injected random source: half the exponential delay plus up to the other half.
     public func delayMs(beforeAttempt attempt: Int, jitterPPM: Int64) -> Int64 {
