@@ -90,6 +90,10 @@ public protocol ChainClient: Sendable {
     /// (oldest first; a null round repeats the height before it), for the batch policy's model
     /// at start and for heights a tick missed. Empty when this chain cannot tell (the default).
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128]
+    /// The caller no longer watches `cid` (a given-up message let go after a week): whatever is
+    /// kept for it (a signed copy for replacement, a wait's answer) can go. (The default keeps
+    /// nothing.)
+    func forget(cid: String) async
 }
 
 extension ChainClient {
@@ -101,4 +105,6 @@ extension ChainClient {
     public func knows(cid: String) async throws -> Bool { true }
 
     public func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] { [] }
+
+    public func forget(cid: String) async {}
 }

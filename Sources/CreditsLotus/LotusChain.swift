@@ -413,6 +413,20 @@ public final class LotusChain: ChainClient, Sendable {
         return result
     }
 
+    /// Drops the signed copy kept for replacing `cid` and its wait's answer; a wait still
+    /// running ends with its timeout, its answer unread.
+    public func forget(cid: String) async {
+        state.withLock {
+            $0.value.messages[cid] = nil
+            $0.value.waits[cid] = nil
+        }
+    }
+
+    /// Messages kept for replacement, and waits started or answered: what `forget` lets go.
+    var messagesKept: (messages: Int, waits: Int) {
+        state.withLock { ($0.value.messages.count, $0.value.waits.count) }
+    }
+
     /// One StateWaitMsg (blocking until the message, or a replacement of it, lands with
     /// `confidence`), then StateReplay for its cost. A failure or timeout ends the wait; the
     /// next `receipt` call starts another.

@@ -748,6 +748,7 @@ public actor FilecoinGasManager {
                     // that never landed is not waited for forever.
                     if clock.nowMs() - f.tx.createdAtMs >= config.givenUpWatchMs, !retries.contains(where: { $0.supersedes == cid }) {
                         inflight[cid] = nil
+                        await chain.forget(cid: cid)
                         logger.notice("a given-up message no longer watched", metadata: ["cid": "\(cid)", "batch": "\(f.tx.batchId)"])
                     }
                     continue

@@ -381,6 +381,31 @@ final class CapturedLogs: Sendable {
         }
     }
 
+    /// A given-up message of a refunded batch is watched for a week, then let go: the adapter
+    /// then drops its signed copy and its wait too (before 2026-12-03 it kept the copy for good).
+    @Test func aGivenUpMessageLetGoIsForgottenByTheAdapter() async throws {
+        var chain = SimulatedChain.Config()
+        chain.stuckRatePPM = 1_000_000
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 1
+        let week = config.givenUpWatchMs
+        try await withSetup(chain: chain, config: config) { s in
+            try await fund(s, "u1", 100)
+            _ = try await s.manager.queueUpload(UploadRequest(uploadId: "f", userId: "u1", fileType: "audio", sizeBytes: 1))
+            _ = try await s.manager.processNow()
+            try await s.run(epochs: 200) { try await s.store.upload(uploadId: "f")?.status == .refunded }
+            #expect(try await s.store.upload(uploadId: "f")?.status == .refunded)
+            #expect(await s.manager.messagesInFlight == 1)
+            #expect(s.lotus.messagesKept.messages == 1)
+            s.clock.advance(ms: week)
+            try await s.run(epochs: 1)
+            #expect(await s.manager.messagesInFlight == 0)
+            let kept = s.lotus.messagesKept
+            #expect(kept.messages == 0 && kept.waits == 0, "\(kept)")
+            #expect(try await s.store.reconcile().ok)
+        }
+    }
+
     /// Someone else replaces the message before it lands (an operator's `lotus mpool replace`):
     /// StateWaitMsg on the original CID returns the replacement's lookup, and the batch is
     /// settled on the message that landed.

@@ -16,6 +16,7 @@ extension ChainWrapper {
     func replace(_ cid: String, with message: ChainMessage) async throws -> String { try await inner.replace(cid, with: message) }
     func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] { try await inner.baseFees(heights: heights) }
+    func forget(cid: String) async { await inner.forget(cid: cid) }
 }
 
 /// Runs `hook` once, before the first message's push reaches the chain (before its CID is
