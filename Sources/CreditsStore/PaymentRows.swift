@@ -9,7 +9,7 @@ enum PaymentRows {
         refunds
         """
     /// How many values `columns` reads.
-    static let count = 19
+    static let count = columns.split(separator: ",").count
 
     static func decode(_ v: [SQLValue]) throws -> PaymentState {
         guard v.count == count, let method = PaymentMethod(rawValue: v[1].text), let refunds = decodeRefunds(v[18].text) else {
