@@ -125,6 +125,13 @@ public actor FilecoinGasManager {
     private var known: [String: Known] = [:]
     /// The base fee each upload given back (`giveBack`) was queued at, until it is picked up again.
     private var givenBackBaseFees: [String: Int128] = [:]
+    /// Messages left to uploads that were sent before this process took them (a restart or a
+    /// takeover queued them again, or took their message over): `sendsPerUploadMax` less the
+    /// messages on record (`UploadRecord.attempts`), one less for each message sent since. One
+    /// at 0 whose message fails is refunded, not sent again (`retryOrFallBack`), so restarts
+    /// never give an upload more than `sendsPerUploadMax` messages in all. An upload not here
+    /// was never sent before: the retry schedule alone stops it at that count.
+    private var sendsLeft: [String: Int] = [:]
     /// Rows written before their message was sent, by row id, until the push returns.
     private var recorded: [String: GasTransaction] = [:]
     private var inflight: [String: InFlight] = [:]
@@ -231,10 +238,10 @@ public actor FilecoinGasManager {
     /// up, then its batch refunded) is watched again too, so that if it lands after all its gas is
     /// on record (the holds stay released). Returns the upload ids.
     private func adoptMessages(_ ours: (UploadRecord) -> Bool, refundedToo: Bool) async throws -> Set<String> {
-        var batchOf: [String: (batchId: String?, status: UploadRecord.Status)] = [:]
+        var batchOf: [String: (batchId: String?, status: UploadRecord.Status, attempts: Int)] = [:]
         for status in [UploadRecord.Status.submitted, .failed] {
             for u in try await store.uploads(status: status, limit: 100_000) where ours(u) {
-                batchOf[u.uploadId] = (u.batchId, status)
+                batchOf[u.uploadId] = (u.batchId, status, u.attempts)
             }
         }
         guard !batchOf.isEmpty || refundedToo else { return [] }
@@ -250,6 +257,9 @@ public actor FilecoinGasManager {
             guard tx.uploadIds.allSatisfy({ batchOf[$0]?.batchId == tx.batchId }) else { continue }
             let statuses = Set(tx.uploadIds.compactMap { batchOf[$0]?.status })
             let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
+            // Its uploads keep the messages they have left: should this one fail, they are not
+            // sent more often in all than `sendsPerUploadMax`.
+            for id in tx.uploadIds { if let b = batchOf[id] { countSends(id, before: b.attempts) } }
             switch (tx.status, statuses) {
             case (.confirmed, [.submitted]):
                 await owe(tx.uploadIds.map { .capture(uploadId: $0) })
@@ -511,12 +521,21 @@ public actor FilecoinGasManager {
         let sendsMax = config.retry.sendsPerUploadMax
         for u in queued where known[u.uploadId] == nil && u.attempts < sendsMax {
             enqueue(u.uploadId, userId: u.userId, priority: u.priority, atMs: u.createdAtMs)
+            countSends(u.uploadId, before: u.attempts)
         }
         await refundSentTooOften(queued.filter { known[$0.uploadId] == nil && $0.attempts >= sendsMax })
         // The whole queue was read (fewer than the limit), so an upload missing from it is not queued.
         if queued.count < limit {
-            for id in policy.forget(waitingBefore.subtracting(queued.map(\.uploadId))) { known[id] = nil }
+            for id in policy.forget(waitingBefore.subtracting(queued.map(\.uploadId))) {
+                known[id] = nil
+                sendsLeft[id] = nil
+            }
         }
+    }
+
+    /// Notes the messages an upload this process took had been sent in before (`sendsLeft`).
+    private func countSends(_ uploadId: String, before sends: Int) {
+        if sends > 0 { sendsLeft[uploadId] = max(0, config.retry.sendsPerUploadMax - sends) }
     }
 
     /// Uploads a restart or a takeover queued again after they were sent `sendsPerUploadMax`
@@ -587,7 +606,10 @@ public actor FilecoinGasManager {
         // it was settled). Forgotten, so that if a takeover queues it again it is picked up again
         // (known, it was skipped, and stayed queued with its hold until a restart), and so that
         // beside other instances the manager does not keep every upload it lost a claim for.
-        for id in ids where !claimed.contains(id) { known[id] = nil }
+        for id in ids where !claimed.contains(id) {
+            known[id] = nil
+            sendsLeft[id] = nil
+        }
         guard !claimed.isEmpty else { return .nothingToSend }
         let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
         guard await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old) else {
@@ -662,6 +684,7 @@ public actor FilecoinGasManager {
         }
         var sent = tx
         sent.messageCid = cid
+        for id in ids { sendsLeft[id]? -= 1 }
         // Recorded before sending, unless it was a replacement or the chain could not name it first.
         if recorded.removeValue(forKey: tx.id)?.messageCid != cid {
             await owe([.move(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil, inBatch: batchId), .save(sent)])
@@ -842,8 +865,17 @@ public actor FilecoinGasManager {
     /// is not split (its uploads would go out under other nonces): after the last attempt its
     /// uploads are refunded, and should that message land after all, its gas is on record and
     /// the holds stay released.
+    /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
+    /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
         let now = clock.nowMs()
+        let spent = ids.filter { (sendsLeft[$0] ?? 1) <= 0 }
+        if !spent.isEmpty {
+            let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers: \(reason)"
+            await owe(spent.map { .release(uploadId: $0, reason: String(why.prefix(Limits.descriptionLengthMax)), inBatch: batchId) })
+        }
+        let ids = ids.filter { !spent.contains($0) }
+        guard !ids.isEmpty else { return }
         let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
@@ -918,6 +950,7 @@ public actor FilecoinGasManager {
     /// a settlement the ledger refuses for good.
     private func settle(_ uploadId: String, _ operation: (_ userId: String) -> LedgerOperation) async throws {
         givenBackBaseFees[uploadId] = nil
+        sendsLeft[uploadId] = nil
         let userId: String
         if let k = known[uploadId] {
             userId = k.userId

@@ -765,15 +765,20 @@ extension GasManagerTests {
     }
 
     /// A process that restarts again and again (a crash loop) while every message reverts: each
-    /// restart takes its failed upload back into the queue and counts attempts from one again.
-    /// The sends are counted in the database too, so the life that finds the upload queued
-    /// after `sendsPerUploadMax` (10) messages refunds it instead of sending it. Here each life
-    /// sends it three times: 3, 6, 9, 12, and the fifth life refunds it.
-    @Test func anUploadSentTooOftenAcrossRestartsIsRefundedNotSentAgain() async throws {
+    /// restart takes its failed upload back into the queue, where the schedule counts attempts
+    /// from one again. The messages that carried it are counted in the database, and a life
+    /// that takes it over has only the rest of `sendsPerUploadMax` (10) to send. Here each life
+    /// sends it three times: 3, 6, 9, and the fourth life sends it once more and refunds it when
+    /// that message reverts. Or (`diesWithTheLastInFlight`) the fourth life dies with that 10th
+    /// message in flight, and the fifth, taking the message over, refunds the upload when it
+    /// reverts.
+    @Test(arguments: [false, true])
+    func anUploadSentTooOftenAcrossRestartsIsRefundedNotSentAgain(diesWithTheLastInFlight: Bool) async throws {
         var chain = SimulatedChain.Config()
         chain.revertRatePPM = 1_000_000
         var config = FilecoinGasManager.Config()
         config.instanceTag = "aaaa"
+        let sendsMax = config.retry.sendsPerUploadMax
         let s = try setup(chain: chain, config: config)
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
@@ -791,15 +796,17 @@ extension GasManagerTests {
             for _ in 0..<2_000 {
                 let u = try #require(try await s.store.upload(uploadId: "loop"))
                 if u.status == .refunded || (u.status == .failed && u.attempts >= sentBefore + 3) { break }
+                if diesWithTheLastInFlight, sentBefore < sendsMax, u.status == .submitted, u.attempts == sendsMax { break }
                 s.clock.advance(ms: 30_000)
                 await manager.step()
             }
         }
         let u = try #require(try await s.store.upload(uploadId: "loop"))
-        #expect(u.status == .refunded && lives == 5, "\(u.status) after \(lives) lives")
-        #expect(u.attempts == 12 && u.failureReason?.contains("across restarts") == true, "\(u)")
+        #expect(u.status == .refunded && lives == (diesWithTheLastInFlight ? 5 : 4), "\(u.status) after \(lives) lives")
+        #expect(u.attempts == sendsMax && u.failureReason?.contains("across restarts") == true, "\(u)")
         let sent = try await s.store.gasTransactions(sinceMs: 0, limit: 100).filter { $0.uploadIds.contains("loop") && !$0.messageCid.isEmpty }
-        #expect(sent.count == 12)
+        #expect(sent.count == sendsMax)
+        #expect(sent.allSatisfy { $0.status == .failed })
         let b = try await s.store.balance(userId: "u1")
         #expect(b.balance == 100 && b.reserved == 0)
         #expect(try await s.store.reconcile().ok)

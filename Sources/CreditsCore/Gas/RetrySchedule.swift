@@ -6,10 +6,10 @@ public struct RetrySchedule: Sendable, Equatable {
 
     public init() {}
 
-    /// Messages one process may send an upload in: `attemptsMax` in its batch, then
-    /// `attemptsMax` on its own. An upload found queued again (a restart or a takeover put it
-    /// back) that has been sent this often is refunded rather than sent again, so restarts do
-    /// not start its count over for good.
+    /// Messages an upload may be sent in, in all: `attemptsMax` in its batch, then `attemptsMax`
+    /// on its own. A restart or a takeover that puts an upload back in the queue starts its
+    /// attempts over, so the messages that carried it are counted in the database too, and a
+    /// process that takes it over sends it only in the messages it has left.
     public var sendsPerUploadMax: Int { 2 * attemptsMax }
 
     /// Delay before attempt `attempt` (2, 3, ...), given `jitterPPM` in 0..<1,000,000 from an
