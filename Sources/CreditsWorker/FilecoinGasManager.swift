@@ -123,7 +123,8 @@ public actor FilecoinGasManager {
     private var recoveryOwed = false
     private var policy: BatchPolicy
     private var known: [String: Known] = [:]
-    /// The base fee each upload given back (`giveBack`) was queued at, until it is picked up again.
+    /// The base fee each upload given back (`giveBack`) was queued at (0 if no tick had set it
+    /// yet), until it is picked up again, or found no longer queued (a peer claimed it).
     private var givenBackBaseFees: [String: Int128] = [:]
     /// Messages left to uploads that were sent before this process took them (a restart or a
     /// takeover queued them again, or took their message over): `sendsPerUploadMax` less the
@@ -202,8 +203,9 @@ public actor FilecoinGasManager {
     /// Uploads waiting for a batch, messages waiting for a receipt, batches waiting to retry.
     public var queueLength: Int { policy.queueLength }
     public var messagesInFlight: Int { inflight.count }
-    /// Uploads this manager knows: waiting in its policy, in flight, or to settle.
-    public var uploadsTracked: Int { known.count }
+    /// Uploads this manager keeps anything about: waiting in its policy, in flight, to settle,
+    /// or given back to the queue and to be picked up again.
+    public var uploadsTracked: Int { Set(known.keys).union(givenBackBaseFees.keys).union(sendsLeft.keys).count }
     public var retriesWaiting: Int { retries.count }
     /// Calls waiting for another call's database writes to finish (`payOwed`).
     public var callsWaitingToWrite: Int { waitingToPay.count }
@@ -516,6 +518,7 @@ public actor FilecoinGasManager {
     private func pickUpQueued() async {
         // Only what was waiting before the read is let go: an upload queued meanwhile is not in it.
         let waitingBefore = policy.waitingUploadIds
+        let givenBackBefore = Set(givenBackBaseFees.keys)
         let limit = config.policy.queueLengthMax
         guard let queued = try? await store.uploads(status: .queued, limit: limit) else { return }
         let sendsMax = config.retry.sendsPerUploadMax
@@ -526,8 +529,15 @@ public actor FilecoinGasManager {
         await refundSentTooOften(queued.filter { known[$0.uploadId] == nil && $0.attempts >= sendsMax })
         // The whole queue was read (fewer than the limit), so an upload missing from it is not queued.
         if queued.count < limit {
-            for id in policy.forget(waitingBefore.subtracting(queued.map(\.uploadId))) {
+            let queuedIds = Set(queued.map(\.uploadId))
+            for id in policy.forget(waitingBefore.subtracting(queuedIds)) {
                 known[id] = nil
+                sendsLeft[id] = nil
+            }
+            // Given back, then claimed by a peer before this read (the writes owed by the give-back
+            // were written before it): the peer settles them, so nothing here would let them go.
+            for id in givenBackBefore.subtracting(queuedIds) where known[id] == nil {
+                givenBackBaseFees[id] = nil
                 sendsLeft[id] = nil
             }
         }
@@ -626,7 +636,7 @@ public actor FilecoinGasManager {
             retries.append(retry)
         } else {
             for id in ids {
-                if let fee = known.removeValue(forKey: id)?.queuedBaseFee, fee > 0 { givenBackBaseFees[id] = fee }
+                givenBackBaseFees[id] = known.removeValue(forKey: id)?.queuedBaseFee ?? 0
             }
         }
     }

@@ -337,6 +337,43 @@ extension GasManagerTests {
 }
 
 extension GasManagerTests {
+    /// a's claim of a low-priority upload fails (the database is away), so a gives it back to
+    /// the queue, keeping the base fee it was queued at until it picks it up again. b claims it
+    /// first and sends it. At a's next tick the upload is no longer queued, and a keeps nothing
+    /// about it. Until 2026-12-04 a kept that base fee for good: b settles the upload, and
+    /// nothing in a let it go.
+    @Test
+    func anUploadGivenBackThatAPeerSentIsNotKept() async throws {
+        let s = try setup()
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        let flaky = FlakyStore(s.store, failureRatePPM: 1_000_000, seed: 1)
+        let a = instance(s, "aaaa", store: flaky, chain: s.chain)
+        let b = instance(s, "bbbb", store: s.store, chain: s.chain)
+
+        _ = try await a.queueUpload(UploadRequest(uploadId: "x", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .low))
+        s.clock.advance(ms: 30_000)
+        await a.step()
+        #expect(await a.queueLength == 1, "held: one low-priority upload waits")
+        flaky.armed = true
+        await #expect(throws: CreditsError.self) { try await a.processNow() }
+        flaky.armed = false
+        #expect(await a.uploadsTracked == 1, "given back")
+        _ = await a.drainInFlight()  // writes what a owes: its claim undone, if it was taken
+        #expect(try await s.store.upload(uploadId: "x")?.status == .queued)
+        #expect(try await b.processNow().count == 1)
+
+        s.clock.advance(ms: 30_000)
+        await a.step()
+        #expect(await a.uploadsTracked == 0)
+        try await expectLandsOnce(s, a, b)
+        #expect(await a.uploadsTracked == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
     /// An upload queued through this instance while its tick reads the queue (after the read, so
     /// not in it) stays in its policy: only what was waiting before the read is let go.
     @Test
