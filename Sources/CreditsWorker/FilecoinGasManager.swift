@@ -592,16 +592,23 @@ public actor FilecoinGasManager {
             giveBack(ids, retry: retry)
             return .givenBack
         }
+        // The given-up message this attempt replaces under its nonce. Its uploads are claimed
+        // straight into `submitted`, as a new message's are recorded before it is sent: a process
+        // killed after the replacement went out, before it wrote about it, leaves them submitted
+        // beside that message's row, so the next one waits for the message (whose nonce the
+        // replacement took) instead of queuing them and sending them under a new nonce.
+        let old = supersedes.flatMap { cid in inflight[cid].map { (cid: cid, entry: $0) } }
+        let claimedAs: UploadRecord.Status = old == nil ? .batched : .submitted
         var claimed: [String]
         do {
             if let retry {
                 // Failed in this batch (its last attempt, or a claim given back), or, the first
                 // time, in the batch it was split from.
-                claimed = try await store.transitionUploads(ids, from: [.failed], to: .batched, batchId: batchId, reason: nil,
+                claimed = try await store.transitionUploads(ids, from: [.failed], to: claimedAs, batchId: batchId, reason: nil,
                                                             inBatch: batchId)
                 let rest = ids.filter { !claimed.contains($0) }
                 if retry.failedIn != batchId, !rest.isEmpty {
-                    let more = try await store.transitionUploads(rest, from: [.failed], to: .batched, batchId: batchId, reason: nil,
+                    let more = try await store.transitionUploads(rest, from: [.failed], to: claimedAs, batchId: batchId, reason: nil,
                                                                  inBatch: retry.failedIn)
                     claimed = ids.filter { claimed.contains($0) || more.contains($0) }
                 }
@@ -621,7 +628,6 @@ public actor FilecoinGasManager {
             sendsLeft[id] = nil
         }
         guard !claimed.isEmpty else { return .nothingToSend }
-        let old = supersedes.flatMap { inflight[$0].map { (cid: supersedes!, entry: $0) } }
         guard await push(claimed, attempt: attempt, batchId: batchId, head: head, superseding: old) else {
             return await unclaim(claimed)
         }
@@ -695,9 +701,11 @@ public actor FilecoinGasManager {
         var sent = tx
         sent.messageCid = cid
         for id in ids { sendsLeft[id]? -= 1 }
-        // Recorded before sending, unless it was a replacement or the chain could not name it first.
+        // Recorded before sending, unless it was a replacement (its uploads claimed as submitted)
+        // or the chain could not name it first.
         if recorded.removeValue(forKey: tx.id)?.messageCid != cid {
-            await owe([.move(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil, inBatch: batchId), .save(sent)])
+            let move = DatabaseWrite.move(ids, from: [.batched], to: .submitted, batchId: batchId, reason: nil, inBatch: batchId)
+            await owe(old == nil ? [move, .save(sent)] : [.save(sent)])
         }
         inflight[cid] = InFlight(tx: sent, pushedAtHeight: head.height, replacements: 0)
         return true

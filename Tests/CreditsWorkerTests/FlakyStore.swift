@@ -48,6 +48,13 @@ final class FlakyStore: CreditStore {
     }
     var counts: Counts { state.withLock { $0.counts } }
 
+    private let isAway = Mutex(false)
+    /// The database is gone: every worker-facing call fails before it reaches it (whether armed or not).
+    var away: Bool {
+        get { isAway.withLock { $0 } }
+        set { isAway.withLock { $0 = newValue } }
+    }
+
     /// Saves of gas rows wait from now until `openGate`.
     func closeGate() { gate.withLock { $0.closed = true } }
     /// Saves held at the gate so far.
@@ -75,7 +82,8 @@ final class FlakyStore: CreditStore {
 
     /// Whether this call fails, and when.
     private func draw(write: Bool) -> InjectedFailure? {
-        state.withLock { s -> InjectedFailure? in
+        if away { return InjectedFailure(afterCommit: false) }
+        return state.withLock { s -> InjectedFailure? in
             guard s.armed, s.rng.chance(ppm: failureRatePPM) else { return nil }
             let after = write && s.rng.chance(ppm: 500_000)
             if after { s.counts.failedAfter += 1 } else { s.counts.failedBefore += 1 }

@@ -557,6 +557,75 @@ extension GasManagerTests {
     }
 }
 
+/// Runs a hook once, just after the next replacement reached the chain, before the caller
+/// hears of it: something that happens to the process right after it replaced a message.
+final class AfterNextReplace: ChainWrapper {
+    let inner: SimulatedChain
+    private let hook = OneShot()
+
+    init(_ inner: SimulatedChain) { self.inner = inner }
+
+    func afterNextReplace(_ body: @escaping @Sendable () async -> Void) { hook.arm(body) }
+
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        let newCid = try await inner.replace(cid, with: message)
+        await hook.fire()
+        return newCid
+    }
+}
+
+extension GasManagerTests {
+    /// A batch's next attempt replaces its given-up message under that message's nonce, and the
+    /// process is killed just after, before it wrote anything about the replacement (its
+    /// database went away at that moment). The restarted process must wait for that nonce, not
+    /// queue the upload and send it under a new one: the replacement may land, and the upload
+    /// would be stored twice. Until 2026-12-04 the upload was claimed as `batched` before the
+    /// replacement, and a restart put a batched upload back in the queue.
+    @Test func aProcessKilledJustAfterReplacingAGivenUpMessageKeepsItsNonce() async throws {
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.stuckRatePPM = 1_000_000
+        var config = FilecoinGasManager.Config()
+        config.instanceTag = "aaaa"
+        let (s, chain) = try setup(chain: chainConfig, config: config) { AfterNextReplace($0) }
+        defer { s.dir.remove() }
+        let flaky = FlakyStore(s.store, failureRatePPM: 0, seed: 1)
+        let killed = FilecoinGasManager(store: flaky, chain: chain, clock: s.clock.wallClock, config: config)
+        try await fund(s, "u1", 100)
+        _ = try await killed.queueUpload(UploadRequest(uploadId: "kr", userId: "u1", fileType: "audio", sizeBytes: 1, priority: .high))
+        #expect(try await killed.processNow().count == 1)
+        var epochs = 0
+        while await killed.retriesWaiting == 0, epochs < 100 {
+            s.clock.advance(ms: 30_000)
+            await killed.step()
+            epochs += 1
+        }
+        #expect(try await s.store.upload(uploadId: "kr")?.status == .failed, "given up")
+        chain.afterNextReplace { flaky.away = true }
+        while !flaky.away, epochs < 200 {
+            s.clock.advance(ms: 30_000)
+            await killed.step()
+            epochs += 1
+        }
+        #expect(flaky.away, "the next attempt replaced the given-up message")
+        // Killed here: what it owes about the replacement is lost.
+
+        let restarted = instance(s, tag: "aaaa")
+        try await restarted.recover()
+        #expect(await restarted.messagesInFlight == 1)
+        for _ in 0..<400 {
+            s.clock.advance(ms: 30_000)
+            await restarted.step()
+        }
+        let u = try #require(try await s.store.upload(uploadId: "kr"))
+        #expect(u.status == .refunded, "\(u)")
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        let all = try await s.store.gasTransactions(sinceMs: 0, limit: 100)
+        #expect(Set(all.compactMap { s.chain.nonce(of: $0.messageCid) }) == [0], "\(all.map(\.messageCid))")
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
 extension GasManagerTests {
     /// A batch refunded after its message was given up: the message may still land. A restarted
     /// process watches it again, and when it has landed its gas is on record, while the upload
