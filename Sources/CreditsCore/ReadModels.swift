@@ -59,6 +59,19 @@ public struct JournalEntry: Sendable, Codable, Equatable {
     }
 }
 
+/// A page of a user's credit lots.
+public struct LotPage: Sendable, Equatable {
+    /// Oldest (lowest id) first.
+    public var data: [CreditLot]
+    /// Pass back as `cursor` for the next (newer) page; nil on the last page.
+    public var nextCursor: String?
+
+    public init(data: [CreditLot], nextCursor: String?) {
+        self.data = data
+        self.nextCursor = nextCursor
+    }
+}
+
 public struct TransactionPage: Sendable, Codable, Equatable {
     /// Newest first.
     public var data: [JournalEntry]

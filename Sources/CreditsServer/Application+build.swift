@@ -94,7 +94,8 @@ public func buildRouter(
         try await renderDashboard(manager: manager, gas: gasManager, configuration: configuration)
     }
     let credits = router.group("api/credits")
-    CreditsController(manager: manager, requirePaymentConfirmation: configuration.requirePaymentConfirmation)
+    CreditsController(manager: manager, requirePaymentConfirmation: configuration.requirePaymentConfirmation,
+                      clock: configuration.clock)
         .addRoutes(to: credits)
     UsersController(manager: manager, rules: configuration.sponsorship, clock: configuration.clock)
         .addRoutes(users: router.group("api/users"), credits: credits)

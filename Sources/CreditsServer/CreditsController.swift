@@ -12,6 +12,8 @@ struct CreditsController {
     let manager: CreditManager
     /// `--require-payment-confirmation`: purchases wait for the provider's event.
     var requirePaymentConfirmation = false
+    /// Tells which lots have expired (`GET /api/credits/lots`).
+    var clock: WallClock = .system
 
     struct PurchaseBody: Decodable {
         var userId: String
@@ -99,6 +101,35 @@ struct CreditsController {
         var nextCursor: String?
     }
 
+    struct LotBody: Encodable {
+        var lotId: Int64
+        var category: String
+        var source: String
+        var granted: Int64
+        var remaining: Int64
+        /// Absent for paid credits, which never expire.
+        var expiresAt: String?
+        var expired: Bool
+        var createdAt: String
+
+        init(_ lot: CreditLot, nowMs: Int64) {
+            lotId = lot.id
+            category = lot.category.rawValue
+            source = lot.source
+            granted = lot.granted
+            remaining = lot.remaining
+            expiresAt = lot.expiresAtMs.map(Timestamp.iso8601(ms:))
+            expired = lot.isExpired(at: nowMs)
+            createdAt = Timestamp.iso8601(ms: lot.createdAtMs)
+        }
+    }
+
+    struct LotPageBody: Encodable {
+        var userId: String
+        var data: [LotBody]
+        var nextCursor: String?
+    }
+
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.get("balance") { request, _ in
             let userId = try request.uri.requiredQuery("userId")
@@ -159,6 +190,14 @@ struct CreditsController {
                 },
                 nextCursor: page.nextCursor)
             return try JSONResponse.make(.ok, body)
+        }
+        group.get("lots") { request, _ in
+            let userId = try request.uri.requiredQuery("userId")
+            let limit = try request.uri.intQuery("limit") ?? Limits.pageSizeDefault
+            let page = try await manager.getLots(userId, limit: limit, cursor: request.uri.queryParameters.get("cursor"))
+            let now = clock.nowMs()
+            return try JSONResponse.make(.ok, LotPageBody(userId: userId, data: page.data.map { LotBody($0, nowMs: now) },
+                                                          nextCursor: page.nextCursor))
         }
     }
 }

@@ -233,6 +233,22 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+  /api/credits/lots:
+    get:
+      summary: A user's credit lots, oldest first (an empty page for a user never seen)
+      parameters:
+        - {$ref: "#/components/parameters/UserIdQuery"}
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 100}}
+        - {name: cursor, in: query, schema: {type: string}}
+      responses:
+        "200":
+          description: A page
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/LotPage"}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
   /api/credits/milestones:
     post:
       summary: Grant a milestone bonus, once per user and milestone
@@ -641,6 +657,26 @@ components:
                   properties:
                     lotId: {type: integer}
                     credits: {type: integer}
+    LotPage:
+      type: object
+      required: [userId, data]
+      properties:
+        userId: {type: string}
+        nextCursor: {type: [string, "null"]}
+        data:
+          type: array
+          items:
+            type: object
+            required: [lotId, category, source, granted, remaining, expired, createdAt]
+            properties:
+              lotId: {type: integer}
+              category: {type: string, enum: [paid, promotional]}
+              source: {type: string, description: the reference of the operation that granted it}
+              granted: {type: integer}
+              remaining: {type: integer}
+              expiresAt: {type: string, description: absent for paid credits, which never expire}
+              expired: {type: boolean}
+              createdAt: {type: string}
     MilestoneReceipt:
       type: object
       required: [transactionId, userId, milestone, credits, balance]

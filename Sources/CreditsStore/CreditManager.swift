@@ -105,4 +105,13 @@ public struct CreditManager: Sendable {
     public func getTransactions(_ userId: String, limit: Int = Limits.pageSizeDefault, cursor: String? = nil) async throws -> TransactionPage {
         try await store.transactions(userId: userId, limit: limit, cursor: cursor)
     }
+
+    /// The user's credit lots, oldest first, a page at a time: pass `nextCursor` back as `cursor`.
+    public func getLots(_ userId: String, limit: Int = Limits.pageSizeDefault, cursor: String? = nil) async throws -> LotPage {
+        try Paging.checkLimit(limit)
+        let afterId = try Paging.parseCursor(cursor, prefix: "lot_") ?? 0
+        let lots = try await store.creditLots(userId: userId, afterId: afterId, limit: limit + 1)
+        let data = Array(lots.prefix(limit))
+        return LotPage(data: data, nextCursor: lots.count > limit ? data.last.map { "lot_\($0.id)" } : nil)
+    }
 }

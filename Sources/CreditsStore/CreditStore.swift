@@ -62,8 +62,9 @@ public protocol CreditStore: Sendable {
     /// A registered creator, or nil.
     func userProfile(userId: String) async throws -> UserProfile?
 
-    /// The user's lots, oldest first.
-    func creditLots(userId: String) async throws -> [CreditLot]
+    /// Up to `limit` (at least 1) of the user's lots with an id above `afterId`, oldest (lowest
+    /// id) first.
+    func creditLots(userId: String, afterId: Int64, limit: Int) async throws -> [CreditLot]
 
     /// Users with credits in lots expired at `nowMs` (the expiry sweep's work), at most `limit`.
     func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String]
@@ -76,6 +77,16 @@ public protocol CreditStore: Sendable {
 }
 
 extension CreditStore {
+    /// All the user's lots, oldest first, read `pageSize` at a time.
+    public func creditLots(userId: String, pageSize: Int = 1_000) async throws -> [CreditLot] {
+        var lots: [CreditLot] = []
+        while true {
+            let page = try await creditLots(userId: userId, afterId: lots.last?.id ?? 0, limit: pageSize)
+            lots += page
+            if page.count < pageSize { return lots }
+        }
+    }
+
     /// `transitionUploads` whenever the uploads were last updated.
     @discardableResult
     public func transitionUploads(
@@ -111,10 +122,11 @@ public enum Paging {
         }
     }
 
-    /// A cursor is the id of the last row of the previous page (`txn_<n>`); rows older than it follow.
-    public static func parseCursor(_ cursor: String?) throws(CreditsError) -> Int64? {
+    /// A cursor is the id of the last row of the previous page (`txn_<n>` for journal rows, whose
+    /// older rows follow; `lot_<n>` for lots, whose newer lots follow).
+    public static func parseCursor(_ cursor: String?, prefix: String = "txn_") throws(CreditsError) -> Int64? {
         guard let cursor else { return nil }
-        guard cursor.hasPrefix("txn_"), let n = Int64(cursor.dropFirst(4)), n > 0 else {
+        guard cursor.hasPrefix(prefix), let n = Int64(cursor.dropFirst(prefix.count)), n > 0 else {
             throw .validation("cursor", "is not a cursor this service returned")
         }
         return n

@@ -4,6 +4,13 @@ import CreditsCore
 enum LotRows {
     static let columns = "id, user_id, category, source, granted, remaining, expires_at, created_at"
 
+    /// A page of one user's lots (parameters: userId, afterId, limit).
+    static let page = "SELECT \(columns) FROM credit_lots WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?"
+
+    static func checkPageLimit(_ limit: Int) throws(CreditsError) {
+        if limit < 1 { throw .validation("limit", "must be at least 1") }
+    }
+
     static func decode(_ v: [SQLValue]) throws -> CreditLot {
         guard v.count == 8, let category = LotCategory(rawValue: v[2].text) else {
             throw StoreInvariantError(description: "a credit_lots row that is not a lot")

@@ -306,11 +306,13 @@ public final class PostgresStore: CreditStore {
         throw StoreInvariantError(description: "upsert returned no row")
     }
 
-    public func creditLots(userId: String) async throws -> [CreditLot] {
+    public func creditLots(userId: String, afterId: Int64, limit: Int) async throws -> [CreditLot] {
         try Identifier.check(userId, field: "userId")
+        try LotRows.checkPageLimit(limit)
         var lots: [CreditLot] = []
         for try await row in try await client.query("""
-            SELECT \(unescaped: LotRows.columns) FROM credit_lots WHERE user_id = \(userId) ORDER BY id
+            SELECT \(unescaped: LotRows.columns) FROM credit_lots WHERE user_id = \(userId) AND id > \(afterId)
+            ORDER BY id LIMIT \(Int64(limit))
             """, logger: logger) {
             lots.append(try LotRows.decode(try row.map(Self.value)))
         }

@@ -259,11 +259,11 @@ public final class SQLiteStore: CreditStore {
         }
     }
 
-    public func creditLots(userId: String) async throws -> [CreditLot] {
+    public func creditLots(userId: String, afterId: Int64, limit: Int) async throws -> [CreditLot] {
         try Identifier.check(userId, field: "userId")
+        try LotRows.checkPageLimit(limit)
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(LotRows.columns) FROM credit_lots WHERE user_id = ? ORDER BY id", arguments: [userId])
-                .map { try LotRows.decode(Self.values($0)) }
+            try Row.fetchAll(db, sql: LotRows.page, arguments: [userId, afterId, limit]).map { try LotRows.decode(Self.values($0)) }
         }
     }
 

@@ -1,6 +1,7 @@
 import CreditsCore
 import CreditsStore
 import Foundation
+import Synchronization
 import HummingbirdTesting
 import Testing
 
@@ -273,6 +274,64 @@ extension APITests {
             let bad = try await client.call(.post, "/api/credits/sponsored-uploads",
                 body: #"{"userId":"user_123","fileUploadId":"u10","creditsCost":15,"usdValue":0.605}"#)
             #expect(bad.status == 400 && bad.string("field") == "usdValue")
+        }
+    }
+}
+
+extension APITests {
+    /// `GET /api/credits/lots`: a user's lots, oldest first, a page at a time, each with what it
+    /// was granted, what is left, and when it expires (paid credits never do); an expired lot
+    /// says so at once, before any sweep. Bad paging is a 400; a user never seen has no lots.
+    @Test func creditLotsListedOverHTTP() async throws {
+        let t0: Int64 = 1_800_000_000_000
+        let now = Mutex(t0)
+        try await withApp(clock: WallClock { now.withLock { $0 } }) { client, store in
+            let bought = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"lot_l","package":"creator","paymentMethod":"stripe","paymentId":"pi_lots"}"#)
+            #expect(bought.status == 201)
+            #expect(try await client.call(.post, "/api/credits/spend", body: #"{"userId":"lot_l","credits":60,"fileUploadId":"lot_s"}"#).status == 201)
+            now.withLock { $0 += 1_000 }
+            #expect(try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"lot_l","credits":30,"adjustmentId":"g-lots","reason":"welcome gift"}"#).status == 201)
+
+            func lots(_ query: String) async throws -> (Reply, [[String: Any]]) {
+                let r = try await client.call(.get, "/api/credits/lots?userId=lot_l" + query)
+                return (r, r["data"] as? [[String: Any]] ?? [])
+            }
+            func ints(_ rows: [[String: Any]], _ key: String) -> [Int64] { rows.map { ($0[key] as? NSNumber)?.int64Value ?? -1 } }
+            let year = 365 * LotRules.dayMs
+            let (all, rows) = try await lots("")
+            #expect(all.status == 200 && all.string("userId") == "lot_l" && all["nextCursor"] == nil, "\(all.text)")
+            #expect(rows.map { $0["category"] as? String } == ["paid", "promotional", "promotional"])
+            #expect(rows.map { $0["source"] as? String } == ["purchase:stripe:pi_lots", "purchase:stripe:pi_lots", "adjust:g-lots"])
+            #expect(ints(rows, "granted") == [500, 50, 30])
+            #expect(ints(rows, "remaining") == [490, 0, 30], "the spend burnt the bonus first")
+            #expect(rows.map { $0["expiresAt"] as? String } == [nil, "2028-01-15T08:00:00.000Z", "2028-01-15T08:00:01.000Z"])
+            #expect(rows.map { $0["expired"] as? Bool } == [false, false, false])
+            let ids = ints(rows, "lotId")
+            #expect(ids == ids.sorted() && Set(ids).count == 3)
+
+            let (first, firstRows) = try await lots("&limit=2")
+            #expect(ints(firstRows, "lotId") == Array(ids.prefix(2)) && first.string("nextCursor") == "lot_\(ids[1])")
+            let (last, lastRows) = try await lots("&limit=2&cursor=lot_\(ids[1])")
+            #expect(ints(lastRows, "lotId") == [ids[2]] && last["nextCursor"] == nil)
+
+            now.withLock { $0 = t0 + 1_000 + year }
+            let (_, later) = try await lots("")
+            #expect(later.map { $0["expired"] as? Bool } == [false, true, true])
+            #expect(ints(later, "remaining") == [490, 0, 30], "not swept yet, but unspendable")
+            #expect(try await client.call(.get, "/api/credits/balance?userId=lot_l").int("balance") == 490)
+
+            for (query, field) in [("&cursor=txn_1", "cursor"), ("&cursor=lot_x", "cursor"), ("&limit=0", "limit"), ("&limit=101", "limit")] {
+                let (bad, _) = try await lots(query)
+                #expect(bad.status == 400 && bad.string("error") == "VALIDATION_ERROR" && bad.string("field") == field, "\(query): \(bad.text)")
+            }
+            let missing = try await client.call(.get, "/api/credits/lots")
+            #expect(missing.status == 400 && missing.string("field") == "userId")
+            let stranger = try await client.call(.get, "/api/credits/lots?userId=nobody")
+            #expect(stranger.status == 200 && (stranger["data"] as? [Any])?.isEmpty == true)
+            #expect(try await client.call(.get, "/api/credits/lots?userId=lot_l", key: nil).status == 401)
+            #expect(try await store.reconcile().ok)
         }
     }
 }

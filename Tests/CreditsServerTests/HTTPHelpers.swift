@@ -42,14 +42,14 @@ extension TestClientProtocol {
     }
 }
 
-/// Runs `body` against the real router over a fresh SQLite store.
-func withApp(_ body: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
+/// Runs `body` against the real router over a fresh SQLite store, both on `clock`.
+func withApp(clock: WallClock = .system, _ body: @Sendable (any TestClientProtocol, SQLiteStore) async throws -> Void) async throws {
     let dir = NSTemporaryDirectory() + "credits-http-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let store = try SQLiteStore(path: dir + "/ledger.sqlite")
+    let store = try SQLiteStore(path: dir + "/ledger.sqlite", clock: clock)
     let app = buildApplication(
-        store: store, configuration: ServerConfiguration(serviceKey: serviceKey, adminKey: adminKey),
+        store: store, configuration: ServerConfiguration(serviceKey: serviceKey, adminKey: adminKey, clock: clock),
         logger: .init(label: "test"))
     do {
         try await app.test(.router) { client in try await body(client, store) }

@@ -35,6 +35,29 @@ final class TestClock: Sendable {
         .adjust(AdjustmentRequest(userId: user, credits: credits, adjustmentId: id, reason: "test", category: category))
     }
 
+    /// A user's lots read a page at a time: after a lot id, at most `limit`, in id order, and
+    /// only theirs; reading them all pages through to the last.
+    @Test(arguments: StoreFactory.all)
+    func lotsArePagedById(factory: StoreFactory) async throws {
+        try await withStore(factory) { f, _ in
+            for i in 1...5 {
+                _ = try await f.store.execute(Self.grant("pia", Int64(i), "pia-\(i)", .promotional), idempotencyKey: nil)
+                _ = try await f.store.execute(Self.grant("pib", Int64(i), "pib-\(i)", .paid), idempotencyKey: nil)
+            }
+            let all = try await f.store.creditLots(userId: "pia", afterId: 0, limit: 100)
+            #expect(all.map(\.granted) == [1, 2, 3, 4, 5] && all.allSatisfy { $0.userId == "pia" })
+            #expect(all.map(\.id) == all.map(\.id).sorted())
+            let first = try await f.store.creditLots(userId: "pia", afterId: 0, limit: 2)
+            let second = try await f.store.creditLots(userId: "pia", afterId: first[1].id, limit: 2)
+            let third = try await f.store.creditLots(userId: "pia", afterId: second[1].id, limit: 2)
+            #expect((first + second + third).map(\.id) == all.map(\.id) && third.count == 1)
+            #expect(try await f.store.creditLots(userId: "pia", afterId: all[4].id, limit: 2).isEmpty)
+            #expect(try await f.store.creditLots(userId: "pia", pageSize: 2) == all)
+            #expect(try await f.store.creditLots(userId: "pia", pageSize: 5) == all)
+            await #expect(throws: CreditsError.self) { try await f.store.creditLots(userId: "pia", afterId: 0, limit: 0) }
+        }
+    }
+
     /// Every grant is a lot: a purchase's base is paid and never expires, its bonus and a
     /// milestone are promotional and expire a year later.
     @Test(arguments: StoreFactory.all)

@@ -145,7 +145,9 @@ final class FlakyStore: CreditStore {
         try await inner.upsertUser(userId: userId, walletAddress: walletAddress, signedUpAtMs: signedUpAtMs)
     }
     func userProfile(userId: String) async throws -> UserProfile? { try await inner.userProfile(userId: userId) }
-    func creditLots(userId: String) async throws -> [CreditLot] { try await inner.creditLots(userId: userId) }
+    func creditLots(userId: String, afterId: Int64, limit: Int) async throws -> [CreditLot] {
+        try await inner.creditLots(userId: userId, afterId: afterId, limit: limit)
+    }
     func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String] {
         try await inner.usersWithExpiredLots(nowMs: nowMs, limit: limit)
     }
