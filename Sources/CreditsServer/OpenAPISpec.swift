@@ -222,8 +222,8 @@ paths:
       summary: A user's journal rows, newest first
       parameters:
         - {$ref: "#/components/parameters/UserIdQuery"}
-        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 100}}
-        - {name: cursor, in: query, schema: {type: string}}
+        - {$ref: "#/components/parameters/PageLimit"}
+        - {$ref: "#/components/parameters/PageCursor"}
       responses:
         "200":
           description: A page
@@ -238,8 +238,8 @@ paths:
       summary: A user's credit lots, oldest first (an empty page for a user never seen)
       parameters:
         - {$ref: "#/components/parameters/UserIdQuery"}
-        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 100}}
-        - {name: cursor, in: query, schema: {type: string}}
+        - {$ref: "#/components/parameters/PageLimit"}
+        - {$ref: "#/components/parameters/PageCursor"}
       responses:
         "200":
           description: A page
@@ -536,6 +536,15 @@ components:
       in: header
       required: false
       schema: {$ref: "#/components/schemas/Identifier"}
+    PageLimit:
+      name: limit
+      in: query
+      schema: {type: integer, minimum: 1, maximum: 100}
+    PageCursor:
+      name: cursor
+      in: query
+      description: the nextCursor of the previous page
+      schema: {type: string}
     Days:
       name: days
       in: query
