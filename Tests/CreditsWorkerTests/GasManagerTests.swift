@@ -838,11 +838,14 @@ extension GasManagerTests {
     /// from one again. The messages that carried it are counted in the database, and a life
     /// that takes it over has only the rest of `sendsPerUploadMax` (10) to send. Here each life
     /// sends it three times: 3, 6, 9, and the fourth life sends it once more and refunds it when
-    /// that message reverts. Or (`diesWithTheLastInFlight`) the fourth life dies with that 10th
+    /// that message reverts. Or (`.diesWithTheLastInFlight`) the fourth life dies with that 10th
     /// message in flight, and the fifth, taking the message over, refunds the upload when it
-    /// reverts.
-    @Test(arguments: [false, true])
-    func anUploadSentTooOftenAcrossRestartsIsRefundedNotSentAgain(diesWithTheLastInFlight: Bool) async throws {
+    /// reverts. Or (`.withCompany`) the fourth life sends it with two new uploads in one message:
+    /// when that reverts, it is refunded, and the other two go on, each sent 10 times in all.
+    enum LastLife: CaseIterable { case alone, diesWithTheLastInFlight, withCompany }
+
+    @Test(arguments: LastLife.allCases)
+    func anUploadSentTooOftenAcrossRestartsIsRefundedNotSentAgain(lastLife: LastLife) async throws {
         var chain = SimulatedChain.Config()
         chain.revertRatePPM = 1_000_000
         var config = FilecoinGasManager.Config()
@@ -861,21 +864,42 @@ extension GasManagerTests {
             }
             lives += 1
             let sentBefore = try #require(try await s.store.upload(uploadId: "loop")).attempts
+            if lastLife == .withCompany, sentBefore == sendsMax - 1 {
+                for id in ["f1", "f2"] {
+                    _ = try await manager.queueUpload(UploadRequest(uploadId: id, userId: "u1", fileType: "audio", sizeBytes: 1, priority: .medium))
+                }
+                #expect(try await manager.processNow().count == 1)
+            }
             // Runs until its third message of this life reverted (or it is refunded); then the process dies.
             for _ in 0..<2_000 {
                 let u = try #require(try await s.store.upload(uploadId: "loop"))
                 if u.status == .refunded || (u.status == .failed && u.attempts >= sentBefore + 3) { break }
-                if diesWithTheLastInFlight, sentBefore < sendsMax, u.status == .submitted, u.attempts == sendsMax { break }
+                if lastLife == .diesWithTheLastInFlight, sentBefore < sendsMax, u.status == .submitted, u.attempts == sendsMax { break }
                 s.clock.advance(ms: 30_000)
                 await manager.step()
             }
         }
         let u = try #require(try await s.store.upload(uploadId: "loop"))
-        #expect(u.status == .refunded && lives == (diesWithTheLastInFlight ? 5 : 4), "\(u.status) after \(lives) lives")
+        #expect(u.status == .refunded && lives == (lastLife == .diesWithTheLastInFlight ? 5 : 4), "\(u.status) after \(lives) lives")
         #expect(u.attempts == sendsMax && u.failureReason?.contains("across restarts") == true, "\(u)")
         let sent = try await s.store.gasTransactions(sinceMs: 0, limit: 100).filter { $0.uploadIds.contains("loop") && !$0.messageCid.isEmpty }
         #expect(sent.count == sendsMax)
         #expect(sent.allSatisfy { $0.status == .failed })
+        if lastLife == .withCompany {
+            for id in ["f1", "f2"] {
+                let f = try #require(try await s.store.upload(uploadId: id))
+                #expect(f.status == .failed && f.attempts == 1 && f.batchId == u.batchId, "\(f)")
+            }
+            #expect(await manager.retriesWaiting == 1, "the batch goes on without it")
+            for _ in 0..<2_000 where try await s.store.upload(uploadId: "f2")?.status != .refunded {
+                s.clock.advance(ms: 30_000)
+                await manager.step()
+            }
+            for id in ["f1", "f2"] {
+                let f = try #require(try await s.store.upload(uploadId: id))
+                #expect(f.status == .refunded && f.attempts == sendsMax, "\(f)")
+            }
+        }
         let b = try await s.store.balance(userId: "u1")
         #expect(b.balance == 100 && b.reserved == 0)
         #expect(try await s.store.reconcile().ok)
