@@ -261,7 +261,7 @@ public actor FilecoinGasManager {
             let replacements = tx.id.range(of: "-r", options: .backwards).flatMap { Int(tx.id[$0.upperBound...]) } ?? 0
             // Its uploads keep the messages they have left: should this one fail, they are not
             // sent more often in all than `sendsPerUploadMax`.
-            for id in tx.uploadIds { if let b = batchOf[id] { countSends(id, before: b.attempts) } }
+            for id in tx.uploadIds { if let b = batchOf[id] { noteSendsLeft(id, sentBefore: b.attempts) } }
             switch (tx.status, statuses) {
             case (.confirmed, [.submitted]):
                 await owe(tx.uploadIds.map { .capture(uploadId: $0) })
@@ -524,7 +524,7 @@ public actor FilecoinGasManager {
         let sendsMax = config.retry.sendsPerUploadMax
         for u in queued where known[u.uploadId] == nil && u.attempts < sendsMax {
             enqueue(u.uploadId, userId: u.userId, priority: u.priority, atMs: u.createdAtMs)
-            countSends(u.uploadId, before: u.attempts)
+            noteSendsLeft(u.uploadId, sentBefore: u.attempts)
         }
         await refundSentTooOften(queued.filter { known[$0.uploadId] == nil && $0.attempts >= sendsMax })
         // The whole queue was read (fewer than the limit), so an upload missing from it is not queued.
@@ -543,9 +543,17 @@ public actor FilecoinGasManager {
         }
     }
 
-    /// Notes the messages an upload this process took had been sent in before (`sendsLeft`).
-    private func countSends(_ uploadId: String, before sends: Int) {
+    /// Notes how many messages an upload this process took has left, from the messages it was
+    /// sent in before (`sendsLeft`).
+    private func noteSendsLeft(_ uploadId: String, sentBefore sends: Int) {
         if sends > 0 { sendsLeft[uploadId] = max(0, config.retry.sendsPerUploadMax - sends) }
+    }
+
+    /// The failure reason of an upload refunded because it was sent `sendsPerUploadMax` times in
+    /// all, with the last message's failure when there is one.
+    private func sentTooOftenReason(lastFailure: String? = nil) -> String {
+        let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers"
+        return String((lastFailure.map { "\(why): \($0)" } ?? why).prefix(Limits.descriptionLengthMax))
     }
 
     /// Uploads a restart or a takeover queued again after they were sent `sendsPerUploadMax`
@@ -555,7 +563,7 @@ public actor FilecoinGasManager {
     private func refundSentTooOften(_ uploads: [UploadRecord]) async {
         guard !uploads.isEmpty else { return }
         let batchId = nextBatchId()
-        let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers"
+        let why = sentTooOftenReason()
         guard let claimed = try? await store.transitionUploads(uploads.map(\.uploadId), from: [.queued], to: .failed,
                                                                batchId: batchId, reason: why) else { return }
         if !claimed.isEmpty {
@@ -883,14 +891,15 @@ public actor FilecoinGasManager {
     /// is not split (its uploads would go out under other nonces): after the last attempt its
     /// uploads are refunded, and should that message land after all, its gas is on record and
     /// the holds stay released.
+    ///
     /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
         let now = clock.nowMs()
         let spent = ids.filter { (sendsLeft[$0] ?? 1) <= 0 }
         if !spent.isEmpty {
-            let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers: \(reason)"
-            await owe(spent.map { .release(uploadId: $0, reason: String(why.prefix(Limits.descriptionLengthMax)), inBatch: batchId) })
+            let why = sentTooOftenReason(lastFailure: reason)
+            await owe(spent.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
         }
         let ids = ids.filter { !spent.contains($0) }
         guard !ids.isEmpty else { return }
