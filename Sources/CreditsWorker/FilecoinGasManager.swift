@@ -889,14 +889,21 @@ public actor FilecoinGasManager {
     /// Backoff and retry; after the last attempt a batch is split into single messages, and a
     /// single upload is refunded. A batch whose given-up message may still land (`supersedes`)
     /// is not split (its uploads would go out under other nonces): after the last attempt its
-    /// uploads are refunded, and should that message land after all, its gas is on record and
-    /// the holds stay released.
+    /// uploads are refunded, unless the chain says that message has landed (the poll settles
+    /// them on it), and should it land later, its gas is on record and the holds stay released.
     ///
     /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
         let now = clock.nowMs()
+        let last = attempt >= config.retry.attemptsMax
         let spent = ids.filter { (sendsLeft[$0] ?? 1) <= 0 }
+        if let cid = supersedes, inflight[cid] != nil, last || !spent.isEmpty,
+           (try? await chain.receipt(cid: cid)) != nil {
+            // Landed (a replacement refused because its nonce was taken, say): refunded, its
+            // uploads would be stored with their holds released.
+            return
+        }
         if !spent.isEmpty {
             let why = sentTooOftenReason(lastFailure: reason)
             await owe(spent.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
@@ -904,7 +911,7 @@ public actor FilecoinGasManager {
         let ids = ids.filter { !spent.contains($0) }
         guard !ids.isEmpty else { return }
         let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
-        if attempt < config.retry.attemptsMax {
+        if !last {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
                                  supersedes: supersedes))

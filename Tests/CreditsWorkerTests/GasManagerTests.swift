@@ -557,6 +557,80 @@ extension GasManagerTests {
     }
 }
 
+/// A chain whose receipts stay hidden and whose node refuses every replacement until `landOnNextReplace` is
+/// armed. Then the next replacement finds that the message it replaces has just landed: the
+/// node refuses it (its nonce is taken), and from then on the receipts show.
+final class LandsOnReplace: ChainWrapper {
+    let inner: SimulatedChain
+    let pushes = Mutex(0)
+    private let landed = Mutex(false)
+    private let armed = Mutex(false)
+    private let hook = OneShot()
+
+    init(_ inner: SimulatedChain) { self.inner = inner }
+
+    /// `body` runs at that replacement, before the message lands.
+    func landOnNextReplace(_ body: @escaping @Sendable () async -> Void) {
+        hook.arm(body)
+        armed.withLock { $0 = true }
+    }
+
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        pushes.withLock { $0 += 1 }
+        return try await inner.push(message, recordingFirst: record)
+    }
+
+    func replace(_ cid: String, with message: ChainMessage) async throws -> String {
+        if armed.withLock({ a in defer { a = false }; return a }) {
+            await hook.fire()
+            landed.withLock { $0 = true }
+            throw ChainError("nonce already used: \(cid) landed", retryable: false)
+        }
+        throw ChainError("replacement refused", retryable: false)
+    }
+
+    func receipt(cid: String) async throws -> ChainReceipt? {
+        landed.withLock { $0 } ? try await inner.receipt(cid: cid) : nil
+    }
+}
+
+extension GasManagerTests {
+    /// A batch's next attempt claims its upload (into `submitted`) to replace the given-up
+    /// message, and that message lands before the replacement reaches the node, which refuses
+    /// it. The upload settles on the message that landed: captured once, never sent again, no
+    /// retry left waiting. Also when that attempt was the batch's last (`attemptsMax` 2), which
+    /// must not refund an upload that is stored.
+    @Test(arguments: [FilecoinGasManager.Config().retry.attemptsMax, 2])
+    func aGivenUpMessageThatLandsWhileItsReplacementIsClaimedIsSettledOnce(attemptsMax: Int) async throws {
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = attemptsMax
+        let (s, chain) = try setup(config: config) { LandsOnReplace($0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await sendUntilGivenUp(s, "lr")
+        let atReplace = Mutex<UploadRecord.Status?>(nil)
+        let store = s.store
+        chain.landOnNextReplace {
+            let status = try? await store.upload(uploadId: "lr")?.status
+            atReplace.withLock { $0 = status }
+        }
+        await s.run(epochs: 40)
+        #expect(atReplace.withLock { $0 } == .submitted, "the next attempt had claimed the upload when it replaced")
+        let u = try #require(try await s.store.upload(uploadId: "lr"))
+        #expect(u.status == .confirmed, "\(u)")
+        #expect(u.creditsCharged > 0)
+        #expect(try await s.store.balance(userId: "u1").balance == 100 - u.creditsCharged)
+        #expect(try await s.store.balance(userId: "u1").reserved == 0)
+        #expect(chain.pushes.withLock { $0 } == 1)
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.filter { $0.status == .confirmed }.count == 1, "\(txs)")
+        #expect(await s.manager.retriesWaiting == 0)
+        #expect(await s.manager.messagesInFlight == 0)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
 /// Runs a hook once, just after the next replacement reached the chain, before the caller
 /// hears of it: something that happens to the process right after it replaced a message.
 final class AfterNextReplace: ChainWrapper {
