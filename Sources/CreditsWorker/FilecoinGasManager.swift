@@ -46,6 +46,12 @@ public actor FilecoinGasManager {
         /// was sent), unless a retry is to replace it. A restart takes back such messages of this
         /// long ago too (`adoptMessages`). Each watched message holds a wait on the node.
         public var givenUpWatchMs: Int64 = 7 * 86_400_000
+        /// How long uploads out of messages stay held, failed, before they are refunded, while the
+        /// given-up message they were last sent in is still watched: it may have landed (the
+        /// batch's last replacement refused because its nonce was taken, say), and a node gives
+        /// its receipt only some epochs later (Lotus: `confidence`). If it lands meanwhile, they
+        /// are captured on it instead.
+        public var landingGraceMs: Int64 = 600_000
 
         public init() {}
     }
@@ -111,6 +117,9 @@ public actor FilecoinGasManager {
         /// The given-up message this attempt replaces under its nonce, rather than taking a new
         /// nonce (which could land as well and store the uploads twice).
         var supersedes: String?
+        /// Set when nothing is to be sent: the uploads are out of messages, and when due they are
+        /// refunded with this reason, unless `supersedes` lands first (`landingGraceMs`).
+        var refund: String? = nil
     }
 
     public nonisolated let config: Config
@@ -383,6 +392,10 @@ public actor FilecoinGasManager {
         let due = retries.filter { $0.readyAtMs <= now }
         retries.removeAll { $0.readyAtMs <= now }
         for retry in due {
+            if let why = retry.refund {
+                await owe(retry.uploadIds.map { .release(uploadId: $0, reason: why, inBatch: retry.batchId) })
+                continue
+            }
             await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
                          failedIn: retry.failedIn, supersedes: retry.supersedes)
         }
@@ -471,7 +484,7 @@ public actor FilecoinGasManager {
         case nil: break
         }
         if let batchId {
-            guard let index = retries.firstIndex(where: { $0.batchId == batchId }) else {
+            guard let index = retries.firstIndex(where: { $0.batchId == batchId && $0.refund == nil }) else {
                 throw CreditsError(.notFound, "no batch '\(batchId)' is waiting to be sent")
             }
             let retry = retries.remove(at: index)
@@ -889,34 +902,36 @@ public actor FilecoinGasManager {
     /// Backoff and retry; after the last attempt a batch is split into single messages, and a
     /// single upload is refunded. A batch whose given-up message may still land (`supersedes`)
     /// is not split (its uploads would go out under other nonces): after the last attempt its
-    /// uploads are refunded, unless the chain says that message has landed (the poll settles
-    /// them on it), and should it land later, its gas is on record and the holds stay released.
+    /// uploads are refunded, `landingGraceMs` later while that message is still watched (it may
+    /// have landed: if its receipt comes meanwhile, they are captured on it instead), and should
+    /// it land after that, its gas is on record and the holds stay released.
     ///
     /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
         let now = clock.nowMs()
-        let last = attempt >= config.retry.attemptsMax
-        let spent = ids.filter { (sendsLeft[$0] ?? 1) <= 0 }
-        if let cid = supersedes, inflight[cid] != nil, last || !spent.isEmpty,
-           (try? await chain.receipt(cid: cid)) != nil {
-            // Landed (a replacement refused because its nonce was taken, say): refunded, its
-            // uploads would be stored with their holds released.
-            return
+        // Refunded now or, while the given-up message they were in is watched, after a grace.
+        func refund(_ ids: [String], _ why: String) async {
+            if let supersedes, inflight[supersedes] != nil {
+                retries.append(Retry(readyAtMs: now + config.landingGraceMs, uploadIds: ids, attempt: attempt, batchId: batchId,
+                                     failedIn: batchId, supersedes: supersedes, refund: why))
+            } else {
+                await owe(ids.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
+            }
         }
+        let spent = ids.filter { (sendsLeft[$0] ?? 1) <= 0 }
         if !spent.isEmpty {
-            let why = sentTooOftenReason(lastFailure: reason)
-            await owe(spent.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
+            await refund(spent, sentTooOftenReason(lastFailure: reason))
         }
         let ids = ids.filter { !spent.contains($0) }
         guard !ids.isEmpty else { return }
         let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
-        if !last {
+        if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
                                  supersedes: supersedes))
         } else if supersedes != nil {
-            await owe(ids.map { .release(uploadId: $0, reason: why, inBatch: batchId) })
+            await refund(ids, why)
         } else if ids.count > 1 {
             for id in ids {
                 retries.append(Retry(readyAtMs: now, uploadIds: [id], attempt: 1, batchId: "\(batchId)-single-\(id)", failedIn: batchId))

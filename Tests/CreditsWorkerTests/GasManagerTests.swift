@@ -559,10 +559,13 @@ extension GasManagerTests {
 
 /// A chain whose receipts stay hidden and whose node refuses every replacement until `landOnNextReplace` is
 /// armed. Then the next replacement finds that the message it replaces has just landed: the
-/// node refuses it (its nonce is taken), and from then on the receipts show.
+/// node refuses it (its nonce is taken), and the receipt shows from the sixth time it is asked
+/// for on, as a node gives it only after its confidence epochs (Lotus's StateWaitMsg).
 final class LandsOnReplace: ChainWrapper {
     let inner: SimulatedChain
     let pushes = Mutex(0)
+    /// Times the receipt was asked for after the landing, while still hidden.
+    private let hiddenFor = Mutex(5)
     private let landed = Mutex(false)
     private let armed = Mutex(false)
     private let hook = OneShot()
@@ -590,16 +593,18 @@ final class LandsOnReplace: ChainWrapper {
     }
 
     func receipt(cid: String) async throws -> ChainReceipt? {
-        landed.withLock { $0 } ? try await inner.receipt(cid: cid) : nil
+        guard landed.withLock({ $0 }), hiddenFor.withLock({ h in defer { h -= 1 }; return h <= 0 }) else { return nil }
+        return try await inner.receipt(cid: cid)
     }
 }
 
 extension GasManagerTests {
     /// A batch's next attempt claims its upload (into `submitted`) to replace the given-up
     /// message, and that message lands before the replacement reaches the node, which refuses
-    /// it. The upload settles on the message that landed: captured once, never sent again, no
-    /// retry left waiting. Also when that attempt was the batch's last (`attemptsMax` 2), which
-    /// must not refund an upload that is stored.
+    /// it, and gives the receipt only some epochs later. The upload settles on the message that
+    /// landed: captured once, never sent again, no retry left waiting. Also when that attempt
+    /// was the batch's last (`attemptsMax` 2): the upload is held for `landingGraceMs` rather
+    /// than refunded at once while it is stored.
     @Test(arguments: [FilecoinGasManager.Config().retry.attemptsMax, 2])
     func aGivenUpMessageThatLandsWhileItsReplacementIsClaimedIsSettledOnce(attemptsMax: Int) async throws {
         var config = FilecoinGasManager.Config()
