@@ -1048,6 +1048,39 @@ extension GasManagerTests {
 }
 
 extension GasManagerTests {
+    /// A batch out of attempts whose given-up message is still watched (it may have landed) keeps
+    /// its upload held, failed, for `landingGraceMs`, and refunds it then if no receipt came.
+    /// `process-batch` with the batch's id does not send it again meanwhile: nothing is waiting
+    /// to be sent.
+    @Test func aBatchOutOfAttemptsIsRefundedAfterTheLandingGrace() async throws {
+        var chainConfig = SimulatedChain.Config()
+        chainConfig.stuckRatePPM = 1_000_000
+        var config = FilecoinGasManager.Config()
+        config.retry.attemptsMax = 1
+        let s = try setup(chain: chainConfig, config: config)
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await sendUntilGivenUp(s, "gr")
+        let batchId = try #require(try await s.store.upload(uploadId: "gr")?.batchId)
+        let givenUpAt = s.clock.nowMs
+        let notWaiting = await #expect(throws: CreditsError.self) { try await s.manager.processNow(batchId: batchId) }
+        #expect(notWaiting?.code == .notFound)
+        while s.clock.nowMs + 30_000 < givenUpAt + config.landingGraceMs {
+            await s.run(epochs: 1)
+        }
+        #expect(try await s.store.upload(uploadId: "gr")?.status == .failed, "held through the grace")
+        #expect(try await s.store.balance(userId: "u1").reserved > 0)
+        await s.run(epochs: 2)
+        #expect(try await s.store.upload(uploadId: "gr")?.status == .refunded)
+        #expect(try await s.store.balance(userId: "u1").balance == 100)
+        #expect(try await s.store.balance(userId: "u1").reserved == 0)
+        #expect(s.chain.landedMessages().isEmpty)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
     /// Several instances on one database: a starting manager takes back its own previous
     /// process's uploads at once, leaves a live peer's in-flight uploads alone, and adopts a
     /// vanished peer's only after `takeoverAfterMs`.
