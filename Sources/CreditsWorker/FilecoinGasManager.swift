@@ -46,11 +46,11 @@ public actor FilecoinGasManager {
         /// was sent), unless a retry is to replace it. A restart takes back such messages of this
         /// long ago too (`adoptMessages`). Each watched message holds a wait on the node.
         public var givenUpWatchMs: Int64 = 7 * 86_400_000
-        /// How long uploads out of messages stay held, failed, before they are refunded, while the
-        /// given-up message they were last sent in is still watched: it may have landed (the
-        /// batch's last replacement refused because its nonce was taken, say), and a node gives
-        /// its receipt only some epochs later (Lotus: `confidence`). If it lands meanwhile, they
-        /// are captured on it instead.
+        /// How long uploads out of attempts (or of messages) stay held, failed, before they are
+        /// refunded, while the given-up message they were last sent in is still watched: it may
+        /// have landed (the batch's last replacement refused because its nonce was taken, say),
+        /// and a node gives its receipt only some epochs later (Lotus: `confidence`). If it lands
+        /// meanwhile, they are captured on it instead.
         public var landingGraceMs: Int64 = 600_000
 
         public init() {}
@@ -117,8 +117,9 @@ public actor FilecoinGasManager {
         /// The given-up message this attempt replaces under its nonce, rather than taking a new
         /// nonce (which could land as well and store the uploads twice).
         var supersedes: String?
-        /// Set when nothing is to be sent: the uploads are out of messages, and when due they are
-        /// refunded with this reason, unless `supersedes` lands first (`landingGraceMs`).
+        /// Set when nothing is to be sent: the uploads are out of attempts (or of messages), and
+        /// when due they are refunded with this reason, unless `supersedes` lands first
+        /// (`landingGraceMs`; `attempt` is then unused).
         var refund: String? = nil
     }
 
