@@ -69,6 +69,8 @@ public enum Simulation {
     public struct Report: Sendable, Codable, Equatable {
         public var trace: String
         public var days: Int
+        /// The simulated hours (`hours` when set, else 24 × `days`).
+        public var hours: Int
         public var uploads: Int
         public var batches: Int
         public var meanBatchSizeHundredths: Int64
@@ -80,8 +82,17 @@ public enum Simulation {
         public var timingSavingsPPM: Int64
         public var deadlineMisses: Int
         public var failedMessages: Int
+        /// How the uploads ended, from their rows: confirmed, refunded (with the credits their
+        /// holds had), or neither (still queued, batched, submitted or failed when the run ended).
+        public var confirmedUploads: Int
         public var refundedUploads: Int
         public var refundedCredits: Int64
+        public var unsettledUploads: Int
+        /// The credits held when the uploads were queued, what the ledger gave back (measured from
+        /// the users' available balances: funding − held + released), and what it still holds.
+        public var heldCredits: Int64
+        public var releasedCredits: Int64
+        public var creditsHeldAtEnd: Int64
         public var hindsightCostAttoFil: String
         public var ratioToHindsightPPM: Int64
         public var reconcileOk: Bool
@@ -89,6 +100,12 @@ public enum Simulation {
         public var baseFeeMin: String
         public var baseFeeMedian: String
         public var baseFeeMax: String
+
+        /// Every upload ended confirmed or refunded, nothing is still held, and the holds the
+        /// ledger released are exactly the refunded uploads' credits.
+        public var settledOk: Bool {
+            unsettledUploads == 0 && creditsHeldAtEnd == 0 && releasedCredits == refundedCredits
+        }
     }
 
     public static func run(_ config: Config, databasePath: String) async throws -> Report {
@@ -116,11 +133,13 @@ public enum Simulation {
             await manager.remember(baseFees: SimulatedChain.baseFees(config: past, epochs: config.historyDays * 2_880 - 1))
         }
 
+        let funding: Int64 = 1_000_000_000
         for u in 0..<config.users {
             _ = try await store.execute(.adjust(AdjustmentRequest(
-                userId: "sim_u\(u)", credits: 1_000_000_000, adjustmentId: "sim_fund_\(u)", reason: "simulation")),
+                userId: "sim_u\(u)", credits: funding, adjustmentId: "sim_fund_\(u)", reason: "simulation")),
                 idempotencyKey: nil)
         }
+        var held: Int64 = 0
         var rng = SplitMix64(seed: config.seed &* 7_919 &+ 11)
         struct Arrival { var id: String; var epoch: Int64; var deadlineMs: Int64; var queuedAtMs: Int64 }
         var arrivals: [Arrival] = []
@@ -139,8 +158,12 @@ public enum Simulation {
                     let priority: UploadPriority = roll < 2 ? .high : roll < 7 ? .medium : .low
                     let type = ["audio", "audio", "video", "album"][Int(rng.next() % 4)]
                     let id = "sim_\(config.seed)_\(n)"
-                    _ = try await manager.queueUpload(UploadRequest(
+                    let queued = try await manager.queueUpload(UploadRequest(
                         uploadId: id, userId: "sim_u\(n % config.users)", fileType: type, sizeBytes: 1_000_000, priority: priority))
+                    guard case .queued(let receipt) = queued.outcome else {
+                        throw CreditsError(.internal, "simulate: upload \(id) was not queued")
+                    }
+                    held += receipt.creditsReserved
                     arrivals.append(Arrival(id: id, epoch: epoch + 1, deadlineMs: policy.deadlineMs[priority]!, queuedAtMs: clock.nowMs))
                 }
             }
@@ -155,14 +178,30 @@ public enum Simulation {
             for id in tx.uploadIds where firstSend[id] == nil { firstSend[id] = tx.createdAtMs }
         }
         let misses = arrivals.filter { a in (firstSend[a.id] ?? Int64.max) >= a.queuedAtMs + a.deadlineMs }.count
+        // How each upload ended, from its row; and what the ledger released, from the users'
+        // balances alone (available = funding − held + released).
+        var confirmedUploads = 0
         var refunded = 0
         var refundedCredits: Int64 = 0
+        var unsettled = 0
         for a in arrivals {
-            if let u = try await store.upload(uploadId: a.id), u.status == .refunded {
+            let u = try await store.upload(uploadId: a.id)
+            switch u?.status {
+            case .confirmed?: confirmedUploads += 1
+            case .refunded?:
                 refunded += 1
-                refundedCredits += u.creditsReserved
+                refundedCredits += u?.creditsReserved ?? 0
+            default: unsettled += 1
             }
         }
+        var available: Int64 = 0
+        var stillHeld: Int64 = 0
+        for u in 0..<config.users {
+            let b = try await store.balance(userId: "sim_u\(u)")
+            available += b.balance
+            stillHeld += b.reserved
+        }
+        let released = available - (funding * Int64(config.users) - held)
         let individual = confirmed.reduce(Int128(0)) { $0 + $1.individualCost }
         let expected = confirmed.reduce(Int128(0)) { $0 + $1.individualCost * Int128(managerConfig.gas.savingsPPM(items: $1.uploadIds.count)) }
         let actual = Int128(stats.gasSpentAttoFil) ?? 0
@@ -194,13 +233,15 @@ public enum Simulation {
         let report = try await store.reconcile()
         try await store.close()
         return Report(
-            trace: config.trace.rawValue, days: config.days, uploads: arrivals.count, batches: confirmed.count,
+            trace: config.trace.rawValue, days: config.days, hours: Int(epochs * epochMs / 3_600_000), uploads: arrivals.count, batches: confirmed.count,
             meanBatchSizeHundredths: stats.averageBatchSizeHundredths, individualCostAttoFil: String(individual),
             actualCostAttoFil: String(actual), batchingSavingsPPM: stats.batchingSavingsPPM,
             modelBatchingSavingsPPM: individual == 0 ? 0 : Int64(expected / individual),
             timingSavingsPPM: individual == 0 ? 0 : Int64(timing * 1_000_000 / individual),
             deadlineMisses: misses, failedMessages: txs.filter { $0.status == .failed }.count,
-            refundedUploads: refunded, refundedCredits: refundedCredits, hindsightCostAttoFil: String(hindsight),
+            confirmedUploads: confirmedUploads, refundedUploads: refunded, refundedCredits: refundedCredits,
+            unsettledUploads: unsettled, heldCredits: held, releasedCredits: released, creditsHeldAtEnd: stillHeld,
+            hindsightCostAttoFil: String(hindsight),
             ratioToHindsightPPM: hindsight == 0 ? 0 : Int64(actual * 1_000_000 / hindsight), reconcileOk: report.ok,
             baseFeeMin: String(fees.min() ?? 0), baseFeeMedian: String(fees.sorted()[fees.count / 2]),
             baseFeeMax: String(fees.max() ?? 0))

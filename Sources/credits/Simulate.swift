@@ -66,13 +66,15 @@ struct Simulate: AsyncParsableCommand {
                 timing savings          \(pct(r.timingSavingsPPM)) (vs. each upload's share at the base fee when it was queued)
                 deadline misses         \(r.deadlineMisses)
                 failed messages         \(r.failedMessages)
-                refunds                 \(r.refundedUploads) uploads, \(r.refundedCredits) credits
+                uploads settled         \(r.confirmedUploads) confirmed, \(r.refundedUploads) refunded, \(r.unsettledUploads) neither
+                refunds                 \(r.refundedUploads) uploads, \(r.refundedCredits) credits; holds released \(r.releasedCredits) credits, still held \(r.creditsHeldAtEnd)
                 hindsight schedule      \(r.hindsightCostAttoFil) attoFIL
                 actual / hindsight      \(String(format: "%.3f", Double(r.ratioToHindsightPPM) / 1_000_000))
+                settlement              \(r.settledOk ? "ok" : "BROKEN") (every upload confirmed or refunded, refunds = holds released)
                 ledger reconcile        \(r.reconcileOk ? "ok" : "BROKEN")
                 simulated in            \(elapsed)
                 """)
         }
-        if !r.reconcileOk { throw ExitCode(1) }
+        if !r.reconcileOk || !r.settledOk { throw ExitCode(1) }
     }
 }

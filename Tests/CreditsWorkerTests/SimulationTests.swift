@@ -94,7 +94,9 @@ import Testing
     }
 
     /// With 30% of messages reverting, under the rules and under the model mode (the CLI's
-    /// default), messages fail and the ledger still reconciles.
+    /// default), messages fail, every upload still ends confirmed or refunded, nothing stays
+    /// held, the holds released (read from the users' balances) are the refunded uploads'
+    /// credits, and the ledger reconciles: what `simulate` reports as "settlement ok".
     @Test(arguments: [false, true])
     func withFailuresEveryUploadIsSettledAndTheLedgerReconciles(model: Bool) async throws {
         let r = try await simulate(hours: 2) {
@@ -104,6 +106,12 @@ import Testing
             if model { $0.policy.model = BatchPolicy.ModelConfig() }
         }
         #expect(r.failedMessages > 0)
+        #expect(r.uploads == 240)
+        #expect(r.confirmedUploads + r.refundedUploads == r.uploads, "\(r.unsettledUploads) neither confirmed nor refunded")
+        #expect(r.unsettledUploads == 0)
+        #expect(r.heldCredits > 0 && r.creditsHeldAtEnd == 0)
+        #expect(r.releasedCredits == r.refundedCredits)
+        #expect(r.settledOk)
         #expect(r.reconcileOk)
     }
 
