@@ -52,6 +52,8 @@ import Testing
         // Measured from receipts, within one percentage point of f(1 − 1/K) at the sizes achieved.
         #expect(abs(r.batchingSavingsPPM - r.modelBatchingSavingsPPM) <= 10_000)
         #expect(r.batchingSavingsPPM > 400_000)
+        // No failure here: every upload confirmed, nothing held or released.
+        #expect(r.confirmedUploads == r.uploads && r.releasedCredits == 0 && r.settledOk)
         #expect(r.reconcileOk)
     }
 
