@@ -99,7 +99,11 @@ let package = Package(
         // Helpers shared by the test targets: temp folders, seeded randomness, the test PostgreSQL.
         .target(
             name: "CreditsTestSupport",
-            dependencies: ["CreditsStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                "CreditsStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Tests/CreditsTestSupport"
         ),
         // A fake Lotus JSON-RPC node on 127.0.0.1 for the adapter's and the server's tests.
@@ -116,7 +120,10 @@ let package = Package(
         .testTarget(name: "CreditsCoreTests", dependencies: ["CreditsCore"]),
         .testTarget(
             name: "CreditsWorkerTests",
-            dependencies: ["CreditsCore", "CreditsStore", "CreditsChain", "CreditsWorker", "CreditsTestSupport"]
+            dependencies: [
+                "CreditsCore", "CreditsStore", "CreditsChain", "CreditsWorker", "CreditsTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "CreditsStoreTests",

@@ -983,7 +983,7 @@ public actor FilecoinGasManager {
         case .move(let ids, let from, let to, let batchId, let reason, let inBatch):
             try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch)
         case .capture(let id):
-            try await settle(id) { .capture(SettleRequest(uploadId: id, userId: $0)) }
+            try await settle(id, capturing: true) { .capture(SettleRequest(uploadId: id, userId: $0)) }
         case .release(let id, let reason, let batchId):
             // Written late, a release must not refund an upload a peer took over and sent meanwhile
             // (its message would land on a released hold: stored, never charged). The ledger
@@ -998,7 +998,12 @@ public actor FilecoinGasManager {
     /// Captures or releases an upload's hold. Throws only what may pass on a later try (the
     /// database failing); an upload already settled is done with, and so, logged as an error, is
     /// a settlement the ledger refuses for good.
-    private func settle(_ uploadId: String, _ operation: (_ userId: String) -> LedgerOperation) async throws {
+    /// A capture refused because the upload was refunded means its message landed after the
+    /// refund (a given-up message, past `landingGraceMs`): stored on chain, its gas paid by the
+    /// platform, never charged. The user keeps the credits; that is logged as a warning and
+    /// counted (`credits_uploads_stored_after_refund_total`), not taken back.
+    private func settle(_ uploadId: String, capturing: Bool = false,
+                        _ operation: (_ userId: String) -> LedgerOperation) async throws {
         givenBackBaseFees[uploadId] = nil
         sendsLeft[uploadId] = nil
         let userId: String
@@ -1016,6 +1021,11 @@ public actor FilecoinGasManager {
             // Already settled (by an earlier run), or a release of an upload no longer failed in
             // its batch (taken over by another instance, whose to settle it is): nothing to do.
             logger.notice("an upload's settlement skipped", metadata: ["upload": "\(uploadId)", "why": "\(error.message)"])
+            if capturing, try await store.upload(uploadId: uploadId)?.status == .refunded {
+                logger.warning("an upload stored on chain after its refund: not charged, its gas paid by the platform",
+                               metadata: ["upload": "\(uploadId)", "user": "\(userId)"])
+                Counter(label: "credits_uploads_stored_after_refund_total").increment()
+            }
         } catch let error as CreditsError where error.code != .unavailable && error.code != .internal {
             logger.error("the ledger refused a settlement", metadata: ["upload": "\(uploadId)", "error": "\(error)"])
         }

@@ -11,31 +11,6 @@ import LotusTestSupport
 import Synchronization
 import Testing
 
-/// Log lines kept in memory, to prove what the adapter logs (and never the token).
-final class CapturedLogs: Sendable {
-    let lines = Mutex<[String]>([])
-
-    struct Handler: LogHandler {
-        let sink: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            sink.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
-        }
-    }
-
-    var logger: Logger {
-        var l = Logger(label: "test.lotus") { _ in Handler(sink: self) }
-        l.logLevel = .trace
-        return l
-    }
-}
-
 /// The gas manager's whole lifecycle through `LotusChain` against a fake Lotus node, with the
 /// assertions the simulated-chain tests make (GasManagerTests), and every failure mode.
 @Suite struct LotusChainTests {

@@ -3,6 +3,7 @@ import CreditsCore
 import CreditsStore
 import CreditsTestSupport
 import CreditsWorker
+import Logging
 import Synchronization
 import Testing
 
@@ -54,11 +55,11 @@ import Testing
     }
 
     /// Another manager on the same store and chain: a restarted process (its own tag) or a peer.
-    func instance(_ s: Setup, tag: String, takeoverAfterMs: Int64? = nil) -> FilecoinGasManager {
+    func instance(_ s: Setup, tag: String, takeoverAfterMs: Int64? = nil, logger: Logger? = nil) -> FilecoinGasManager {
         var config = s.manager.config
         config.instanceTag = tag
         if let takeoverAfterMs { config.takeoverAfterMs = takeoverAfterMs }
-        return FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config)
+        return FilecoinGasManager(store: s.store, chain: s.chain, clock: s.clock.wallClock, config: config, logger: logger)
     }
 
     /// Queues one-file audio uploads for u1 through the set-up's manager.
@@ -708,7 +709,8 @@ extension GasManagerTests {
 extension GasManagerTests {
     /// A batch refunded after its message was given up: the message may still land. A restarted
     /// process watches it again, and when it has landed its gas is on record, while the upload
-    /// stays refunded and its hold released (nothing captured).
+    /// stays refunded and its hold released (nothing captured). That is said as a warning, once,
+    /// naming the upload: stored on chain after its refund, not charged.
     @Test func aRestartWatchesTheGivenUpMessageOfARefundedBatch() async throws {
         var config = FilecoinGasManager.Config()
         config.instanceTag = "aaaa"
@@ -719,7 +721,8 @@ extension GasManagerTests {
         try await sendUntilRefunded(s, "rf")
         let landed = s.chain.landedMessages()  // it landed; the first process never saw its receipt
         #expect(landed.count == 1)
-        let restarted = instance(s, tag: "aaaa")  // on the chain itself: the receipt is visible
+        let logs = CapturedLogs()
+        let restarted = instance(s, tag: "aaaa", logger: logs.logger)  // on the chain itself: the receipt is visible
         try await restarted.recover()
         let watched = await restarted.messagesInFlight
         #expect(watched == 1)
@@ -733,6 +736,7 @@ extension GasManagerTests {
         #expect((txs.first?.totalCost ?? 0) > 0)
         #expect(try await s.store.upload(uploadId: "rf")?.status == .refunded)
         #expect(try await s.store.balance(userId: "u1").balance == 100)
+        #expect(logs.matching("warning", "stored on chain after its refund", "rf").count == 1, "\(logs.lines.withLock { $0 })")
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
