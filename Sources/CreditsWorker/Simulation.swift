@@ -88,6 +88,12 @@ public enum Simulation {
         public var refundedUploads: Int
         public var refundedCredits: Int64
         public var unsettledUploads: Int
+        /// Confirmed uploads that landed messages carried other than once (none: no message on
+        /// record; two or more: stored twice). Always 0 unless something is broken.
+        public var confirmedNotInOneMessage: Int
+        /// Refunded uploads that a message stored anyway (it landed after the refund): the
+        /// platform paid their gas and charged nothing. Rare, and not a broken ledger.
+        public var storedAfterRefund: Int
         /// The credits held when the uploads were queued, what the ledger gave back (measured from
         /// the users' available balances: funding − held + released), and what it still holds.
         public var heldCredits: Int64
@@ -101,10 +107,12 @@ public enum Simulation {
         public var baseFeeMedian: String
         public var baseFeeMax: String
 
-        /// Every upload ended confirmed or refunded, nothing is still held, and the holds the
-        /// ledger released are exactly the refunded uploads' credits.
+        /// Every upload ended confirmed (carried by exactly one landed message) or refunded,
+        /// nothing is still held, and the holds the ledger released are exactly the refunded
+        /// uploads' credits.
         public var settledOk: Bool {
-            unsettledUploads == 0 && creditsHeldAtEnd == 0 && releasedCredits == refundedCredits
+            unsettledUploads == 0 && confirmedNotInOneMessage == 0 && creditsHeldAtEnd == 0
+                && releasedCredits == refundedCredits
         }
     }
 
@@ -180,17 +188,26 @@ public enum Simulation {
         let misses = arrivals.filter { a in (firstSend[a.id] ?? Int64.max) >= a.queuedAtMs + a.deadlineMs }.count
         // How each upload ended, from its row; and what the ledger released, from the users'
         // balances alone (available = funding − held + released).
+        // How many landed messages carried each: a confirmed upload exactly one, a refunded one
+        // none (or one that landed after the refund: stored, not charged).
         var confirmedUploads = 0
         var refunded = 0
         var refundedCredits: Int64 = 0
         var unsettled = 0
+        var landedIn: [String: Int] = [:]
+        for tx in confirmed { for id in tx.uploadIds { landedIn[id, default: 0] += 1 } }
+        var confirmedNotInOneMessage = 0
+        var storedAfterRefund = 0
         for a in arrivals {
             let u = try await store.upload(uploadId: a.id)
             switch u?.status {
-            case .confirmed?: confirmedUploads += 1
+            case .confirmed?:
+                confirmedUploads += 1
+                if landedIn[a.id] != 1 { confirmedNotInOneMessage += 1 }
             case .refunded?:
                 refunded += 1
                 refundedCredits += u?.creditsReserved ?? 0
+                if landedIn[a.id] != nil { storedAfterRefund += 1 }
             default: unsettled += 1
             }
         }
@@ -240,7 +257,8 @@ public enum Simulation {
             timingSavingsPPM: individual == 0 ? 0 : Int64(timing * 1_000_000 / individual),
             deadlineMisses: misses, failedMessages: txs.filter { $0.status == .failed }.count,
             confirmedUploads: confirmedUploads, refundedUploads: refunded, refundedCredits: refundedCredits,
-            unsettledUploads: unsettled, heldCredits: held, releasedCredits: released, creditsHeldAtEnd: stillHeld,
+            unsettledUploads: unsettled, confirmedNotInOneMessage: confirmedNotInOneMessage,
+            storedAfterRefund: storedAfterRefund, heldCredits: held, releasedCredits: released, creditsHeldAtEnd: stillHeld,
             hindsightCostAttoFil: String(hindsight),
             ratioToHindsightPPM: hindsight == 0 ? 0 : Int64(actual * 1_000_000 / hindsight), reconcileOk: report.ok,
             baseFeeMin: String(fees.min() ?? 0), baseFeeMedian: String(fees.sorted()[fees.count / 2]),

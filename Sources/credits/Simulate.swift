@@ -67,10 +67,11 @@ struct Simulate: AsyncParsableCommand {
                 deadline misses         \(r.deadlineMisses)
                 failed messages         \(r.failedMessages)
                 uploads settled         \(r.confirmedUploads) confirmed, \(r.refundedUploads) refunded, \(r.unsettledUploads) neither
+                landed messages         \(r.confirmedNotInOneMessage) confirmed uploads not in exactly one, \(r.storedAfterRefund) refunded uploads stored after the refund
                 refunds                 \(r.refundedUploads) uploads, \(r.refundedCredits) credits; holds released \(r.releasedCredits) credits, still held \(r.creditsHeldAtEnd)
                 hindsight schedule      \(r.hindsightCostAttoFil) attoFIL
                 actual / hindsight      \(String(format: "%.3f", Double(r.ratioToHindsightPPM) / 1_000_000))
-                settlement              \(r.settledOk ? "ok" : "BROKEN") (every upload confirmed or refunded, refunds = holds released)
+                settlement              \(r.settledOk ? "ok" : "BROKEN") (every upload confirmed in one message or refunded, refunds = holds released)
                 ledger reconcile        \(r.reconcileOk ? "ok" : "BROKEN")
                 simulated in            \(elapsed)
                 """)

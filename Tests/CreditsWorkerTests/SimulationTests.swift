@@ -111,6 +111,7 @@ import Testing
         #expect(r.uploads == 240)
         #expect(r.confirmedUploads + r.refundedUploads == r.uploads, "\(r.unsettledUploads) neither confirmed nor refunded")
         #expect(r.unsettledUploads == 0)
+        #expect(r.confirmedNotInOneMessage == 0, "a confirmed upload carried by no landed message, or by two")
         #expect(r.heldCredits > 0 && r.creditsHeldAtEnd == 0)
         #expect(r.releasedCredits == r.refundedCredits)
         #expect(r.settledOk)
