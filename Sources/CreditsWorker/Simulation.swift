@@ -186,10 +186,10 @@ public enum Simulation {
             for id in tx.uploadIds where firstSend[id] == nil { firstSend[id] = tx.createdAtMs }
         }
         let misses = arrivals.filter { a in (firstSend[a.id] ?? Int64.max) >= a.queuedAtMs + a.deadlineMs }.count
-        // How each upload ended, from its row; and what the ledger released, from the users'
-        // balances alone (available = funding − held + released).
-        // How many landed messages carried each: a confirmed upload exactly one, a refunded one
-        // none (or one that landed after the refund: stored, not charged).
+        // How each upload ended, from its row, and how many landed messages carried it: a
+        // confirmed upload exactly one, a refunded one none (or one that landed after the refund:
+        // stored, not charged). Then what the ledger released, from the users' balances alone
+        // (available = funding − held + released).
         var confirmedUploads = 0
         var refunded = 0
         var refundedCredits: Int64 = 0
