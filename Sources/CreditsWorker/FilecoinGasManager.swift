@@ -894,6 +894,11 @@ public actor FilecoinGasManager {
         tx.premium = premium
         tx.feeCap = message.feeCap
         tx.baseFee = head.baseFee
+        // The single messages it is compared with are priced as this one is sent: at this base
+        // fee and premium (a stuck single would have been replaced too). Until 2026-12-04 they
+        // kept the first send's, and batching savings on replaced messages strayed from f(1 − 1/K).
+        tx.individualCost = pendingTransaction(tx.uploadIds, attempt: tx.attempt, batchId: tx.batchId, head: head,
+                                               premium: premium, feeCap: message.feeCap).individualCost
         tx.createdAtMs = clock.nowMs()
         tx.updatedAtMs = tx.createdAtMs
         await owe([.save(old), .save(tx)])

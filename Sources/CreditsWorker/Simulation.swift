@@ -2,6 +2,7 @@ import CreditsChain
 import CreditsCore
 import CreditsStore
 import Foundation
+import Logging
 import Synchronization
 
 /// A clock that only moves when told: virtual time for simulations.
@@ -28,7 +29,11 @@ public enum Simulation {
         public var startAtCalmLevel = false
         public var rule: BaseFeeRule = .preNV28
         public var seed: UInt64 = 1
+        /// Shares of messages that revert, and that are stuck (never land unless replaced), and
+        /// of chain calls that fail with a retryable RPC error (`SimulatedChain.Config`).
         public var failureRatePPM: Int64 = 0
+        public var stuckRatePPM: Int64 = 0
+        public var rpcErrorRatePPM: Int64 = 0
         public var users = 50
         public var policy = BatchPolicy.Config()
         /// In model mode (`policy.model`), days of the market's base fees the policy is handed
@@ -126,18 +131,26 @@ public enum Simulation {
         chainConfig.rule = config.rule
         chainConfig.seed = config.seed
         chainConfig.revertRatePPM = config.failureRatePPM
+        chainConfig.stuckRatePPM = config.stuckRatePPM
+        chainConfig.rpcErrorRatePPM = config.rpcErrorRatePPM
         chainConfig.genesisMs = start
         let chain = SimulatedChain(config: chainConfig, clock: clock.wallClock)
         var managerConfig = FilecoinGasManager.Config()
         managerConfig.seed = config.seed
         managerConfig.policy = config.policy
-        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: managerConfig)
+        // The report counts the failures; a warning for each (an RPC error at every tenth call,
+        // say) would bury it. Errors are still logged.
+        var logger = Logger(label: "credits.gas")
+        logger.logLevel = .error
+        let manager = FilecoinGasManager(store: store, chain: chain, clock: clock.wallClock, config: managerConfig, logger: logger)
         let policy = managerConfig.policy
         let epochMs = Filecoin.epochSeconds * 1_000
         if policy.model != nil, config.historyDays > 0 {
             var past = chainConfig
             past.seed = config.seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
             past.revertRatePPM = 0
+            past.stuckRatePPM = 0
+            past.rpcErrorRatePPM = 0
             await manager.remember(baseFees: SimulatedChain.baseFees(config: past, epochs: config.historyDays * 2_880 - 1))
         }
 

@@ -17,6 +17,8 @@ struct GasOptions: ParsableArguments {
     @Option(help: "Epoch length of the simulated chain in ms (Filecoin: 30000; shorter for a quick demo).")
     var chainEpochMs: Int64 = 30_000
     @Option(help: "Percent of simulated messages that revert.") var chainRevertPercent: Int64 = 0
+    @Option(help: "Percent of simulated messages that are stuck (never land unless replaced).") var chainStuckPercent: Int64 = 0
+    @Option(help: "Percent of simulated chain calls that fail with a retryable RPC error.") var chainRpcErrorPercent: Int64 = 0
     @Option(help: "Gas manager tick in ms (default: one epoch).") var workerTickMs: Int64?
     @Option(help: "FIL/USD rate for gas-stats, a decimal.") var filUsd = "5.00"
     @Option(help: "Lotus API base URL (--chain lotus), e.g. http://127.0.0.1:1234; /rpc/v1 is appended.") var lotusUrl: String?
@@ -50,6 +52,8 @@ struct GasOptions: ParsableArguments {
         guard BaseFeeRule(rawValue: chainRule) != nil else { throw ValidationError("--chain-rule: pre-nv28 or fip0115") }
         guard (100...3_600_000).contains(chainEpochMs) else { throw ValidationError("--chain-epoch-ms: 100...3600000") }
         guard (0...100).contains(chainRevertPercent) else { throw ValidationError("--chain-revert-percent: 0...100") }
+        guard (0...100).contains(chainStuckPercent) else { throw ValidationError("--chain-stuck-percent: 0...100") }
+        guard (0...100).contains(chainRpcErrorPercent) else { throw ValidationError("--chain-rpc-error-percent: 0...100") }
         if let workerTickMs, !(100...3_600_000).contains(workerTickMs) { throw ValidationError("--worker-tick-ms: 100...3600000") }
         guard DecimalRate(filUsd) != nil else { throw ValidationError("--fil-usd: a decimal like 5.00") }
         let kept = BatchPolicy.ModelConfig().historyEpochs
@@ -83,6 +87,8 @@ struct GasOptions: ParsableArguments {
             chainConfig.seed = chainSeed
             chainConfig.epochMs = chainEpochMs
             chainConfig.revertRatePPM = chainRevertPercent * 10_000
+            chainConfig.stuckRatePPM = chainStuckPercent * 10_000
+            chainConfig.rpcErrorRatePPM = chainRpcErrorPercent * 10_000
             chainConfig.genesisMs = clock.nowMs()
             client = SimulatedChain(config: chainConfig, clock: clock)
         }

@@ -16,6 +16,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Base-fee rule: pre-nv28 or fip0115.") var rule = "pre-nv28"
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Share of messages that revert, 0...1 (e.g. 0.3).") var failureRate = "0"
+    @Option(help: "Share of messages that are stuck (never land unless replaced), 0...1.") var stuckRate = "0"
+    @Option(help: "Share of chain calls that fail with a retryable RPC error, 0...1.") var rpcErrorRate = "0"
     @OptionGroup var policy: PolicyOptions
     @Option(help: "Model policy: days of the market's base fees handed to the policy before the run (0...30), drawn from another seed.") var historyDays = 7
     @Flag(help: "Busy: start the day at calm's base fee, so it climbs all day toward busy's level (the busy trace before 2026-12-01).") var startAtCalmLevel = false
@@ -29,7 +31,9 @@ struct Simulate: AsyncParsableCommand {
         guard SimulatedChain.Trace(rawValue: trace) != nil else { throw ValidationError("--trace: calm, busy or spiky") }
         guard BaseFeeRule(rawValue: rule) != nil else { throw ValidationError("--rule: pre-nv28 or fip0115") }
         guard (0...30).contains(historyDays) else { throw ValidationError("--history-days: 0...30") }
-        guard let r = DecimalRate(failureRate), r.nanos <= 1_000_000_000 else { throw ValidationError("--failure-rate: 0...1") }
+        for (name, value) in [("--failure-rate", failureRate), ("--stuck-rate", stuckRate), ("--rpc-error-rate", rpcErrorRate)] {
+            guard let r = DecimalRate(value), r.nanos <= 1_000_000_000 else { throw ValidationError("\(name): 0...1") }
+        }
     }
 
     func run() async throws {
@@ -42,6 +46,8 @@ struct Simulate: AsyncParsableCommand {
         config.rule = BaseFeeRule(rawValue: rule)!
         config.seed = seed
         config.failureRatePPM = Int64(DecimalRate(failureRate)!.nanos / 1_000)
+        config.stuckRatePPM = Int64(DecimalRate(stuckRate)!.nanos / 1_000)
+        config.rpcErrorRatePPM = Int64(DecimalRate(rpcErrorRate)!.nanos / 1_000)
         policy.apply(to: &config.policy)
         config.dumpPath = dump
         config.historyDays = historyDays
@@ -56,7 +62,7 @@ struct Simulate: AsyncParsableCommand {
         } else {
             func pct(_ ppm: Int64) -> String { String(format: "%.2f%%", Double(ppm) / 10_000) }
             print("""
-                trace \(r.trace), policy \(policy.batchPolicy), \(hours.map { "\($0) hour(s)" } ?? "\(r.days) day(s)"), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)
+                trace \(r.trace), policy \(policy.batchPolicy), \(hours.map { "\($0) hour(s)" } ?? "\(r.days) day(s)"), \(uploadsPerHour) uploads/hour, seed \(seed), rule \(rule), failure rate \(failureRate)\(stuckRate == "0" && rpcErrorRate == "0" ? "" : ", stuck rate \(stuckRate), RPC error rate \(rpcErrorRate)")
                 base fee (attoFIL/gas)  min \(r.baseFeeMin), median \(r.baseFeeMedian), max \(r.baseFeeMax)
                 uploads                 \(r.uploads)
                 batches (confirmed)     \(r.batches), mean size K = \(String(format: "%.2f", Double(r.meanBatchSizeHundredths) / 100))

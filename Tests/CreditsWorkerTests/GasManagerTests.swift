@@ -379,6 +379,9 @@ import Testing
             let nextId = tx.id.dropLast(r.count) + "r\(n + 1)"
             guard let next = byId[String(nextId)] else { continue }
             #expect(next.premium * 4 >= tx.premium * 5)
+            // The single message it is compared with is priced as the replacement is sent (its
+            // base fee and premium): one upload alone saves nothing by batching.
+            #expect(next.individualCost == GasStats.batchedAtSameFee(next), "\(next.id)")
             checked += 1
         }
         #expect(checked > 0)
