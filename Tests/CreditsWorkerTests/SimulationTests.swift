@@ -122,8 +122,10 @@ import Testing
         }
         #expect(r.failedMessages > 0)
         #expect(r.uploads == 240)
-        // Replaced messages too: measured from receipts, within a point of f(1 − 1/K).
-        #expect(abs(r.batchingSavingsPPM - r.modelBatchingSavingsPPM) <= 10_000)
+        // Replaced messages too: measured from receipts, f(1 − 1/K) at the sizes achieved. The
+        // acceptance allows a point; both are priced at each message's own base fee, so they
+        // agree to rounding (0.01 point here), and a replacement priced otherwise shows.
+        #expect(abs(r.batchingSavingsPPM - r.modelBatchingSavingsPPM) <= 100)
         #expect(r.confirmedUploads + r.refundedUploads == r.uploads, "\(r.unsettledUploads) neither confirmed nor refunded")
         #expect(r.unsettledUploads == 0)
         #expect(r.confirmedNotInOneMessage == 0, "a confirmed upload carried by no landed message, or by two")
