@@ -60,7 +60,13 @@ public final class SimulatedChain: ChainClient, Sendable {
     struct State: Sendable {
         var height: Int64 = 0
         var baseFee: Int128
-        var rng: SplitMix64
+        /// The market's draws (demand, spikes): the same for a seed whatever the chain is asked.
+        var market: SplitMix64
+        /// The failures' draws (reverts, stuck messages, RPC errors), apart from the market's, so
+        /// that injecting failures, or calling the chain more or less often, leaves the day's
+        /// base fees as they were. Until 2026-12-04 one stream drew both: a run with failures
+        /// had another market than the same seed without them.
+        var failures: SplitMix64
         var demand: Double = 1.0
         var spikeLeft = 0
         var pending: [String: Pending] = [:]
@@ -97,7 +103,9 @@ public final class SimulatedChain: ChainClient, Sendable {
         let start = config.startAtCalmLevel ? config.startBaseFee : config.trace.steadyBaseFee(config.startBaseFee)
         let steady = TipsetDemand(gasLimitSum: Filecoin.blockGasTarget * Filecoin.blocksPerTipset,
                                   p20Premium: BaseFeeRule.maxAdjustment(base: start))
-        state = Mutex(State(baseFee: start, rng: SplitMix64(seed: config.seed), baseFees: [start], demands: [steady]))
+        state = Mutex(State(baseFee: start, market: SplitMix64(seed: config.seed),
+                           failures: SplitMix64(seed: config.seed ^ 0x5EED_FA11_0000_0000),
+                           baseFees: [start], demands: [steady]))
     }
 
     public func head() async throws -> ChainHead {
@@ -161,7 +169,7 @@ public final class SimulatedChain: ChainClient, Sendable {
         let cid = chosen ?? "bafysim\(config.seed)x\(s.nextCid)"
         s.nextCid += 1
         s.messages[cid] = message
-        s.pending[cid] = Pending(message: message, stuck: s.rng.chance(ppm: config.stuckRatePPM), nonce: nonce)
+        s.pending[cid] = Pending(message: message, stuck: s.failures.chance(ppm: config.stuckRatePPM), nonce: nonce)
         s.nonces[cid] = nonce
         return cid
     }
@@ -238,7 +246,7 @@ public final class SimulatedChain: ChainClient, Sendable {
         s.height += 1
         for (cid, p) in s.pending.sorted(by: { $0.key < $1.key }) where !p.stuck && p.message.feeCap >= s.baseFee {
             let gasUsed = p.message.gasLimit * 4 / 5
-            let reverted = s.rng.chance(ppm: config.revertRatePPM)
+            let reverted = s.failures.chance(ppm: config.revertRatePPM)
             let cost = MessageFee.compute(baseFee: s.baseFee, feeCap: p.message.feeCap, premium: p.message.premium,
                                           gasLimit: p.message.gasLimit, gasUsed: gasUsed)
             s.receipts[cid] = ChainReceipt(messageCid: cid, exitCode: reverted ? 33 : 0, gasUsed: gasUsed, height: s.height, cost: cost)
@@ -259,7 +267,7 @@ public final class SimulatedChain: ChainClient, Sendable {
     /// Block fullness relative to the target (1.0 = at target), per trace. `scripts/online-bound`
     /// repeats this model (and the spike odds and lengths): change both together.
     private func nextDemand(_ s: inout State) -> Double {
-        let noise = s.rng.uniform() - 0.5
+        let noise = s.market.uniform() - 0.5
         // Mean reversion toward the trace's steady level keeps a day's base fee within realistic
         // bounds; `level` is 0 there.
         let level = log10(Double(s.baseFee)) - log10(Double(config.startBaseFee)) - config.trace.steadyLevel
@@ -273,12 +281,12 @@ public final class SimulatedChain: ChainClient, Sendable {
                 s.spikeLeft -= 1
                 return 1.6
             }
-            if s.rng.chance(ppm: 4_000) { s.spikeLeft = 10 + Int(s.rng.next() % 30) }
+            if s.market.chance(ppm: 4_000) { s.spikeLeft = 10 + Int(s.market.next() % 30) }
             return 1.0 + 0.08 * noise - 0.08 * level
         }
     }
 
     private func maybeFail(_ s: inout State) throws {
-        if s.rng.chance(ppm: config.rpcErrorRatePPM) { throw ChainError("simulated RPC error", retryable: true) }
+        if s.failures.chance(ppm: config.rpcErrorRatePPM) { throw ChainError("simulated RPC error", retryable: true) }
     }
 }

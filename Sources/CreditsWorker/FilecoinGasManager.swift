@@ -52,6 +52,12 @@ public actor FilecoinGasManager {
         /// and a node gives its receipt only some epochs later (Lotus: `confidence`). If it lands
         /// meanwhile, they are captured on it instead.
         public var landingGraceMs: Int64 = 600_000
+        /// A tick whose head call fails decides with the last head seen, if a tick saw it at
+        /// most this many ticks ago (`policy.tickMs` each), so that uploads at their deadline
+        /// still go: priced at that head's base fee, which their fee cap (1.125^20 times it, plus
+        /// the premium) covers for 20 epochs of the steepest climb. Nothing is learned from it
+        /// (as from a late block). 0: a tick without a head sends nothing.
+        public var headStandInTicks: Int64 = 2
 
         public init() {}
     }
@@ -60,6 +66,10 @@ public actor FilecoinGasManager {
         var userId: String
         var queuedAtMs: Int64
         var queuedBaseFee: Int128
+        /// When its priority's deadline passes: a push of it that fails before then, the chain
+        /// having taken nothing, is tried again at once rather than after the backoff
+        /// (`retryOrFallBack(urgent:)`).
+        var deadlineAtMs: Int64
     }
 
     struct InFlight {
@@ -151,7 +161,8 @@ public actor FilecoinGasManager {
     private var owed: [DatabaseWrite] = []
     private var paying = false
     private var waitingToPay: [CheckedContinuation<Void, Never>] = []
-    private var lastHead: ChainHead?
+    /// The last head a tick or call got from the chain, and when.
+    private var lastHead: (head: ChainHead, atMs: Int64)?
     /// The heights whose base fees the policy has been given, by ticks and by the history at
     /// start, so that it learns each height's once and in order (`observe(head:)`).
     private var observedHeights: ClosedRange<Int64>?
@@ -358,11 +369,16 @@ public actor FilecoinGasManager {
         let head: ChainHead
         do {
             head = try await chain.head()
+            lastHead = (head, now)
         } catch {
-            logger.warning("chain head unavailable; trying again next tick", metadata: ["error": "\(error)"])
-            return
+            guard let last = lastHead, now - last.atMs <= config.headStandInTicks * config.policy.tickMs else {
+                logger.warning("chain head unavailable; trying again next tick", metadata: ["error": "\(error)"])
+                return
+            }
+            logger.warning("chain head unavailable; the last head seen stands in, so uploads at their deadline still go",
+                           metadata: ["error": "\(error)", "height": "\(last.head.height)", "ageMs": "\(now - last.atMs)"])
+            head = last.head
         }
-        lastHead = head
         switch await mustWait() {
         case .owedWrites:
             logger.warning("database writes still failing; the worker sends nothing until they are written",
@@ -464,7 +480,7 @@ public actor FilecoinGasManager {
     /// and writes still owed.
     public func drainInFlight() async -> Int {
         guard await payOwed(), !inflight.isEmpty, let head = try? await chain.head() else { return inflight.count + owed.count }
-        lastHead = head
+        lastHead = (head, clock.nowMs())
         await poll(head: head)
         return inflight.count + owed.count
     }
@@ -475,7 +491,7 @@ public actor FilecoinGasManager {
     /// when the database fails a write (what was not sent stays queued, or waits to retry).
     public func processNow(batchId: String? = nil) async throws -> [String] {
         let head = try await chain.head()
-        lastHead = head
+        lastHead = (head, clock.nowMs())
         switch await mustWait() {
         case .owedWrites:
             throw CreditsError(.unavailable, "the database is failing writes; the worker sends again once they are written")
@@ -589,7 +605,8 @@ public actor FilecoinGasManager {
     private func enqueue(_ uploadId: String, userId: String, priority: UploadPriority, atMs: Int64) {
         guard policy.enqueue(uploadId: uploadId, priority: priority, queuedAtMs: atMs) else { return }
         // The fee of sending it at once is the next tipset's: set at the first tick from now.
-        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: givenBackBaseFees.removeValue(forKey: uploadId) ?? 0)
+        known[uploadId] = Known(userId: userId, queuedAtMs: atMs, queuedBaseFee: givenBackBaseFees.removeValue(forKey: uploadId) ?? 0,
+                                deadlineAtMs: atMs + (policy.config.deadlineMs[priority] ?? 0))
     }
 
     /// Claims the uploads (new ones are `queued`, retried ones `failed`) and sends their message:
@@ -717,7 +734,13 @@ public actor FilecoinGasManager {
             writes.append(.move(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)",
                                 inBatch: batchId))
             await owe(writes)
-            await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid)
+            // A call that failed and may pass if asked again, for uploads whose deadline passes
+            // before the next tick: the backoff would make them miss it.
+            let now = clock.nowMs()
+            let urgent = (error as? ChainError)?.retryable == true
+                && ids.contains { id in known[id].map { now < $0.deadlineAtMs && $0.deadlineAtMs <= now + policy.config.tickMs } ?? false }
+            await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid,
+                                  urgent: urgent)
             return true
         }
         var sent = tx
@@ -914,7 +937,12 @@ public actor FilecoinGasManager {
     ///
     /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
-    private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil) async {
+    /// After a failed attempt: the next one after the backoff, or, `urgent`, at once (the step
+    /// sends it in this tick if its own batches are still being sent, else the next tick), as a
+    /// push that failed for uploads about to miss their deadline is; then single messages, then
+    /// the refund.
+    private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil,
+                                 urgent: Bool = false) async {
         let now = clock.nowMs()
         // Refunded now or, while the given-up message they were in is watched, after a grace.
         func refund(_ ids: [String], _ why: String) async {
@@ -934,7 +962,7 @@ public actor FilecoinGasManager {
         let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
-            retries.append(Retry(readyAtMs: now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
+            retries.append(Retry(readyAtMs: urgent ? now : now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
                                  supersedes: supersedes))
         } else if supersedes != nil {
             await refund(ids, why)

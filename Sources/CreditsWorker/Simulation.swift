@@ -121,6 +121,18 @@ public enum Simulation {
         }
     }
 
+    /// When each upload was first sent: the earliest row, by the uploads it names, of a message
+    /// the chain took. A row closed `unsent` (its push failed, or the process stopped before it)
+    /// sent nothing: until 2026-12-04 it counted, and a push that failed at an upload's deadline,
+    /// retried after it, was not a miss.
+    public static func firstSent(_ txs: [GasTransaction]) -> [String: Int64] {
+        var first: [String: Int64] = [:]
+        for tx in txs where tx.status != .unsent {
+            for id in tx.uploadIds where first[id].map({ tx.createdAtMs < $0 }) ?? true { first[id] = tx.createdAtMs }
+        }
+        return first
+    }
+
     public static func run(_ config: Config, databasePath: String) async throws -> Report {
         let start: Int64 = 1_700_000_000_000
         let clock = VirtualClock(startMs: start)
@@ -194,10 +206,7 @@ public enum Simulation {
         let txs = try await store.gasTransactions(sinceMs: 0, limit: 10_000_000)
         let stats = GasStats.compute(txs, usdPerFil: managerConfig.usdPerFil)
         let confirmed = txs.filter { $0.status == .confirmed }
-        var firstSend: [String: Int64] = [:]
-        for tx in txs.sorted(by: { $0.createdAtMs < $1.createdAtMs }) {
-            for id in tx.uploadIds where firstSend[id] == nil { firstSend[id] = tx.createdAtMs }
-        }
+        let firstSend = firstSent(txs)
         let misses = arrivals.filter { a in (firstSend[a.id] ?? Int64.max) >= a.queuedAtMs + a.deadlineMs }.count
         // How each upload ended, from its row, and how many landed messages carried it: a
         // confirmed upload exactly one, a refunded one none (or one that landed after the refund:

@@ -163,3 +163,89 @@ extension GasManagerTests {
         try await s.store.close()
     }
 }
+
+/// A chain whose first `failures` pushes fail after the row is written and before the chain
+/// takes the message, with a retryable error or not (a call the node never got, or one it
+/// refused).
+final class FailingPushes: ChainWrapper {
+    let inner: SimulatedChain
+    let retryable: Bool
+    private let left: Mutex<Int>
+
+    init(_ inner: SimulatedChain, failures: Int, retryable: Bool) {
+        self.inner = inner
+        self.retryable = retryable
+        left = Mutex(failures)
+    }
+
+    func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
+        let fail = left.withLock { n in
+            defer { n = max(0, n - 1) }
+            return n > 0
+        }
+        return try await inner.push(message, recordingFirst: { cid in
+            try await record(cid)
+            if fail { throw ChainError("push refused", retryable: self.retryable) }
+        })
+    }
+}
+
+extension GasManagerTests {
+    /// A high-priority upload has one tick before its deadline. When that tick's head call
+    /// fails, the last head seen stands in (if a tick saw it at most `headStandInTicks` ago), so
+    /// the upload goes before its deadline, priced at that head's base fee. With no stand-in,
+    /// or one too old, the tick sends nothing and the deadline is missed.
+    @Test(arguments: [(Int64(2), 0, true), (0, 0, false), (2, 1, true), (1, 1, false)])
+    func anUploadAtItsDeadlineGoesWhenTheHeadCallFails(standInTicks: Int64, failedBefore: Int, sent: Bool) async throws {
+        var config = FilecoinGasManager.Config()
+        config.headStandInTicks = standInTicks
+        let lags: [Int?] = [0] + Array(repeating: nil, count: failedBefore + 1) + [0]
+        let (s, _) = try setup(config: config) { LateHeads($0, lags: lags) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        await s.run(epochs: 1 + failedBefore)  // a head seen at height 1, then failedBefore failed calls
+        let seen = try await s.chain.baseFees(heights: 1...1)[0]
+        try await queue(s, ["h"], priority: .high)
+        let deadline = s.clock.nowMs + 60_000
+        await s.run(epochs: 1)  // its last tick before the deadline; the head call fails
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        if sent {
+            #expect(txs.count == 1)
+            #expect(txs.first.map { $0.createdAtMs < deadline && $0.baseFee == seen && $0.uploadIds == ["h"] } == true)
+        } else {
+            #expect(txs.isEmpty)
+        }
+        await s.run(epochs: 8)
+        #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// A push that fails at an upload's last tick before its deadline, with an error that may
+    /// pass if asked again, is tried again at once (its next attempt, in the same tick) rather
+    /// than after the backoff, which would miss the deadline. One refused for good waits for the
+    /// backoff as any failed attempt.
+    @Test(arguments: [true, false])
+    func aPushThatFailsAtTheDeadlineIsTriedAgainAtOnce(retryable: Bool) async throws {
+        let (s, _) = try setup { FailingPushes($0, failures: 1, retryable: retryable) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        await s.run(epochs: 1)
+        try await queue(s, ["h"], priority: .high)
+        let deadline = s.clock.nowMs + 60_000
+        await s.run(epochs: 1)
+        let now = s.clock.nowMs
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10).sorted { $0.attempt < $1.attempt }
+        #expect(txs.first?.status == .unsent && txs.first?.attempt == 1)
+        if retryable {
+            #expect(txs.count == 2)
+            #expect(txs.last.map { $0.attempt == 2 && $0.status == .pending && $0.createdAtMs == now && now < deadline } == true)
+        } else {
+            #expect(txs.count == 1)
+        }
+        await s.run(epochs: 8)
+        #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}

@@ -135,6 +135,64 @@ import Testing
         #expect(r.reconcileOk)
     }
 
+    /// Failures are drawn apart from the market: a chain with reverts, stuck messages and RPC
+    /// errors, pushed to and asked many times, has the same base fee at every height as one
+    /// left alone, so a run with failures is the same day as without them.
+    @Test(arguments: SimulatedChain.Trace.allCases)
+    func failuresLeaveTheMarketAsItWas(trace: SimulatedChain.Trace) async throws {
+        func day(failing: Bool) async throws -> [Int128] {
+            let clock = VirtualClock(startMs: 0)
+            var config = SimulatedChain.Config()
+            config.trace = trace
+            config.seed = 7
+            if failing {
+                config.revertRatePPM = 300_000
+                config.stuckRatePPM = 200_000
+                config.rpcErrorRatePPM = 300_000
+            }
+            let chain = SimulatedChain(config: config, clock: clock.wallClock)
+            var errors = 0
+            for _ in 0..<480 {  // four hours
+                clock.advance(ms: 30_000)
+                guard failing else { continue }
+                for _ in 0..<3 {
+                    do {
+                        let cid = try await chain.push(ChainMessage(uploadIds: ["u"], gasLimit: 400_000_000, feeCap: 10_000_000_000_000,
+                                                                    premium: 100_000), cid: nil)
+                        _ = try await chain.receipt(cid: cid)
+                    } catch { errors += 1 }
+                }
+            }
+            if failing {
+                #expect(errors > 0)
+                #expect(chain.landedMessages().contains { $0.reverted })
+            }
+            return chain.baseFeeHistory()
+        }
+        let alone = try await day(failing: false)
+        #expect(alone.count == 481)
+        #expect(try await day(failing: true) == alone)
+    }
+
+    /// An upload is sent when the chain takes a message carrying it: a row closed `unsent` (its
+    /// push failed) does not count, so a push that failed before the deadline and went after it
+    /// is a miss.
+    @Test func aPushThatFailedIsNotASend() {
+        func row(_ id: String, _ ids: [String], _ status: GasTransaction.Status, at ms: Int64) -> GasTransaction {
+            GasTransaction(id: id, batchId: "b", messageCid: status == .unsent ? "" : "cid_\(id)", uploadIds: ids, gasLimit: 1,
+                           gasUsed: 1, baseFee: 100, premium: 1, feeCap: 200, totalCost: 0, individualCost: 0, immediateCost: 0,
+                           status: status, attempt: 1, failureReason: nil, createdAtMs: ms, updatedAtMs: ms)
+        }
+        let first = Simulation.firstSent([
+            row("b-a2", ["u1", "u2"], .confirmed, at: 90_000),
+            row("b-a1", ["u1", "u2"], .unsent, at: 30_000),
+            row("c-a1", ["u3"], .unsent, at: 30_000),
+            row("d-a1", ["u4"], .failed, at: 60_000),
+            row("d-a2", ["u4"], .confirmed, at: 120_000),
+        ])
+        #expect(first == ["u1": 90_000, "u2": 90_000, "u4": 60_000])
+    }
+
     /// Each trace starts the day at its own steady level. Busy's stands about 31.6× calm's and
     /// stays near it; `startAtCalmLevel` keeps the trace it replaced, which climbed from calm's
     /// level all day.
