@@ -109,6 +109,14 @@ public struct UploadRecord: Sendable, Codable, Equatable {
         public var isSettled: Bool { self == .confirmed || self == .refunded }
     }
 
+    /// How a refunded upload's `failureReason` starts once a message stored it after its
+    /// refund (`CreditStore.noteStoredAfterRefund`).
+    public static let storedAfterRefundPrefix = "stored on chain after its refund"
+
+    public static func storedAfterRefundNote(messageCid: String) -> String {
+        "\(storedAfterRefundPrefix) by message \(messageCid), not charged"
+    }
+
     public var uploadId: String
     public var userId: String
     public var fileType: String

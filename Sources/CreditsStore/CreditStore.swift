@@ -43,6 +43,12 @@ public protocol CreditStore: Sendable {
         inBatch: String?, untouchedSinceMs: Int64?
     ) async throws -> [String]
 
+    /// Sets a refunded upload's `failureReason` to `reason` if it is still `expected` (nil: none),
+    /// touching nothing else: not its status, nor any balance. True when it was set. For
+    /// `noteStoredAfterRefund`; no other status is ever touched.
+    @discardableResult
+    func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool
+
     /// Inserts or replaces a chain message's record.
     func saveGasTransaction(_ tx: GasTransaction) async throws
 
@@ -77,6 +83,21 @@ public protocol CreditStore: Sendable {
 }
 
 extension CreditStore {
+    /// Notes on a refunded upload's row that a message stored it after its refund (a given-up
+    /// message that landed after `landingGraceMs`): its `failureReason` starts with "stored on
+    /// chain after its refund by message <cid>, not charged", then the reason it was refunded
+    /// for (cut to `Limits.descriptionLengthMax`). It stays `refunded`, its credits released: the
+    /// user was told it failed, so it is not charged. Once per upload, safe to repeat; an upload
+    /// in any other status is left as it is. True when this call wrote the note.
+    @discardableResult
+    public func noteStoredAfterRefund(uploadId: String, messageCid: String) async throws -> Bool {
+        guard let u = try await upload(uploadId: uploadId), u.status == .refunded else { return false }
+        let note = UploadRecord.storedAfterRefundNote(messageCid: messageCid)
+        if u.failureReason?.hasPrefix(UploadRecord.storedAfterRefundPrefix) == true { return false }
+        let reason = String((u.failureReason.map { "\(note); refunded: \($0)" } ?? note).prefix(Limits.descriptionLengthMax))
+        return try await setRefundedUploadReason(uploadId: uploadId, expected: u.failureReason, reason: reason)
+    }
+
     /// All the user's lots, oldest first, read `pageSize` at a time.
     public func creditLots(userId: String, pageSize: Int = 1_000) async throws -> [CreditLot] {
         var lots: [CreditLot] = []

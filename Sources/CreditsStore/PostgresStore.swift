@@ -202,6 +202,18 @@ public final class PostgresStore: CreditStore {
         return moved.sorted { order[$0, default: 0] < order[$1, default: 0] }
     }
 
+    public func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool {
+        var set = false
+        for try await _ in try await client.query("""
+            UPDATE file_uploads SET failure_reason = \(reason), updated_at = \(clock.nowMs())
+            WHERE upload_id = \(uploadId) AND status = 'refunded' AND failure_reason IS NOT DISTINCT FROM \(expected)::text
+            RETURNING upload_id
+            """, logger: logger).decode(String.self) {
+            set = true
+        }
+        return set
+    }
+
     public func saveGasTransaction(_ tx: GasTransaction) async throws {
         try await client.query("""
             INSERT INTO filecoin_gas_transactions (id, batch_id, message_cid, upload_ids, items, gas_limit, gas_used,

@@ -176,6 +176,16 @@ public final class SQLiteStore: CreditStore {
         }
     }
 
+    public func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE file_uploads SET failure_reason = ?, updated_at = ?
+                WHERE upload_id = ? AND status = 'refunded' AND failure_reason IS ?
+                """, arguments: [reason, clock.nowMs(), uploadId, expected])
+            return db.changesCount > 0
+        }
+    }
+
     public func saveGasTransaction(_ tx: GasTransaction) async throws {
         try await pool.write { db in
             try db.execute(sql: """

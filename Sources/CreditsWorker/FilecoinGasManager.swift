@@ -93,7 +93,8 @@ public actor FilecoinGasManager {
         /// (moved to failed, this instance would send it again while the other's message flies).
         case move([String], from: Set<UploadRecord.Status>, to: UploadRecord.Status, batchId: String?, reason: String?,
                   inBatch: String)
-        case capture(uploadId: String)
+        /// Captures the hold of an upload that `messageCid`, landed, stored.
+        case capture(uploadId: String, messageCid: String)
         /// Releases the hold of an upload that `inBatch`'s failure moved to `failed`; one no longer
         /// failed in that batch (taken over by another instance meanwhile) is that one's to settle.
         case release(uploadId: String, reason: String, inBatch: String)
@@ -285,7 +286,7 @@ public actor FilecoinGasManager {
             for id in tx.uploadIds { if let b = batchOf[id] { noteSendsLeft(id, sentBefore: b.attempts) } }
             switch (tx.status, statuses) {
             case (.confirmed, [.submitted]):
-                await owe(tx.uploadIds.map { .capture(uploadId: $0) })
+                await owe(tx.uploadIds.map { .capture(uploadId: $0, messageCid: tx.messageCid) })
             case (.pending, [.submitted]) where (try? await chain.knows(cid: tx.messageCid)) == false:
                 // Recorded, but the process stopped before sending it: the chain never got it,
                 // so the uploads go back to the queue (below) and the row is closed as unsent.
@@ -862,7 +863,7 @@ public actor FilecoinGasManager {
             Counter(label: "credits_gas_spent_nanofil_total").increment(by: Int64(receipt.cost.total / 1_000_000_000))
             if receipt.exitCode == 0 {
                 f.tx.status = .confirmed
-                await owe([.save(f.tx)] + f.tx.uploadIds.map { .capture(uploadId: $0) })
+                await owe([.save(f.tx)] + f.tx.uploadIds.map { .capture(uploadId: $0, messageCid: f.tx.messageCid) })
                 Recorder(label: "credits_batch_size", aggregate: true).record(f.tx.uploadIds.count)
                 Counter(label: "credits_messages_total", dimensions: [("status", "confirmed")]).increment()
                 let saved = f.tx.individualCost - GasStats.batchedAtSameFee(f.tx)
@@ -922,6 +923,13 @@ public actor FilecoinGasManager {
         // kept the first send's, and batching savings on replaced messages strayed from f(1 − 1/K).
         tx.individualCost = pendingTransaction(tx.uploadIds, attempt: tx.attempt, batchId: tx.batchId, head: head,
                                                premium: premium, feeCap: message.feeCap).individualCost
+        // So is sending at once, the timing reference: at each upload's queued base fee, with
+        // this premium (sent at once, it would have stuck and been replaced too), so that a
+        // replacement's raised tip does not count against timing. Of that price only the tip
+        // depends on the premium, and at the queued base fee it is premium × gas limit (the fee
+        // cap leaves room for it), so the first send's reference moves by the raise alone; the
+        // queued base fees themselves may be gone (a restart adopted this message).
+        tx.immediateCost = f.tx.immediateCost + (premium - f.tx.premium) * Int128(f.tx.gasLimit)
         tx.createdAtMs = clock.nowMs()
         tx.updatedAtMs = tx.createdAtMs
         await owe([.save(old), .save(tx)])
@@ -1015,8 +1023,8 @@ public actor FilecoinGasManager {
             try await store.saveGasTransaction(tx)
         case .move(let ids, let from, let to, let batchId, let reason, let inBatch):
             try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch)
-        case .capture(let id):
-            try await settle(id, capturing: true) { .capture(SettleRequest(uploadId: id, userId: $0)) }
+        case .capture(let id, let cid):
+            try await settle(id, storedBy: cid) { .capture(SettleRequest(uploadId: id, userId: $0)) }
         case .release(let id, let reason, let batchId):
             // Written late, a release must not refund an upload a peer took over and sent meanwhile
             // (its message would land on a released hold: stored, never charged). The ledger
@@ -1034,8 +1042,9 @@ public actor FilecoinGasManager {
     /// A capture refused because the upload was refunded means its message landed after the
     /// refund (a given-up message, past `landingGraceMs`): stored on chain, its gas paid by the
     /// platform, never charged. The user keeps the credits; that is logged as a warning and
-    /// counted (`credits_uploads_stored_after_refund_total`), not taken back.
-    private func settle(_ uploadId: String, capturing: Bool = false,
+    /// counted (`credits_uploads_stored_after_refund_total`), and noted on its row
+    /// (`noteStoredAfterRefund`), not taken back. `storedBy`: the message a capture is for.
+    private func settle(_ uploadId: String, storedBy messageCid: String? = nil,
                         _ operation: (_ userId: String) -> LedgerOperation) async throws {
         givenBackBaseFees[uploadId] = nil
         sendsLeft[uploadId] = nil
@@ -1054,9 +1063,9 @@ public actor FilecoinGasManager {
             // Already settled (by an earlier run), or a release of an upload no longer failed in
             // its batch (taken over by another instance, whose to settle it is): nothing to do.
             logger.notice("an upload's settlement skipped", metadata: ["upload": "\(uploadId)", "why": "\(error.message)"])
-            if capturing, try await store.upload(uploadId: uploadId)?.status == .refunded {
+            if let messageCid, try await store.noteStoredAfterRefund(uploadId: uploadId, messageCid: messageCid) {
                 logger.warning("an upload stored on chain after its refund: not charged, its gas paid by the platform",
-                               metadata: ["upload": "\(uploadId)", "user": "\(userId)"])
+                               metadata: ["upload": "\(uploadId)", "user": "\(userId)", "message": "\(messageCid)"])
                 Counter(label: "credits_uploads_stored_after_refund_total").increment()
             }
         } catch let error as CreditsError where error.code != .unavailable && error.code != .internal {

@@ -369,6 +369,48 @@ extension StoreConformance {
         }
     }
 
+    /// A message that stored an upload after its refund is noted on the refunded row: the note
+    /// first, then the reason it was refunded for (cut to the limit, the note kept whole), once.
+    /// Nothing else moves: not its status, nor a balance; an upload in another status is left
+    /// alone, and so is a reason that changed since it was read.
+    @Test(arguments: StoreFactory.all)
+    func aRefundedUploadStoredAfterItsRefundIsNotedOnce(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 200, "g"), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_r", files: 5, features: []), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_long", files: 5, features: []), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.audio("file_q", files: 5, features: []), idempotencyKey: nil)
+            _ = try await f.store.execute(.release(SettleRequest(uploadId: "file_r", userId: "u1", reason: "failed after 5 attempts")),
+                                          idempotencyKey: nil)
+            let long = String(repeating: "x", count: Limits.descriptionLengthMax)
+            _ = try await f.store.execute(.release(SettleRequest(uploadId: "file_long", userId: "u1", reason: long)), idempotencyKey: nil)
+            let before = try await f.store.balance(userId: "u1")
+
+            #expect(try await f.store.noteStoredAfterRefund(uploadId: "file_r", messageCid: "bafy1"))
+            #expect(try await !f.store.noteStoredAfterRefund(uploadId: "file_r", messageCid: "bafy1"))
+            #expect(try await !f.store.noteStoredAfterRefund(uploadId: "file_r", messageCid: "bafy2"))
+            let r = try #require(try await f.store.upload(uploadId: "file_r"))
+            #expect(r.status == .refunded && r.creditsCharged == 0)
+            #expect(r.failureReason == "stored on chain after its refund by message bafy1, not charged; refunded: failed after 5 attempts")
+
+            #expect(try await f.store.noteStoredAfterRefund(uploadId: "file_long", messageCid: "bafy3"))
+            let l = try #require(try await f.store.upload(uploadId: "file_long")?.failureReason)
+            #expect(l.count == Limits.descriptionLengthMax && l.hasPrefix("stored on chain after its refund by message bafy3, not charged; refunded: xxx"))
+
+            // Queued (not refunded), unknown, or its reason changed since it was read: nothing.
+            #expect(try await !f.store.noteStoredAfterRefund(uploadId: "file_q", messageCid: "bafy4"))
+            #expect(try await f.store.upload(uploadId: "file_q")?.failureReason == nil)
+            #expect(try await !f.store.noteStoredAfterRefund(uploadId: "nope", messageCid: "bafy5"))
+            #expect(try await !f.store.setRefundedUploadReason(uploadId: "file_r", expected: "failed after 5 attempts", reason: "other"))
+            #expect(try await !f.store.setRefundedUploadReason(uploadId: "file_q", expected: nil, reason: "other"))
+            #expect(try await f.store.upload(uploadId: "file_q")?.status == .queued)
+
+            let after = try await f.store.balance(userId: "u1")
+            #expect((after.balance, after.reserved, after.totalSpent) == (before.balance, before.reserved, before.totalSpent))
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
     /// Taking over a peer's upload, the move names the time it must be untouched since: an
     /// upload updated after that (its owner alive after all) stays where it is.
     @Test(arguments: StoreFactory.all)

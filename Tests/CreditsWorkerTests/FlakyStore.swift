@@ -130,6 +130,10 @@ final class FlakyStore: CreditStore {
                                               untouchedSinceMs: untouchedSinceMs)
         }
     }
+    func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool {
+        try await write { try await inner.setRefundedUploadReason(uploadId: uploadId, expected: expected, reason: reason) }
+    }
+
     func saveGasTransaction(_ tx: GasTransaction) async throws {
         await passGate()
         try await write { try await inner.saveGasTransaction(tx) }

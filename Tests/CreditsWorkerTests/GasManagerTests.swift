@@ -374,6 +374,7 @@ import Testing
         // Each replacement ("…-r1" after "…-r0") bids at least 1.25× the premium it replaces.
         let byId = Dictionary(uniqueKeysWithValues: txs.map { ($0.id, $0) })
         var checked = 0
+        var checkedAtOnce = 0
         for tx in replaced {
             guard let r = tx.id.split(separator: "-").last, r.hasPrefix("r"), let n = Int(r.dropFirst()) else { continue }
             let nextId = tx.id.dropLast(r.count) + "r\(n + 1)"
@@ -382,9 +383,20 @@ import Testing
             // The single message it is compared with is priced as the replacement is sent (its
             // base fee and premium): one upload alone saves nothing by batching.
             #expect(next.individualCost == GasStats.batchedAtSameFee(next), "\(next.id)")
+            // So is sending at once: at the base fee the upload could first have gone at (the
+            // first attempt's, sent at once by process-batch), with the replacement's premium,
+            // so that its raised tip does not count against timing.
+            if next.attempt == 1, let first = byId[String(tx.id.dropLast(r.count)) + "r0"] {
+                #expect(first.immediateCost == GasStats.batchedAtSameFee(first))
+                let atOnce = MessageFee.compute(baseFee: first.baseFee,
+                                                feeCap: MessageFee.defaultFeeCap(baseFee: first.baseFee, premium: next.premium),
+                                                premium: next.premium, gasLimit: next.gasLimit, gasUsed: next.gasUsed).total
+                #expect(next.immediateCost == atOnce, "\(next.id)")
+                checkedAtOnce += 1
+            }
             checked += 1
         }
-        #expect(checked > 0)
+        #expect(checked > 0 && checkedAtOnce > 0)
         // ...and so every message sticks: in the end the upload is refunded, never lost, and
         // every message of it, its later attempts included, took the first one's nonce.
         await s.run(epochs: 400)
@@ -737,7 +749,11 @@ extension GasManagerTests {
         #expect(txs.count == 1)
         #expect(txs.first?.status == .confirmed && txs.first?.messageCid == landed.first?.cid)
         #expect((txs.first?.totalCost ?? 0) > 0)
-        #expect(try await s.store.upload(uploadId: "rf")?.status == .refunded)
+        let rf = try await s.store.upload(uploadId: "rf")
+        #expect(rf?.status == .refunded)
+        // Its row says so, naming the message: it was stored, and not charged.
+        #expect(rf?.failureReason?.hasPrefix("stored on chain after its refund by message \(landed.first?.cid ?? "?"), not charged; refunded: ") == true,
+                "\(rf?.failureReason ?? "nil")")
         #expect(try await s.store.balance(userId: "u1").balance == 100)
         #expect(logs.matching("warning", "stored on chain after its refund", "rf").count == 1, "\(logs.lines.withLock { $0 })")
         #expect(try await s.store.reconcile().ok)
