@@ -945,10 +945,10 @@ public actor FilecoinGasManager {
     ///
     /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
-    /// After a failed attempt: the next one after the backoff, or, `urgent`, at once (the step
-    /// sends it in this tick if its own batches are still being sent, else the next tick), as a
-    /// push that failed for uploads about to miss their deadline is; then single messages, then
-    /// the refund.
+    ///
+    /// `urgent` (a push that failed, for uploads about to miss their deadline): the next attempt
+    /// is due at once, not after the backoff; the step sends it in this tick if its own batches
+    /// are still being sent, else in the next.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil,
                                  urgent: Bool = false) async {
         let now = clock.nowMs()
