@@ -58,6 +58,12 @@ public actor FilecoinGasManager {
         /// the premium) covers for 20 epochs of the steepest climb. Nothing is learned from it
         /// (as from a late block). 0: a tick without a head sends nothing.
         public var headStandInTicks: Int64 = 2
+        /// Passes a tick makes over the retries due (at least 1). A push that fails, the chain
+        /// having taken nothing, with an error that may pass, for uploads whose deadline passes
+        /// before the next tick, is tried again in the tick's next pass; so a batch at its last
+        /// tick is pushed up to this many times more in it. Each push is one of its
+        /// `retry.attemptsMax` attempts.
+        public var retryPassesPerTick: Int = 2
 
         public init() {}
     }
@@ -407,15 +413,23 @@ public actor FilecoinGasManager {
         for batch in policy.tick(nowMs: now, baseFee: head.baseFee, newHeight: newHeight) {
             await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
         }
-        let due = retries.filter { $0.readyAtMs <= now }
-        retries.removeAll { $0.readyAtMs <= now }
-        for retry in due {
-            if let why = retry.refund {
-                await owe(retry.uploadIds.map { .release(uploadId: $0, reason: why, inBatch: retry.batchId) })
-                continue
+        // Retries due, in passes: a push in one that fails for uploads at their deadline has its
+        // next attempt due at once (`retryOrFallBack(urgent:)`), and the next pass sends it. Due
+        // is read from the clock at each pass, not at the tick's start: a failed call takes time
+        // (on a wall clock, the next attempt is due after the tick began).
+        for _ in 0..<max(1, config.retryPassesPerTick) {
+            let passAtMs = clock.nowMs()
+            let due = retries.filter { $0.readyAtMs <= passAtMs }
+            guard !due.isEmpty else { break }
+            retries.removeAll { $0.readyAtMs <= passAtMs }
+            for retry in due {
+                if let why = retry.refund {
+                    await owe(retry.uploadIds.map { .release(uploadId: $0, reason: why, inBatch: retry.batchId) })
+                    continue
+                }
+                await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
+                             failedIn: retry.failedIn, supersedes: retry.supersedes)
             }
-            await submit(retry.uploadIds, attempt: retry.attempt, batchId: retry.batchId, from: .failed, head: head,
-                         failedIn: retry.failedIn, supersedes: retry.supersedes)
         }
         await poll(head: head)
         Gauge(label: "credits_upload_queue_depth").record(policy.queueLength)
@@ -947,8 +961,8 @@ public actor FilecoinGasManager {
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
     ///
     /// `urgent` (a push that failed, for uploads about to miss their deadline): the next attempt
-    /// is due at once, not after the backoff; the step sends it in this tick if its own batches
-    /// are still being sent, else in the next.
+    /// is due at once, not after the backoff; the step's next pass over the retries sends it, in
+    /// this tick while it has passes left (`retryPassesPerTick`), else in the next.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil,
                                  urgent: Bool = false) async {
         let now = clock.nowMs()

@@ -166,17 +166,21 @@ extension GasManagerTests {
 
 /// A chain whose first `failures` pushes fail after the row is written and before the chain
 /// takes the message, with a retryable error or not (a call the node never got, or one it
-/// refused).
+/// refused). Once `failuresTake(_:on:)` is called, each failure first moves the clock on, as a
+/// call's round trip does on a wall clock.
 final class FailingPushes: ChainWrapper {
     let inner: SimulatedChain
     let retryable: Bool
     private let left: Mutex<Int>
+    private let latency = Mutex<(clock: VirtualClock, ms: Int64)?>(nil)
 
     init(_ inner: SimulatedChain, failures: Int, retryable: Bool) {
         self.inner = inner
         self.retryable = retryable
         left = Mutex(failures)
     }
+
+    func failuresTake(_ ms: Int64, on clock: VirtualClock) { latency.withLock { $0 = (clock, ms) } }
 
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let fail = left.withLock { n in
@@ -185,7 +189,10 @@ final class FailingPushes: ChainWrapper {
         }
         return try await inner.push(message, recordingFirst: { cid in
             try await record(cid)
-            if fail { throw ChainError("push refused", retryable: self.retryable) }
+            if fail {
+                if let (clock, ms) = self.latency.withLock({ $0 }) { clock.advance(ms: ms) }
+                throw ChainError("push refused", retryable: self.retryable)
+            }
         })
     }
 }
@@ -223,26 +230,26 @@ extension GasManagerTests {
 
     /// A push that fails at an upload's last tick before its deadline, with an error that may
     /// pass if asked again, is tried again at once (its next attempt, in the same tick) rather
-    /// than after the backoff, which would miss the deadline. One refused for good waits for the
-    /// backoff as any failed attempt.
-    @Test(arguments: [true, false])
-    func aPushThatFailsAtTheDeadlineIsTriedAgainAtOnce(retryable: Bool) async throws {
-        let (s, _) = try setup { FailingPushes($0, failures: 1, retryable: retryable) }
+    /// than after the backoff, which would miss the deadline; and once more if that fails too
+    /// (`retryPassesPerTick`, 2), then no more in that tick. One refused for good waits for the
+    /// backoff as any failed attempt. A failed call that takes time (a wall clock moves on
+    /// during it) is tried again all the same: the retry is due after the tick began.
+    @Test(arguments: [(1, true, Int64(0), 2), (1, false, 0, 1), (1, true, 250, 2), (2, true, 250, 3), (3, true, 0, 3)])
+    func aPushThatFailsAtTheDeadlineIsTriedAgainAtOnce(failures: Int, retryable: Bool, callMs: Int64, pushesInTick: Int)
+    async throws {
+        let (s, chain) = try setup { FailingPushes($0, failures: failures, retryable: retryable) }
         defer { s.dir.remove() }
+        chain.failuresTake(callMs, on: s.clock)
         try await fund(s, "u1", 100)
         await s.run(epochs: 1)
         try await queue(s, ["h"], priority: .high)
         let deadline = s.clock.nowMs + 60_000
         await s.run(epochs: 1)
-        let now = s.clock.nowMs
         let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10).sorted { $0.attempt < $1.attempt }
-        #expect(txs.first?.status == .unsent && txs.first?.attempt == 1)
-        if retryable {
-            #expect(txs.count == 2)
-            #expect(txs.last.map { $0.attempt == 2 && $0.status == .pending && $0.createdAtMs == now && now < deadline } == true)
-        } else {
-            #expect(txs.count == 1)
-        }
+        #expect(txs.map(\.attempt) == Array(1...pushesInTick))
+        #expect(txs.allSatisfy { $0.createdAtMs < deadline })
+        let failed = min(failures, pushesInTick)
+        #expect(txs.map(\.status) == Array(repeating: .unsent, count: failed) + Array(repeating: .pending, count: pushesInTick - failed))
         await s.run(epochs: 8)
         #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
         #expect(try await s.store.reconcile().ok)
