@@ -53,10 +53,11 @@ public actor FilecoinGasManager {
         /// meanwhile, they are captured on it instead.
         public var landingGraceMs: Int64 = 600_000
         /// A tick whose head call fails decides with the last head seen, if a tick saw it at
-        /// most this many ticks ago (`policy.tickMs` each), so that uploads at their deadline
-        /// still go: priced at that head's base fee, which their fee cap (1.125^20 times it, plus
-        /// the premium) covers for 20 epochs of the steepest climb. Nothing is learned from it
-        /// (as from a late block). 0: a tick without a head sends nothing.
+        /// most this many ticks ago (`policy.tickMs` each, to the nearest), so that uploads at
+        /// their deadline still go: priced at that head's base fee, which their fee cap
+        /// (1.125^20 times it, plus the premium) covers for 20 epochs of the steepest climb.
+        /// Nothing is learned from it (as from a late block). 0: a tick without a head sends
+        /// nothing.
         public var headStandInTicks: Int64 = 2
         /// Passes a tick makes over the retries due (at least 1). A push that fails, the chain
         /// having taken nothing, with an error that may pass, for uploads whose deadline passes
@@ -378,7 +379,11 @@ public actor FilecoinGasManager {
             head = try await chain.head()
             lastHead = (head, now)
         } catch {
-            guard let last = lastHead, now - last.atMs <= config.headStandInTicks * config.policy.tickMs else {
+            // Its age in ticks, to the nearest: on a wall clock a tick wakes a little after its
+            // time on the grid (`GasManagerService`), by more or less each time, so a head two
+            // ticks old can be two ticks and some milliseconds.
+            let tickMs = config.policy.tickMs
+            guard let last = lastHead, (now - last.atMs + tickMs / 2) / tickMs <= config.headStandInTicks else {
                 logger.warning("chain head unavailable; trying again next tick", metadata: ["error": "\(error)"])
                 return
             }

@@ -199,11 +199,15 @@ final class FailingPushes: ChainWrapper {
 
 extension GasManagerTests {
     /// A high-priority upload has one tick before its deadline. When that tick's head call
-    /// fails, the last head seen stands in (if a tick saw it at most `headStandInTicks` ago), so
-    /// the upload goes before its deadline, priced at that head's base fee. With no stand-in,
-    /// or one too old, the tick sends nothing and the deadline is missed.
-    @Test(arguments: [(Int64(2), 0, true), (0, 0, false), (2, 1, true), (1, 1, false)])
-    func anUploadAtItsDeadlineGoesWhenTheHeadCallFails(standInTicks: Int64, failedBefore: Int, sent: Bool) async throws {
+    /// fails, the last head seen stands in (if a tick saw it at most `headStandInTicks` ago, to
+    /// the nearest tick), so the upload goes before its deadline, priced at that head's base fee.
+    /// With no stand-in, or one too old, the tick sends nothing and the deadline is missed. A
+    /// tick that wakes `lateMs` after its time (a wall clock's) counts the head's age in ticks
+    /// all the same: 100 ms late, two ticks; 20 s late, three.
+    @Test(arguments: [(Int64(2), 0, Int64(0), true), (0, 0, 0, false), (2, 1, 0, true), (1, 1, 0, false), (2, 1, 100, true),
+                      (2, 1, 20_000, false)])
+    func anUploadAtItsDeadlineGoesWhenTheHeadCallFails(standInTicks: Int64, failedBefore: Int, lateMs: Int64, sent: Bool)
+    async throws {
         var config = FilecoinGasManager.Config()
         config.headStandInTicks = standInTicks
         let lags: [Int?] = [0] + Array(repeating: nil, count: failedBefore + 1) + [0]
@@ -214,6 +218,7 @@ extension GasManagerTests {
         let seen = try await s.chain.baseFees(heights: 1...1)[0]
         try await queue(s, ["h"], priority: .high)
         let deadline = s.clock.nowMs + 60_000
+        s.clock.advance(ms: lateMs)
         await s.run(epochs: 1)  // its last tick before the deadline; the head call fails
         let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
         if sent {
