@@ -415,7 +415,12 @@ public actor FilecoinGasManager {
         // base fee: the reference for timing savings.
         for (id, k) in known where k.queuedBaseFee == 0 { known[id]?.queuedBaseFee = head.baseFee }
         let newHeight = await observe(head: head)
-        for batch in policy.tick(nowMs: now, baseFee: head.baseFee, newHeight: newHeight) {
+        // The policy decides at the time it decides, not at the tick's start: the head call and
+        // the reads before it take time on a wall clock (a slow node's head call, seconds), and an
+        // upload whose deadline passes before the next tick's decision must go now. Decided with
+        // the tick's start, one due in the first seconds after the next tick began waited for
+        // that tick, and so went after its deadline.
+        for batch in policy.tick(nowMs: clock.nowMs(), baseFee: head.baseFee, newHeight: newHeight) {
             await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
         }
         // Retries due, in passes: a push in one that fails for uploads at their deadline has its

@@ -261,3 +261,45 @@ extension GasManagerTests {
         try await s.store.close()
     }
 }
+
+/// A chain whose head call takes time, once `takes(_:on:)` is called: it moves the clock on, as a
+/// slow node's answer does on a wall clock.
+final class SlowHeads: ChainWrapper {
+    let inner: SimulatedChain
+    private let latency = Mutex<(clock: VirtualClock, ms: Int64)?>(nil)
+
+    init(_ inner: SimulatedChain) { self.inner = inner }
+
+    func takes(_ ms: Int64, on clock: VirtualClock) { latency.withLock { $0 = (clock, ms) } }
+
+    func head() async throws -> ChainHead {
+        if let (clock, ms) = latency.withLock({ $0 }) { clock.advance(ms: ms) }
+        return try await inner.head()
+    }
+}
+
+extension GasManagerTests {
+    /// Ticks keep a 30 s grid and each head call takes 2 s. A high-priority upload queued as the
+    /// first tick's head comes (its deadline 60 s on: 2 s into the third tick) goes at the second
+    /// tick, decided 2 s into it; at the third, its decision would come as the deadline passes.
+    /// The policy is given the time it decides at, not the time the tick began.
+    @Test func anUploadGoesBeforeItsDeadlineWhenTheHeadCallIsSlow() async throws {
+        let (s, chain) = try setup { SlowHeads($0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        chain.takes(2_000, on: s.clock)
+        await s.run(epochs: 1)
+        try await queue(s, ["h"], priority: .high)
+        let deadline = s.clock.nowMs + 60_000
+        for _ in 0..<10 {
+            s.clock.advance(ms: 30_000 - 2_000)
+            await s.manager.step()
+        }
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.count == 1)
+        #expect(txs.first.map { $0.createdAtMs < deadline && $0.uploadIds == ["h"] } == true)
+        #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
