@@ -91,9 +91,9 @@ extension CreditStore {
     /// in any other status is left as it is. True when this call wrote the note.
     @discardableResult
     public func noteStoredAfterRefund(uploadId: String, messageCid: String) async throws -> Bool {
-        guard let u = try await upload(uploadId: uploadId), u.status == .refunded else { return false }
+        guard let u = try await upload(uploadId: uploadId), u.status == .refunded,
+              u.failureReason?.hasPrefix(UploadRecord.storedAfterRefundPrefix) != true else { return false }
         let note = UploadRecord.storedAfterRefundNote(messageCid: messageCid)
-        if u.failureReason?.hasPrefix(UploadRecord.storedAfterRefundPrefix) == true { return false }
         let reason = String((u.failureReason.map { "\(note); refunded: \($0)" } ?? note).prefix(Limits.descriptionLengthMax))
         return try await setRefundedUploadReason(uploadId: uploadId, expected: u.failureReason, reason: reason)
     }

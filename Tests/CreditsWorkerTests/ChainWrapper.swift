@@ -1,4 +1,6 @@
 import CreditsChain
+import CreditsWorker
+import Synchronization
 
 /// A test chain around a `SimulatedChain`: every call it does not implement itself goes to
 /// `inner` (so `knows` and `baseFees` answer as the simulated chain does, not as the
@@ -17,6 +19,18 @@ extension ChainWrapper {
     func receipt(cid: String) async throws -> ChainReceipt? { try await inner.receipt(cid: cid) }
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] { try await inner.baseFees(heights: heights) }
     func forget(cid: String) async { await inner.forget(cid: cid) }
+}
+
+/// How long a wrapped call takes on a test's virtual clock: nothing until `set(_:on:)`, then each
+/// `pass()` moves that clock on, as a call's round trip does on a wall clock.
+final class CallTime: Sendable {
+    private let value = Mutex<(clock: VirtualClock, ms: Int64)?>(nil)
+
+    func set(_ ms: Int64, on clock: VirtualClock) { value.withLock { $0 = (clock, ms) } }
+
+    func pass() {
+        if let (clock, ms) = value.withLock({ $0 }) { clock.advance(ms: ms) }
+    }
 }
 
 /// Runs `hook` once, before the first message's push reaches the chain (before its CID is

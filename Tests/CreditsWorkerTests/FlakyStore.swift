@@ -130,6 +130,7 @@ final class FlakyStore: CreditStore {
                                               untouchedSinceMs: untouchedSinceMs)
         }
     }
+
     func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool {
         try await write { try await inner.setRefundedUploadReason(uploadId: uploadId, expected: expected, reason: reason) }
     }

@@ -166,21 +166,18 @@ extension GasManagerTests {
 
 /// A chain whose first `failures` pushes fail after the row is written and before the chain
 /// takes the message, with a retryable error or not (a call the node never got, or one it
-/// refused). Once `failuresTake(_:on:)` is called, each failure first moves the clock on, as a
-/// call's round trip does on a wall clock.
+/// refused). Each failure takes `failureTime` (none until set).
 final class FailingPushes: ChainWrapper {
     let inner: SimulatedChain
     let retryable: Bool
+    let failureTime = CallTime()
     private let left: Mutex<Int>
-    private let latency = Mutex<(clock: VirtualClock, ms: Int64)?>(nil)
 
     init(_ inner: SimulatedChain, failures: Int, retryable: Bool) {
         self.inner = inner
         self.retryable = retryable
         left = Mutex(failures)
     }
-
-    func failuresTake(_ ms: Int64, on clock: VirtualClock) { latency.withLock { $0 = (clock, ms) } }
 
     func push(_ message: ChainMessage, recordingFirst record: @Sendable (String) async throws -> Void) async throws -> String {
         let fail = left.withLock { n in
@@ -190,7 +187,7 @@ final class FailingPushes: ChainWrapper {
         return try await inner.push(message, recordingFirst: { cid in
             try await record(cid)
             if fail {
-                if let (clock, ms) = self.latency.withLock({ $0 }) { clock.advance(ms: ms) }
+                self.failureTime.pass()
                 throw ChainError("push refused", retryable: self.retryable)
             }
         })
@@ -244,7 +241,7 @@ extension GasManagerTests {
     async throws {
         let (s, chain) = try setup { FailingPushes($0, failures: failures, retryable: retryable) }
         defer { s.dir.remove() }
-        chain.failuresTake(callMs, on: s.clock)
+        chain.failureTime.set(callMs, on: s.clock)
         try await fund(s, "u1", 100)
         await s.run(epochs: 1)
         try await queue(s, ["h"], priority: .high)
@@ -262,18 +259,15 @@ extension GasManagerTests {
     }
 }
 
-/// A chain whose head call takes time, once `takes(_:on:)` is called: it moves the clock on, as a
-/// slow node's answer does on a wall clock.
+/// A chain whose head call takes `headTime` (none until set), as a slow node's does.
 final class SlowHeads: ChainWrapper {
     let inner: SimulatedChain
-    private let latency = Mutex<(clock: VirtualClock, ms: Int64)?>(nil)
+    let headTime = CallTime()
 
     init(_ inner: SimulatedChain) { self.inner = inner }
 
-    func takes(_ ms: Int64, on clock: VirtualClock) { latency.withLock { $0 = (clock, ms) } }
-
     func head() async throws -> ChainHead {
-        if let (clock, ms) = latency.withLock({ $0 }) { clock.advance(ms: ms) }
+        headTime.pass()
         return try await inner.head()
     }
 }
@@ -287,7 +281,7 @@ extension GasManagerTests {
         let (s, chain) = try setup { SlowHeads($0) }
         defer { s.dir.remove() }
         try await fund(s, "u1", 100)
-        chain.takes(2_000, on: s.clock)
+        chain.headTime.set(2_000, on: s.clock)
         await s.run(epochs: 1)
         try await queue(s, ["h"], priority: .high)
         let deadline = s.clock.nowMs + 60_000
