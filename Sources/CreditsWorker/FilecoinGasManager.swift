@@ -59,6 +59,11 @@ public actor FilecoinGasManager {
         /// Nothing is learned from it (as from a late block). 0: a tick without a head sends
         /// nothing.
         public var headStandInTicks: Int64 = 2
+        /// A head call that fails within this many milliseconds of the tick's start (a refused
+        /// or reset connection, a proxy's error: a fault that may be gone a moment later) is
+        /// asked once more in the same tick, before the last head seen stands in. One that took
+        /// longer (a timeout) is not: the tick's time is spent. 0: never asked again.
+        public var headRetryWithinMs: Int64 = 3_000
         /// Passes a tick makes over the retries due (at least 1). A push that fails, the chain
         /// having taken nothing, with an error that may pass, for uploads whose deadline passes
         /// before the next tick, is tried again in the tick's next pass; so a batch at its last
@@ -376,7 +381,7 @@ public actor FilecoinGasManager {
         let now = clock.nowMs()
         let head: ChainHead
         do {
-            head = try await chain.head()
+            head = try await headAskingAgainOnce(tickStartMs: now)
             lastHead = (head, now)
         } catch {
             // Its age in ticks, to the nearest: on a wall clock a tick wakes a little after its
@@ -446,6 +451,18 @@ public actor FilecoinGasManager {
         Gauge(label: "credits_messages_in_flight").record(inflight.count)
         Gauge(label: "credits_batches_waiting_retry").record(retries.count)
         Gauge(label: "credits_database_writes_owed").record(owed.count)
+    }
+
+    /// The chain's head. A call that fails soon enough after the tick began
+    /// (`headRetryWithinMs`) is made once more; if that fails too, its error is thrown.
+    private func headAskingAgainOnce(tickStartMs: Int64) async throws -> ChainHead {
+        do {
+            return try await chain.head()
+        } catch {
+            guard clock.nowMs() - tickStartMs < config.headRetryWithinMs else { throw error }
+            logger.warning("chain head call failed; asking again", metadata: ["error": "\(error)"])
+            return try await chain.head()
+        }
     }
 
     /// Whether `head` is a height the policy has not seen. Ticks keep the epoch's rate, but a block

@@ -8,12 +8,15 @@ import Testing
 /// A chain whose head lags the simulated chain's by a scripted number of heights at each call to
 /// `head()` (nil: the call fails), as a Lotus node's does when a block comes late within its
 /// epoch. Everything else goes to the chain underneath; with `short`, `baseFees(heights:)`
-/// answers one base fee fewer than asked (a node that left a height out).
+/// answers one base fee fewer than asked (a node that left a height out). A failed head call
+/// takes `failureTime` (none until set).
 final class LateHeads: ChainWrapper {
     let inner: SimulatedChain
     let short: Bool
+    let failureTime = CallTime()
     private let script: Mutex<[Int?]>
     private let asked = Mutex<[ClosedRange<Int64>]>([])
+    private let served = Mutex<(calls: Int, last: ChainHead?)>((0, nil))
 
     init(_ inner: SimulatedChain, lags: [Int?], short: Bool = false) {
         self.inner = inner
@@ -23,13 +26,21 @@ final class LateHeads: ChainWrapper {
 
     /// The heights asked for through `baseFees(heights:)`, in order.
     var heightsAsked: [ClosedRange<Int64>] { asked.withLock { $0 } }
+    /// How many times `head()` was called, and the last head it answered.
+    var headCalls: (calls: Int, last: ChainHead?) { served.withLock { $0 } }
 
     func head() async throws -> ChainHead {
         let now = try await inner.head()
         let lag = script.withLock { $0.isEmpty ? 0 : $0.removeFirst() }
-        guard let lag else { throw ChainError("head unavailable", retryable: true) }
+        served.withLock { $0.calls += 1 }
+        guard let lag else {
+            failureTime.pass()
+            throw ChainError("head unavailable", retryable: true)
+        }
         let height = now.height - Int64(lag)
-        return ChainHead(height: height, baseFee: try await inner.baseFees(heights: height...height)[0])
+        let head = ChainHead(height: height, baseFee: try await inner.baseFees(heights: height...height)[0])
+        served.withLock { $0.last = head }
+        return head
     }
 
     func baseFees(heights: ClosedRange<Int64>) async throws -> [Int128] {
@@ -107,11 +118,12 @@ extension GasManagerTests {
     /// and the heights between two ticks are asked for (only those). With `missedHeightsMax` 2, a
     /// gap of 3 is left out, the rest as before. A node that answers fewer base fees than asked
     /// has every gap left out: only the heads ticked are learned, none shifted onto another
-    /// height. Uploads still go and settle.
+    /// height. Uploads still go and settle. (Each tick asks for the head once: `headRetryWithinMs` 0.)
     @Test(arguments: [(Int64(10), false), (2, false), (10, true)])
     func eachHeightsBaseFeeIsLearnedOnceWhenHeadsLag(missedHeightsMax: Int64, short: Bool) async throws {
         var config = FilecoinGasManager.Config()
         config.missedHeightsMax = missedHeightsMax
+        config.headRetryWithinMs = 0
         let lags: [Int?] = [0, 0, 1, 0, 1, 1, 0, 2, 0, nil, 0, 0, 3, 0, 0, 1, 2, 0, nil, nil, nil, 0, 1, 0]
         var chainConfig = SimulatedChain.Config()
         chainConfig.trace = .busy
@@ -200,13 +212,15 @@ extension GasManagerTests {
     /// the nearest tick), so the upload goes before its deadline, priced at that head's base fee.
     /// With no stand-in, or one too old, the tick sends nothing and the deadline is missed. A
     /// tick that wakes `lateMs` after its time (a wall clock's) counts the head's age in ticks
-    /// all the same: 100 ms late, two ticks; 20 s late, three.
+    /// all the same: 100 ms late, two ticks; 20 s late, three. (Each tick asks for the head once:
+    /// `headRetryWithinMs` 0.)
     @Test(arguments: [(Int64(2), 0, Int64(0), true), (0, 0, 0, false), (2, 1, 0, true), (1, 1, 0, false), (2, 1, 100, true),
                       (2, 1, 20_000, false)])
     func anUploadAtItsDeadlineGoesWhenTheHeadCallFails(standInTicks: Int64, failedBefore: Int, lateMs: Int64, sent: Bool)
     async throws {
         var config = FilecoinGasManager.Config()
         config.headStandInTicks = standInTicks
+        config.headRetryWithinMs = 0
         let lags: [Int?] = [0] + Array(repeating: nil, count: failedBefore + 1) + [0]
         let (s, _) = try setup(config: config) { LateHeads($0, lags: lags) }
         defer { s.dir.remove() }
@@ -224,6 +238,38 @@ extension GasManagerTests {
         } else {
             #expect(txs.isEmpty)
         }
+        await s.run(epochs: 8)
+        #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+
+    /// A head call that fails soon after the tick began is asked once more in the same tick: at
+    /// an upload's last tick before its deadline, the second answer prices it, and the policy
+    /// learns that height. One that failed after `headRetryWithinMs` (3 s; a timeout, say) is
+    /// not asked again, nor any with the retry off (0): the last head seen stands in. The
+    /// upload goes before its deadline either way.
+    @Test(arguments: [(Int64(3_000), Int64(0), true), (3_000, 2_999, true), (3_000, 3_000, false), (0, 0, false)])
+    func aHeadCallThatFailsAtOnceIsAskedAgainInTheTick(retryWithinMs: Int64, failureMs: Int64, askedAgain: Bool)
+    async throws {
+        var config = FilecoinGasManager.Config()
+        config.headRetryWithinMs = retryWithinMs
+        let (s, chain) = try setup(config: config) { LateHeads($0, lags: [0, nil, 0]) }
+        defer { s.dir.remove() }
+        chain.failureTime.set(failureMs, on: s.clock)
+        try await fund(s, "u1", 100)
+        await s.run(epochs: 1)  // a head seen at height 1
+        let seen = try #require(chain.headCalls.last)
+        try await queue(s, ["h"], priority: .high)
+        let deadline = s.clock.nowMs + 60_000
+        await s.run(epochs: 1)  // its last tick before the deadline; the first head call fails
+        #expect(chain.headCalls.calls == (askedAgain ? 3 : 2))
+        let priced = askedAgain ? try #require(chain.headCalls.last) : seen
+        #expect(priced.height == seen.height + (askedAgain ? 1 : 0))
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.count == 1)
+        #expect(txs.first.map { $0.createdAtMs < deadline && $0.baseFee == priced.baseFee && $0.uploadIds == ["h"] } == true)
+        #expect(await s.manager.policyBaseFees.count == (askedAgain ? 2 : 1))
         await s.run(epochs: 8)
         #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
         #expect(try await s.store.reconcile().ok)
