@@ -70,6 +70,11 @@ public actor FilecoinGasManager {
         /// tick is pushed up to this many times more in it. Each push is one of its
         /// `retry.attemptsMax` attempts.
         public var retryPassesPerTick: Int = 2
+        /// How many of the last ticks' decision delays (from a tick's start to its policy
+        /// decision: the head call and the reads before it) are kept. The longest of them is
+        /// how late in its tick the next decision may come (see `step`). 0: none kept, and the
+        /// policy is given the decision time as it is.
+        public var decisionDelaysKept: Int = 20
 
         public init() {}
     }
@@ -176,6 +181,9 @@ public actor FilecoinGasManager {
     private var waitingToPay: [CheckedContinuation<Void, Never>] = []
     /// The last head a tick or call got from the chain, and when.
     private var lastHead: (head: ChainHead, atMs: Int64)?
+    /// The last `decisionDelaysKept` ticks' delays from their start to their policy decision,
+    /// oldest first.
+    private var decisionDelays: [Int64] = []
     /// The heights whose base fees the policy has been given, by ticks and by the history at
     /// start, so that it learns each height's once and in order (`observe(head:)`).
     private var observedHeights: ClosedRange<Int64>?
@@ -424,8 +432,17 @@ public actor FilecoinGasManager {
         // the reads before it take time on a wall clock (a slow node's head call, seconds), and an
         // upload whose deadline passes before the next tick's decision must go now. Decided with
         // the tick's start, one due in the first seconds after the next tick began waited for
-        // that tick, and so went after its deadline.
-        for batch in policy.tick(nowMs: clock.nowMs(), baseFee: head.baseFee, newHeight: newHeight) {
+        // that tick, and so went after its deadline. The next decision may also come later in
+        // its tick than this one (a slower head call): the policy is told a time later by as
+        // much as the longest of the last ticks' delays exceeds this one's (at most a tick), so
+        // that "due by the next tick" covers it. Under `simulate` the clock stands still within
+        // a tick: every delay is 0, and so is this.
+        let decideAtMs = clock.nowMs()
+        let delay = decideAtMs - now
+        let lateNextMs = min(config.policy.tickMs, max(0, (decisionDelays.max() ?? 0) - delay))
+        decisionDelays.append(delay)
+        decisionDelays.removeFirst(max(0, decisionDelays.count - max(0, config.decisionDelaysKept)))
+        for batch in policy.tick(nowMs: decideAtMs + lateNextMs, baseFee: head.baseFee, newHeight: newHeight) {
             await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
         }
         // Retries due, in passes: a push in one that fails for uploads at their deadline has its

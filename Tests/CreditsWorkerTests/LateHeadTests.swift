@@ -342,4 +342,39 @@ extension GasManagerTests {
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
+
+    /// Head calls take 1 s, then 0 s, then 2 s, ticks on a 30 s grid. A high-priority upload
+    /// queued as the first tick's head comes is due 1 s into the third tick. The second tick
+    /// decides at its start, 31 s before the deadline: more than a tick, but the third tick's
+    /// decision may come as late in its tick as the first's did (1 s, the longest of the last
+    /// ticks'), so the upload goes at the second. The third decides at 2 s, after the deadline.
+    /// With `decisionDelaysKept` 0 (no delay kept), it waits and misses it.
+    @Test(arguments: [(20, true), (0, false)])
+    func anUploadGoesBeforeItsDeadlineWhenTheNextHeadCallIsSlower(delaysKept: Int, beforeDeadline: Bool) async throws {
+        var config = FilecoinGasManager.Config()
+        config.decisionDelaysKept = delaysKept
+        let (s, chain) = try setup(config: config) { SlowHeads($0) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        chain.headTime.set(1_000, on: s.clock)
+        await s.manager.step()
+        try await queue(s, ["h"], priority: .high)
+        let deadline = s.clock.nowMs + 60_000
+        chain.headTime.set(0, on: s.clock)
+        s.clock.advance(ms: 30_000 - 1_000)
+        await s.manager.step()
+        chain.headTime.set(2_000, on: s.clock)
+        var untilNextTickMs: Int64 = 30_000
+        for _ in 0..<10 {
+            s.clock.advance(ms: untilNextTickMs)
+            await s.manager.step()
+            untilNextTickMs = 30_000 - 2_000
+        }
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10)
+        #expect(txs.count == 1)
+        #expect(txs.first.map { ($0.createdAtMs < deadline) == beforeDeadline && $0.uploadIds == ["h"] } == true)
+        #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
 }
