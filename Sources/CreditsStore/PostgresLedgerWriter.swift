@@ -323,7 +323,8 @@ extension PostgresLedgerWriter {
                     """, logger: logger)
             case .captured(let uploadId, let credits):
                 try await conn.query("""
-                    UPDATE file_uploads SET status = 'confirmed', credits_charged = \(credits), updated_at = \(nowMs)
+                    UPDATE file_uploads SET status = 'confirmed', credits_charged = \(credits), failure_reason = NULL,
+                        updated_at = \(nowMs)
                     WHERE upload_id = \(uploadId)
                     """, logger: logger)
             case .released(let uploadId, let reason):

@@ -189,7 +189,8 @@ public final class PostgresStore: CreditStore {
         var moved: [String] = []
         for try await id in try await client.query("""
             UPDATE file_uploads SET status = \(to.rawValue), batch_id = COALESCE(\(batchId), batch_id),
-                failure_reason = COALESCE(\(reason), failure_reason), attempts = attempts + \(attempts),
+                failure_reason = CASE WHEN \(to.rawValue)::text = 'failed' THEN COALESCE(\(reason), failure_reason) END,
+                attempts = attempts + \(attempts),
                 updated_at = \(clock.nowMs())
             WHERE upload_id = ANY(\(uploadIds)::text[]) AND status = ANY(\(from.map(\.rawValue).sorted())::text[])
                 AND (\(inBatch)::text IS NULL OR batch_id = \(inBatch))

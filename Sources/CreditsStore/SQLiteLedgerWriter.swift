@@ -185,7 +185,8 @@ extension SQLiteLedgerWriter {
                     ])
             case .captured(let uploadId, let credits):
                 try db.cachedStatement(sql: """
-                    UPDATE file_uploads SET status = 'confirmed', credits_charged = ?, updated_at = ? WHERE upload_id = ?
+                    UPDATE file_uploads SET status = 'confirmed', credits_charged = ?, failure_reason = NULL, updated_at = ?
+                    WHERE upload_id = ?
                     """).execute(arguments: [credits, nowMs, uploadId])
             case .released(let uploadId, let reason):
                 try db.cachedStatement(sql: """

@@ -162,13 +162,14 @@ public final class SQLiteStore: CreditStore {
             var moved: [String] = []
             let statement = try db.cachedStatement(sql: """
                 UPDATE file_uploads SET status = ?, batch_id = COALESCE(?, batch_id),
-                    failure_reason = COALESCE(?, failure_reason), attempts = attempts + ?, updated_at = ?
+                    failure_reason = CASE WHEN ? = 'failed' THEN COALESCE(?, failure_reason) END, attempts = attempts + ?,
+                    updated_at = ?
                 WHERE upload_id = ? AND status IN (SELECT value FROM json_each(?)) AND (? IS NULL OR batch_id = ?)
                     AND (? IS NULL OR updated_at <= ?)
                 """)
             let allowedJSON = "[" + allowed.map { "\"\($0)\"" }.joined(separator: ",") + "]"
             for id in uploadIds {
-                try statement.execute(arguments: [to.rawValue, batchId, reason, to == .submitted ? 1 : 0, now, id, allowedJSON, inBatch, inBatch,
+                try statement.execute(arguments: [to.rawValue, batchId, to.rawValue, reason, to == .submitted ? 1 : 0, now, id, allowedJSON, inBatch, inBatch,
                                                   untouchedSinceMs, untouchedSinceMs])
                 if db.changesCount > 0 { moved.append(id) }
             }

@@ -411,6 +411,46 @@ extension StoreConformance {
         }
     }
 
+    /// `failureReason` says why an upload failed while it is failed or refunded. A move to failed
+    /// sets it (keeping the last one when none is given); any other move clears it, and so does
+    /// the capture: a confirmed upload does not carry a failure it got over (each message's own
+    /// failure stays on its row). A refund keeps the failure it settles when it names none.
+    @Test(arguments: StoreFactory.all)
+    func anUploadsFailureReasonGoesWhenItMovesOn(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "g"), idempotencyKey: nil)
+            for id in ["file_a", "file_b"] {
+                _ = try await f.store.execute(Self.audio(id, files: 1, features: []), idempotencyKey: nil)
+            }
+            func reason(_ id: String) async throws -> String? { try await f.store.upload(uploadId: id)?.failureReason }
+            func move(_ id: String, _ from: UploadRecord.Status, _ to: UploadRecord.Status, _ why: String?) async throws {
+                #expect(try await f.store.transitionUploads([id], from: [from], to: to, batchId: "batch_a", reason: why) == [id])
+            }
+            try await move("file_a", .queued, .batched, nil)
+            try await move("file_a", .batched, .failed, "push failed: refused")
+            #expect(try await reason("file_a") == "push failed: refused")
+            try await move("file_a", .failed, .failed, nil)
+            #expect(try await reason("file_a") == "push failed: refused")
+            try await move("file_a", .failed, .batched, nil)
+            #expect(try await reason("file_a") == nil)
+            try await move("file_a", .batched, .submitted, nil)
+            try await move("file_a", .submitted, .failed, "message bafy1 never landed")
+            try await move("file_a", .failed, .queued, nil)
+            #expect(try await reason("file_a") == nil)
+            try await move("file_a", .queued, .submitted, nil)
+            try await move("file_a", .submitted, .failed, "message bafy2 never landed")
+            _ = try await f.store.execute(.capture(SettleRequest(uploadId: "file_a", userId: "u1")), idempotencyKey: nil)
+            let a = try #require(try await f.store.upload(uploadId: "file_a"))
+            #expect(a.status == .confirmed && a.failureReason == nil)
+
+            try await move("file_b", .queued, .failed, "push failed: refused")
+            _ = try await f.store.execute(.release(SettleRequest(uploadId: "file_b", userId: "u1", reason: "")), idempotencyKey: nil)
+            let b = try #require(try await f.store.upload(uploadId: "file_b"))
+            #expect(b.status == .refunded && b.failureReason == "push failed: refused")
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
     /// Taking over a peer's upload, the move names the time it must be untouched since: an
     /// upload updated after that (its owner alive after all) stays where it is.
     @Test(arguments: StoreFactory.all)
