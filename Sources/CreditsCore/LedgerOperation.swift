@@ -338,11 +338,29 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         }
     }
 
+    /// `text` made to pass the check on ledger text (`checkText`): control characters other than
+    /// newline and tab become spaces, and it is cut, on a character boundary, to at most
+    /// `Limits.descriptionLengthMax` UTF-8 bytes. For text the service writes from others' words
+    /// (a chain node's error in a refund's reason), which must never make a settlement fail.
+    public static func fittedText(_ text: String) -> String {
+        var out = ""
+        var bytes = 0
+        for c in text {
+            let fitted: Character = c.unicodeScalars.contains(where: isControl) ? " " : c
+            bytes += fitted.utf8.count
+            if bytes > Limits.descriptionLengthMax { break }
+            out.append(fitted)
+        }
+        return out
+    }
+
+    private static func isControl(_ s: Unicode.Scalar) -> Bool { s.value < 0x20 && s != "\n" && s != "\t" }
+
     private static func checkText(_ text: String, field: String) throws(CreditsError) {
         if text.utf8.count > Limits.descriptionLengthMax {
             throw .validation(field, "must be at most \(Limits.descriptionLengthMax) bytes")
         }
-        if text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
+        if text.unicodeScalars.contains(where: isControl) {
             throw .validation(field, "must not contain control characters")
         }
     }

@@ -94,7 +94,7 @@ extension CreditStore {
         guard let u = try await upload(uploadId: uploadId), u.status == .refunded,
               u.failureReason?.hasPrefix(UploadRecord.storedAfterRefundPrefix) != true else { return false }
         let note = UploadRecord.storedAfterRefundNote(messageCid: messageCid)
-        let reason = String((u.failureReason.map { "\(note); refunded: \($0)" } ?? note).prefix(Limits.descriptionLengthMax))
+        let reason = LedgerOperation.fittedText(u.failureReason.map { "\(note); refunded: \($0)" } ?? note)
         return try await setRefundedUploadReason(uploadId: uploadId, expected: u.failureReason, reason: reason)
     }
 

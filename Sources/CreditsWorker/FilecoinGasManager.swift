@@ -642,7 +642,7 @@ public actor FilecoinGasManager {
     /// all, with the last message's failure when there is one.
     private func sentTooOftenReason(lastFailure: String? = nil) -> String {
         let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers"
-        return String((lastFailure.map { "\(why): \($0)" } ?? why).prefix(Limits.descriptionLengthMax))
+        return LedgerOperation.fittedText(lastFailure.map { "\(why): \($0)" } ?? why)
     }
 
     /// Uploads a restart or a takeover queued again after they were sent `sendsPerUploadMax`
@@ -846,7 +846,7 @@ public actor FilecoinGasManager {
     private func closedUnsent(_ row: GasTransaction, _ reason: String) -> GasTransaction {
         var unsent = row
         unsent.status = .unsent
-        unsent.failureReason = String(reason.prefix(Limits.descriptionLengthMax))
+        unsent.failureReason = LedgerOperation.fittedText(reason)
         unsent.updatedAtMs = clock.nowMs()
         return unsent
     }
@@ -1025,7 +1025,7 @@ public actor FilecoinGasManager {
         }
         let ids = ids.filter { !spent.contains($0) }
         guard !ids.isEmpty else { return }
-        let why = String("failed after \(config.retry.attemptsMax) attempts: \(reason)".prefix(Limits.descriptionLengthMax))
+        let why = LedgerOperation.fittedText("failed after \(config.retry.attemptsMax) attempts: \(reason)")
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             retries.append(Retry(readyAtMs: urgent ? now : now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
@@ -1080,14 +1080,19 @@ public actor FilecoinGasManager {
         case .save(let tx):
             try await store.saveGasTransaction(tx)
         case .move(let ids, let from, let to, let batchId, let reason, let inBatch):
-            try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason, inBatch: inBatch)
+            try await store.transitionUploads(ids, from: from, to: to, batchId: batchId, reason: reason.map(LedgerOperation.fittedText),
+                                              inBatch: inBatch)
         case .capture(let id, let cid):
             try await settle(id, storedBy: cid) { .capture(SettleRequest(uploadId: id, userId: $0)) }
         case .release(let id, let reason, let batchId):
             // Written late, a release must not refund an upload a peer took over and sent meanwhile
             // (its message would land on a released hold: stored, never charged). The ledger
             // checks, in the release's own transaction, that it is still failed in this batch.
-            try await settle(id) { .release(SettleRequest(uploadId: id, userId: $0, reason: reason, failedInBatch: batchId)) }
+            // The reason quotes the chain's errors: fitted to the ledger's text rules, lest the
+            // release be refused and the hold stay.
+            try await settle(id) {
+                .release(SettleRequest(uploadId: id, userId: $0, reason: LedgerOperation.fittedText(reason), failedInBatch: batchId))
+            }
         case .unclaim(let id, let batchId, let back):
             // Moves nothing when the upload is no longer batched or submitted in `batchId`.
             try await store.transitionUploads([id], from: [.batched, .submitted], to: back, batchId: nil, reason: nil, inBatch: batchId)

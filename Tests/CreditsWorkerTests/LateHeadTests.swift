@@ -178,16 +178,18 @@ extension GasManagerTests {
 
 /// A chain whose first `failures` pushes fail after the row is written and before the chain
 /// takes the message, with a retryable error or not (a call the node never got, or one it
-/// refused). Each failure takes `failureTime` (none until set).
+/// refused), saying `message`. Each failure takes `failureTime` (none until set).
 final class FailingPushes: ChainWrapper {
     let inner: SimulatedChain
     let retryable: Bool
+    let message: String
     let failureTime = CallTime()
     private let left: Mutex<Int>
 
-    init(_ inner: SimulatedChain, failures: Int, retryable: Bool) {
+    init(_ inner: SimulatedChain, failures: Int, retryable: Bool, message: String = "push refused") {
         self.inner = inner
         self.retryable = retryable
+        self.message = message
         left = Mutex(failures)
     }
 
@@ -200,7 +202,7 @@ final class FailingPushes: ChainWrapper {
             try await record(cid)
             if fail {
                 self.failureTime.pass()
-                throw ChainError("push refused", retryable: self.retryable)
+                throw ChainError(self.message, retryable: self.retryable)
             }
         })
     }
@@ -300,6 +302,31 @@ extension GasManagerTests {
         #expect(txs.map(\.status) == Array(repeating: .unsent, count: failed) + Array(repeating: .pending, count: pushesInTick - failed))
         await s.run(epochs: 8)
         #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
+    /// An upload whose every push the node refuses, with an error of 400 "é" (800 bytes) and
+    /// control characters, is refunded after its attempts: the reason quoting the error is fitted
+    /// to the ledger's text rules (500 bytes at most, no control character), so the release is
+    /// not refused and the hold does not stay.
+    @Test func anUploadRefusedWithAnOddErrorIsRefunded() async throws {
+        let odd = "refused:\r\u{1B}[0m " + String(repeating: "é", count: 400)
+        let (s, _) = try setup { FailingPushes($0, failures: 100, retryable: false, message: odd) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        try await queue(s, ["h"], priority: .high)
+        await s.run(epochs: 60)
+        let u = try #require(try await s.store.upload(uploadId: "h"))
+        #expect(u.status == .refunded)
+        let reason = try #require(u.failureReason)
+        #expect(reason.hasPrefix("failed after 5 attempts: push failed: refused:  [0m éé") && reason.utf8.count <= 500)
+        let b = try await s.store.balance(userId: "u1")
+        #expect((b.balance, b.reserved, b.totalSpent) == (100, 0, 0))
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 20)
+        #expect(txs.count == 5 && txs.allSatisfy { $0.status == .unsent && ($0.failureReason?.utf8.count ?? 0) <= 500 })
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
     }
