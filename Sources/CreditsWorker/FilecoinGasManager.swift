@@ -84,8 +84,8 @@ public actor FilecoinGasManager {
         var queuedAtMs: Int64
         var queuedBaseFee: Int128
         /// When its priority's deadline passes: a push of it that fails before then, the chain
-        /// having taken nothing, is tried again at once rather than after the backoff
-        /// (`retryOrFallBack(urgent:)`).
+        /// having taken nothing, is tried again by the last tick before it, whatever the backoff
+        /// (`retryOrFallBack(dueByMs:)`).
         var deadlineAtMs: Int64
     }
 
@@ -446,7 +446,7 @@ public actor FilecoinGasManager {
             await submit(batch.uploadIds, attempt: 1, batchId: nextBatchId(), from: .queued, head: head)
         }
         // Retries due, in passes: a push in one that fails for uploads at their deadline has its
-        // next attempt due at once (`retryOrFallBack(urgent:)`), and the next pass sends it. Due
+        // next attempt due at once (`retryOrFallBack(dueByMs:)`), and the next pass sends it. Due
         // is read from the clock at each pass, not at the tick's start: a failed call takes time
         // (on a wall clock, the next attempt is due after the tick began).
         for _ in 0..<max(1, config.retryPassesPerTick) {
@@ -793,13 +793,17 @@ public actor FilecoinGasManager {
             writes.append(.move(ids, from: [.batched, .submitted], to: .failed, batchId: nil, reason: "push failed: \(error)",
                                 inBatch: batchId))
             await owe(writes)
-            // A call that failed and may pass if asked again, for uploads whose deadline passes
-            // before the next tick: the backoff would make them miss it.
+            // A call that failed and may pass if asked again: its next attempt is due a tick
+            // before the earliest deadline still ahead of its uploads, if the backoff would come
+            // later, so that the tick before that deadline sends it (or at once, when the deadline
+            // passes before the next tick). Until 2026-12-04 only the second case was covered: a
+            // push that failed two ticks before a deadline waited out a backoff of 30 to 60 s and
+            // went after it.
             let now = clock.nowMs()
-            let urgent = (error as? ChainError)?.retryable == true
-                && ids.contains { id in known[id].map { now < $0.deadlineAtMs && $0.deadlineAtMs <= now + policy.config.tickMs } ?? false }
+            let deadline = ids.compactMap { known[$0]?.deadlineAtMs }.filter { $0 > now }.min()
+            let dueBy = (error as? ChainError)?.retryable == true ? deadline.map { $0 - policy.config.tickMs } : nil
             await retryOrFallBack(ids, attempt: attempt, batchId: batchId, reason: "push failed: \(error)", supersedes: old?.cid,
-                                  urgent: urgent)
+                                  dueByMs: dueBy)
             return true
         }
         var sent = tx
@@ -1004,11 +1008,12 @@ public actor FilecoinGasManager {
     /// Uploads that have been sent `sendsPerUploadMax` times, counted across restarts and
     /// takeovers (`sendsLeft`), are refunded whatever the attempt, and the rest go on without them.
     ///
-    /// `urgent` (a push that failed, for uploads about to miss their deadline): the next attempt
-    /// is due at once, not after the backoff; the step's next pass over the retries sends it, in
-    /// this tick while it has passes left (`retryPassesPerTick`), else in the next.
+    /// `dueByMs` (a push that failed, for uploads with a deadline ahead): the next attempt is due
+    /// then if the backoff would come later, and at once if that time has come; a retry due at
+    /// once is sent by the step's next pass over the retries, in this tick while it has passes
+    /// left (`retryPassesPerTick`), else in the next.
     private func retryOrFallBack(_ ids: [String], attempt: Int, batchId: String, reason: String, supersedes: String? = nil,
-                                 urgent: Bool = false) async {
+                                 dueByMs: Int64? = nil) async {
         let now = clock.nowMs()
         // Refunded now or, while the given-up message they were in is watched, after a grace.
         func refund(_ ids: [String], _ why: String) async {
@@ -1028,7 +1033,8 @@ public actor FilecoinGasManager {
         let why = LedgerOperation.fittedText("failed after \(config.retry.attemptsMax) attempts: \(reason)")
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
-            retries.append(Retry(readyAtMs: urgent ? now : now + delay, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
+            let readyAtMs = min(now + delay, max(now, dueByMs ?? Int64.max))
+            retries.append(Retry(readyAtMs: readyAtMs, uploadIds: ids, attempt: attempt + 1, batchId: batchId, failedIn: batchId,
                                  supersedes: supersedes))
         } else if supersedes != nil {
             await refund(ids, why)

@@ -5,6 +5,10 @@ import CreditsWorker
 import Synchronization
 import Testing
 
+// The gas manager against a chain that misbehaves the way a Lotus node can: heads that come late
+// or not at all, a history slow to serve, pushes that fail or are refused, slow head calls. Each
+// wrapper below is followed by the tests that use it.
+
 /// A chain whose head lags the simulated chain's by a scripted number of heights at each call to
 /// `head()` (nil: the call fails), as a Lotus node's does when a block comes late within its
 /// epoch. Everything else goes to the chain underneath; with `short`, `baseFees(heights:)`
@@ -301,6 +305,45 @@ extension GasManagerTests {
         let failed = min(failures, pushesInTick)
         #expect(txs.map(\.status) == Array(repeating: .unsent, count: failed) + Array(repeating: .pending, count: pushesInTick - failed))
         await s.run(epochs: 8)
+        #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
+        #expect(try await s.store.reconcile().ok)
+        try await s.store.close()
+    }
+}
+
+extension GasManagerTests {
+    /// A push that fails a few ticks before an upload's deadline, with an error that may pass,
+    /// has its next attempt due no later than the last tick before that deadline, whatever the
+    /// backoff. Here the deadline is 90 s (3 ticks): pushed at once and failed, tried again at
+    /// the next tick (the backoff, 15 to 30 s) and failed, the third attempt's backoff (30 to
+    /// 60 s) would reach the tick at the deadline; it goes at the tick before, and lands. Until
+    /// 2026-12-04 it waited the backoff, and the upload went after its deadline (in a day of
+    /// `simulate` with 20% of calls failing, 6 of its 15 misses were this). One refused for good
+    /// waits the backoff: asking again would not help.
+    @Test(arguments: [true, false])
+    func aPushThatFailsTwoTicksBeforeTheDeadlineIsTriedAgainBeforeIt(retryable: Bool) async throws {
+        var config = FilecoinGasManager.Config()
+        config.policy.deadlineMs[.high] = 90_000
+        let (s, _) = try setup(config: config) { FailingPushes($0, failures: 2, retryable: retryable) }
+        defer { s.dir.remove() }
+        try await fund(s, "u1", 100)
+        await s.run(epochs: 1)
+        try await queue(s, ["h"], priority: .high)
+        let start = s.clock.nowMs
+        let deadline = start + 90_000
+        _ = try await s.manager.processNow()  // attempt 1 fails
+        await s.run(epochs: 1)  // attempt 2 fails
+        await s.run(epochs: 1)  // the last tick before the deadline
+        let txs = try await s.store.gasTransactions(sinceMs: 0, limit: 10).sorted { $0.attempt < $1.attempt }
+        if retryable {
+            #expect(txs.map(\.attempt) == [1, 2, 3])
+            #expect(txs.map(\.status) == [.unsent, .unsent, .pending])
+            #expect(txs.map(\.createdAtMs) == [start, start + 30_000, start + 60_000])
+            #expect(txs.allSatisfy { $0.createdAtMs < deadline })
+        } else {
+            #expect(txs.map(\.attempt) == [1, 2])
+        }
+        await s.run(epochs: 12)
         #expect(try await s.store.upload(uploadId: "h")?.status == .confirmed)
         #expect(try await s.store.reconcile().ok)
         try await s.store.close()
