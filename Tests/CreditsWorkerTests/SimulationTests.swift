@@ -135,6 +135,39 @@ import Testing
         #expect(r.reconcileOk)
     }
 
+    /// Failures far past the acceptance's 30%, as `scripts/simulate-sweep` draws them at random
+    /// (up to 90% of messages reverting, 60% stuck and 50% of chain calls failing): 400 uploads
+    /// an hour for 2 hours, with most messages reverting, or stuck, or half the chain calls
+    /// failing. Uploads are refunded (batches split, singles out of attempts, sends used
+    /// up), and still every one ends confirmed or refunded, a confirmed one carried by exactly
+    /// one landed message, the holds released are the refunded uploads' credits, nothing stays
+    /// held, and the ledger reconciles.
+    @Test(arguments: [(Int64(900_000), Int64(0), Int64(500_000), SimulatedChain.Trace.calm, false),
+                      (0, 600_000, 500_000, .spiky, false),
+                      (900_000, 300_000, 200_000, .busy, true)])
+    func inAStormOfFailuresEveryUploadIsStillSettled(revert: Int64, stuck: Int64, rpcErrors: Int64, trace: SimulatedChain.Trace,
+                                                     model: Bool) async throws {
+        let r = try await simulate(hours: 2) {
+            $0.trace = trace
+            $0.rule = .fip0115
+            $0.uploadsPerHour = 400
+            $0.failureRatePPM = revert
+            $0.stuckRatePPM = stuck
+            $0.rpcErrorRatePPM = rpcErrors
+            $0.historyDays = 1
+            if model { $0.policy.model = BatchPolicy.ModelConfig() }
+        }
+        #expect(r.uploads == 800)
+        #expect(r.refundedUploads > 0 && r.confirmedUploads > 0)
+        #expect(r.confirmedUploads + r.refundedUploads == r.uploads)
+        #expect(r.unsettledUploads == 0)
+        #expect(r.confirmedNotInOneMessage == 0)
+        #expect(r.heldCredits > 0 && r.creditsHeldAtEnd == 0)
+        #expect(r.releasedCredits == r.refundedCredits)
+        #expect(r.settledOk)
+        #expect(r.reconcileOk)
+    }
+
     /// Failures are drawn apart from the market: a chain with reverts, stuck messages and RPC
     /// errors, pushed to and asked many times, has the same base fee at every height as one
     /// left alone, so a run with failures is the same day as without them.
