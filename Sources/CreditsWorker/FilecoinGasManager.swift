@@ -642,7 +642,7 @@ public actor FilecoinGasManager {
     /// all, with the last message's failure when there is one.
     private func sentTooOftenReason(lastFailure: String? = nil) -> String {
         let why = "failed after \(config.retry.sendsPerUploadMax) messages, counted across restarts and takeovers"
-        return LedgerOperation.fittedText(lastFailure.map { "\(why): \($0)" } ?? why)
+        return lastFailure.map { "\(why): \($0)" } ?? why
     }
 
     /// Uploads a restart or a takeover queued again after they were sent `sendsPerUploadMax`
@@ -1030,7 +1030,7 @@ public actor FilecoinGasManager {
         }
         let ids = ids.filter { !spent.contains($0) }
         guard !ids.isEmpty else { return }
-        let why = LedgerOperation.fittedText("failed after \(config.retry.attemptsMax) attempts: \(reason)")
+        let why = "failed after \(config.retry.attemptsMax) attempts: \(reason)"
         if attempt < config.retry.attemptsMax {
             let delay = config.retry.delayMs(beforeAttempt: attempt + 1, jitterPPM: nextJitter())
             let readyAtMs = min(now + delay, max(now, dueByMs ?? Int64.max))
@@ -1081,6 +1081,11 @@ public actor FilecoinGasManager {
         return true
     }
 
+    /// The reasons of moves and releases quote the chain's errors (a node's text, of any length
+    /// and bytes): they are fitted to the ledger's text rules here, where they are written
+    /// (`LedgerOperation.fittedText`), not where they are built, so that a move or a release is
+    /// never refused for its reason. (A message row's reason is fitted where the row is closed,
+    /// `closedUnsent`.)
     private func perform(_ w: DatabaseWrite) async throws {
         switch w {
         case .save(let tx):
@@ -1094,8 +1099,7 @@ public actor FilecoinGasManager {
             // Written late, a release must not refund an upload a peer took over and sent meanwhile
             // (its message would land on a released hold: stored, never charged). The ledger
             // checks, in the release's own transaction, that it is still failed in this batch.
-            // The reason quotes the chain's errors: fitted to the ledger's text rules, lest the
-            // release be refused and the hold stay.
+            // Its reason fitted (above), lest the release be refused and the hold stay.
             try await settle(id) {
                 .release(SettleRequest(uploadId: id, userId: $0, reason: LedgerOperation.fittedText(reason), failedInBatch: batchId))
             }

@@ -17,6 +17,22 @@ import Testing
         return try await Simulation.run(config, databasePath: dir.path + "/sim.sqlite")
     }
 
+    /// What `simulate` reports as "settlement ok", expected of a run with failures: every upload
+    /// ended confirmed or refunded, a confirmed one carried by exactly one landed message, the
+    /// holds released (read from the users' balances) are the refunded uploads' credits, nothing
+    /// stays held, and the ledger reconciles.
+    func expectEveryUploadSettled(_ r: Simulation.Report, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.confirmedUploads + r.refundedUploads == r.uploads, "\(r.unsettledUploads) neither confirmed nor refunded",
+                sourceLocation: sourceLocation)
+        #expect(r.unsettledUploads == 0, sourceLocation: sourceLocation)
+        #expect(r.confirmedNotInOneMessage == 0, "a confirmed upload carried by no landed message, or by two",
+                sourceLocation: sourceLocation)
+        #expect(r.heldCredits > 0 && r.creditsHeldAtEnd == 0, sourceLocation: sourceLocation)
+        #expect(r.releasedCredits == r.refundedCredits, sourceLocation: sourceLocation)
+        #expect(r.settledOk, sourceLocation: sourceLocation)
+        #expect(r.reconcileOk, sourceLocation: sourceLocation)
+    }
+
     /// The same 8 hours with a policy rule on and then off (`turnOff`); neither run misses a
     /// deadline or leaves the ledger unreconciled.
     func withAndWithout(trace: SimulatedChain.Trace, rule: BaseFeeRule, seed: UInt64,
@@ -126,13 +142,7 @@ import Testing
         // acceptance allows a point; both are priced at each message's own base fee, so they
         // agree to rounding (0.01 point here), and a replacement priced otherwise shows.
         #expect(abs(r.batchingSavingsPPM - r.modelBatchingSavingsPPM) <= 100)
-        #expect(r.confirmedUploads + r.refundedUploads == r.uploads, "\(r.unsettledUploads) neither confirmed nor refunded")
-        #expect(r.unsettledUploads == 0)
-        #expect(r.confirmedNotInOneMessage == 0, "a confirmed upload carried by no landed message, or by two")
-        #expect(r.heldCredits > 0 && r.creditsHeldAtEnd == 0)
-        #expect(r.releasedCredits == r.refundedCredits)
-        #expect(r.settledOk)
-        #expect(r.reconcileOk)
+        expectEveryUploadSettled(r)
     }
 
     /// Failures far past the acceptance's 30%, as `scripts/simulate-sweep` draws them at random
@@ -159,13 +169,7 @@ import Testing
         }
         #expect(r.uploads == 800)
         #expect(r.refundedUploads > 0 && r.confirmedUploads > 0)
-        #expect(r.confirmedUploads + r.refundedUploads == r.uploads)
-        #expect(r.unsettledUploads == 0)
-        #expect(r.confirmedNotInOneMessage == 0)
-        #expect(r.heldCredits > 0 && r.creditsHeldAtEnd == 0)
-        #expect(r.releasedCredits == r.refundedCredits)
-        #expect(r.settledOk)
-        #expect(r.reconcileOk)
+        expectEveryUploadSettled(r)
     }
 
     /// Failures are drawn apart from the market: a chain with reverts, stuck messages and RPC
