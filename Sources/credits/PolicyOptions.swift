@@ -29,6 +29,8 @@ struct PolicyOptions: ParsableArguments {
     @Option(help: "Policy: ticks the decay is measured over.") var holdDecayTicks = 30
     @Option(help: "Policy: in a market that is not volatile, a base fee this many percent above the last tick's starts a spike: everything waiting goes (0: off).")
     var spikeJumpPercent = 5
+    @Option(help: "Policy: once no upload has been queued for this many minutes and fewer than 3 wait, they go at the first base fee at or below the median (0: off).")
+    var quietMinutes = 60
 
     /// The knobs checked together, before anything starts (no database is opened with a bad one).
     func validate() throws {
@@ -66,6 +68,8 @@ struct PolicyOptions: ParsableArguments {
         config.holdDecayPercent = holdDecayPercent
         config.holdDecayTicks = holdDecayTicks
         config.spikeJumpPercent = spikeJumpPercent
+        let (quietMs, overflow) = Int64(quietMinutes).multipliedReportingOverflow(by: 60_000)
+        config.quietMs = overflow ? .max : quietMs  // past 30 days: refused by validate
         config.historyLengthMin = min(config.historyLengthMin, historyEpochs)
     }
 }

@@ -490,6 +490,58 @@ import Testing
         #expect(sent.last?.1.uploadIds == ["l3"])
     }
 
+    /// `ticks` ticks 30 s apart from `now`, each at `fee`, none sending anything; `now` is left
+    /// at the next tick's time.
+    func wait(_ p: inout BatchPolicy, ticks: Int, fee: Int128, now: inout Int64) {
+        for _ in 0..<ticks {
+            #expect(p.tick(nowMs: now, baseFee: fee).isEmpty, "tick at \(now) ms")
+            now += 30_000
+        }
+    }
+
+    /// Quiet: an upload left alone when arrivals stop goes once no upload has been queued for an
+    /// hour, at the first tick whose base fee is at or below the eight-hour median, rather than
+    /// at its deadline 4 hours on (which may fall in a spike). An arrival starts the hour again,
+    /// and the two go together.
+    @Test func anUploadLeftAloneGoesAtTheMedianOnceTheQueueIsQuiet() {
+        var p = policy()
+        _ = p.enqueue(uploadId: "lone", priority: .low, queuedAtMs: 0)
+        var now: Int64 = 30_000
+        wait(&p, ticks: 119, fee: 1_000, now: &now)  // median 1,000; quiet from 3,600,000 ms
+        #expect(now == 3_600_000)
+        wait(&p, ticks: 1, fee: 1_001, now: &now)  // quiet, but above the median
+        #expect(p.tick(nowMs: now, baseFee: 1_000) == [BatchPolicy.Batch(uploadIds: ["lone"], reason: .quiet)])
+        #expect(p.queueLength == 0)
+
+        var q = policy()
+        _ = q.enqueue(uploadId: "a", priority: .low, queuedAtMs: 0)
+        now = 30_000
+        wait(&q, ticks: 59, fee: 1_000, now: &now)
+        _ = q.enqueue(uploadId: "b", priority: .low, queuedAtMs: 1_790_000)  // the hour starts again
+        wait(&q, ticks: 120, fee: 1_000, now: &now)  // quiet from 5,390,000 ms
+        #expect(now == 5_400_000)
+        #expect(q.tick(nowMs: now, baseFee: 1_000) == [BatchPolicy.Batch(uploadIds: ["a", "b"], reason: .quiet)])
+    }
+
+    /// The quiet rule leaves three or more waiting to the other rules (here, their deadline), and
+    /// with `quietMs` 0 a lone upload waits for its deadline as well.
+    @Test func theQuietRuleLeavesThreeWaitingAndCanBeTurnedOff() {
+        for (count, quietMs) in [(3, Int64(3_600_000)), (1, 0)] {
+            var config = BatchPolicy.Config()
+            config.quietMs = quietMs
+            var p = BatchPolicy(config: config)
+            for i in 0..<count { _ = p.enqueue(uploadId: "u\(i)", priority: .low, queuedAtMs: 0) }
+            var now: Int64 = 30_000
+            wait(&p, ticks: 478, fee: 1_000, now: &now)
+            #expect(now == 14_370_000)  // the 4-hour deadline passes before the next tick
+            let sent = p.tick(nowMs: now, baseFee: 1_000)
+            #expect(sent == [BatchPolicy.Batch(uploadIds: (0..<count).map { "u\($0)" }, reason: .deadline)])
+        }
+        var config = BatchPolicy.Config()
+        config.quietMs = -1
+        #expect(throws: CreditsError.self) { try config.validate(gas: .addPieces) }
+    }
+
     @Test func configRefusesAHoldThatCouldMissADeadline() {
         var config = BatchPolicy.Config()
         config.holdGroupTicks = 0

@@ -282,6 +282,31 @@ import Testing
         }
     }
 
+    /// The quiet rule in the model mode (the rule mode's tests: `BatchPolicyTests`): a
+    /// low-priority upload left alone after a day of calm's market has no message to ride and
+    /// too little gain to open one, so it waits; an hour after it was queued, with none queued
+    /// since, it goes at the first base fee at or below the eight-hour median. Off, it waits on.
+    @Test func inModelModeAnUploadLeftAloneGoesOnceTheQueueIsQuiet() {
+        for quiet in [true, false] {
+            var p = modelPolicy()
+            if !quiet {
+                var config = p.config
+                config.quietMs = 0
+                p = BatchPolicy(config: config)
+            }
+            p.remember(baseFees: calmDay())
+            let median = p.referenceMedian()
+            enqueue(&p, ["lone"], .low)
+            for t in 0..<120 {
+                #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: median).isEmpty, "tick \(t)")
+            }
+            #expect(p.isModelFitted)
+            #expect(p.tick(nowMs: 3_600_000, baseFee: median + 1).isEmpty)  // quiet, above the median
+            let sent = p.tick(nowMs: 3_630_000, baseFee: median)
+            #expect(sent == (quiet ? [BatchPolicy.Batch(uploadIds: ["lone"], reason: .quiet)] : []))
+        }
+    }
+
     /// Twelve hours of spiky FIP-0115 after a day of it, uploads of every priority arriving at
     /// random: every upload goes by its deadline, in batches of at most 20, each once.
     @Test func inModelModeNoUploadMissesItsDeadline() {

@@ -30,6 +30,11 @@ import Foundation
 ///
 /// With `Config.model` set (the model mode, `BatchPolicy+Model.swift`), a model of the market
 /// fitted to the base fees seen decides in place of these rules once it has seen enough of them.
+///
+/// In both modes, after them: Quiet. Once no upload has been queued for `quietMs` and fewer than
+/// `itemsPerBatchMin` wait, nothing is coming to share a message with them: they go together at
+/// the first tick whose base fee is at or below the eight-hour median, rather than wait for a
+/// deadline that may fall in a spike (`isQuiet`).
 public struct BatchPolicy: Sendable {
     public struct Config: Sendable, Equatable {
         public var itemsPerBatchMin: Int = 3
@@ -98,6 +103,17 @@ public struct BatchPolicy: Sendable {
         /// tick; a spike 12.5%). It will climb for minutes and take hours to come down, so nothing
         /// is held and everything waiting goes now (with at least `itemsPerBatchMin`).
         public var spikeJumpPercent: Int = 5
+        /// Quiet (both modes; 0 turns it off): once no upload has been queued for this long and
+        /// fewer than `itemsPerBatchMin` wait, they go together at the first tick whose base fee
+        /// is at or below the median of the last `holdReferenceEpochs`. Without it, an upload
+        /// left alone when arrivals stop waits for its deadline (the rules send fewer than
+        /// `itemsPerBatchMin` only at a deadline, the model mode seldom otherwise): 4 hours for
+        /// low priority, long enough to meet a spike (3 hours of spiky pre-nv28 at 30 uploads an
+        /// hour, seed 75228: the last upload paid 206 times the base fee it could have had, and
+        /// the run 3.74 times the hindsight schedule; with this, 1.082). Not for three or more:
+        /// at the end of a day at 120 an hour, sending the model mode's last few at the median
+        /// cost more than their deadlines (spiky pre-nv28, seed 1: 1.0546 → 1.0567).
+        public var quietMs: Int64 = 3_600_000
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
         /// Decide with a model of the market fitted to the base fees seen, in place of rules 0 to
@@ -127,6 +143,7 @@ public struct BatchPolicy: Sendable {
             if holdDecayPercent < 0 || holdDecayPercent > 99 { throw .validation("holdDecayPercent", "must be 0...99") }
             if holdDecayTicks < 1 || holdDecayTicks > historyLengthMax { throw .validation("holdDecayTicks", "must be 1...historyLengthMax") }
             if spikeJumpPercent < 0 || spikeJumpPercent > 1_000 { throw .validation("spikeJumpPercent", "must be 0...1000") }
+            if quietMs < 0 || quietMs > 30 * 86_400_000 { throw .validation("quietMs", "must be 0...2592000000 (30 days)") }
             if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
                 throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
             }
@@ -135,7 +152,7 @@ public struct BatchPolicy: Sendable {
     }
 
     public enum Reason: String, Sendable, Equatable, Codable {
-        case full, deadline, spike, cheapGas = "cheap_gas", rising, queuePrice = "queue_price", forced
+        case full, deadline, spike, cheapGas = "cheap_gas", rising, queuePrice = "queue_price", quiet, forced
     }
 
     public struct Batch: Sendable, Equatable {
@@ -156,6 +173,8 @@ public struct BatchPolicy: Sendable {
     public let config: Config
     var waiting: [Waiting] = []
     private(set) var history: [Int128] = []
+    /// When the last upload was queued (nil: none yet), for the quiet rule.
+    private(set) var lastQueuedAtMs: Int64?
     /// The model mode's state (nil in rule mode).
     var market: Market?
 
@@ -182,6 +201,7 @@ public struct BatchPolicy: Sendable {
         if priority == .high { market?.highSinceTick = true }
         let deadline = queuedAtMs + (config.deadlineMs[priority] ?? config.deadlineMs[.medium]!)
         waiting.append(Waiting(uploadId: uploadId, queuedAtMs: queuedAtMs, deadlineAtMs: deadline, priority: priority))
+        lastQueuedAtMs = max(lastQueuedAtMs ?? queuedAtMs, queuedAtMs)
         return true
     }
 
@@ -195,7 +215,10 @@ public struct BatchPolicy: Sendable {
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
         if newHeight { observeInModel(baseFee) }
-        let out = modelTick(nowMs: nowMs, baseFee: baseFee) ?? ruleTick(nowMs: nowMs, baseFee: baseFee)
+        var out = modelTick(nowMs: nowMs, baseFee: baseFee) ?? ruleTick(nowMs: nowMs, baseFee: baseFee)
+        if isQuiet(nowMs: nowMs), baseFee <= referenceMedian() {
+            while !waiting.isEmpty { out.append(take(config.itemsPerBatchMax, .quiet)) }
+        }
         if newHeight { remember(baseFee) }
         return out
     }
@@ -265,6 +288,15 @@ public struct BatchPolicy: Sendable {
         return out
     }
 
+    /// The quiet rule's condition, but for the base fee: it is on, one to `itemsPerBatchMin` − 1
+    /// uploads wait, none has been queued for `quietMs`, and there are `historyLengthMin` base
+    /// fees to take a median of.
+    func isQuiet(nowMs: Int64) -> Bool {
+        guard config.quietMs > 0, (1..<config.itemsPerBatchMin).contains(waiting.count), let last = lastQueuedAtMs,
+              history.count >= config.historyLengthMin else { return false }
+        return nowMs - last >= config.quietMs
+    }
+
     /// An operator's "process now": everything waiting, in batches of at most the maximum.
     public mutating func drain() -> [Batch] {
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
@@ -282,12 +314,13 @@ public struct BatchPolicy: Sendable {
         return baseFee * 100 > median * Int128(config.holdAbovePercent)
     }
 
-    /// A rule that reads the eight-hour median is on (the median hold or the volatile-market
-    /// hold): the history then keeps `holdReferenceEpochs` base fees.
-    var usesReferenceMedian: Bool { config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 }
+    /// A rule that reads the eight-hour median is on (the median hold, the volatile-market hold
+    /// or the quiet rule): the history then keeps `holdReferenceEpochs` base fees.
+    var usesReferenceMedian: Bool { config.holdAbovePercent > 0 || config.holdVolatilityPermille > 0 || config.quietMs > 0 }
 
     /// The median of the last `holdReferenceEpochs` base fees (0 with none yet): the market's
-    /// level for rule 0. Sorted once a tick, for both of its uses.
+    /// level for rule 0 and the quiet rule. Sorted once a tick for rule 0's two uses, and again
+    /// when the quiet rule applies.
     func referenceMedian() -> Int128 {
         let sorted = history.suffix(config.holdReferenceEpochs).sorted()
         return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
