@@ -35,6 +35,8 @@ struct PolicyOptions: ParsableArguments {
     /// The knobs checked together, before anything starts (no database is opened with a bad one).
     func validate() throws {
         guard ["rules", "model"].contains(batchPolicy) else { throw ValidationError("--batch-policy: rules or model") }
+        // In minutes here, in milliseconds in the config: said in the flag's own unit.
+        guard (0...43_200).contains(quietMinutes) else { throw ValidationError("--quiet-minutes: must be 0...43200 (30 days)") }
         var config = BatchPolicy.Config()
         apply(to: &config)
         do {
@@ -68,8 +70,7 @@ struct PolicyOptions: ParsableArguments {
         config.holdDecayPercent = holdDecayPercent
         config.holdDecayTicks = holdDecayTicks
         config.spikeJumpPercent = spikeJumpPercent
-        let (quietMs, overflow) = Int64(quietMinutes).multipliedReportingOverflow(by: 60_000)
-        config.quietMs = overflow ? .max : quietMs  // past 30 days: refused by validate
+        config.quietMs = Int64(min(max(quietMinutes, -1), 43_201)) * 60_000  // outside 0...43200: refused by validate
         config.historyLengthMin = min(config.historyLengthMin, historyEpochs)
     }
 }

@@ -110,13 +110,16 @@ import Testing
         let help = try await runCredits(["serve", "--help"])
         #expect(help.output.contains("--hold-decay-percent") && help.output.contains("--spike-jump-percent"))
         #expect(help.output.contains("--batch-policy") && help.output.contains("--model-alone-permille"))
+        #expect(help.output.contains("--quiet-minutes"))
         for (knobs, field) in [(["--hold-decay-ticks", "500"], "holdDecayTicks"),  // beyond the 120 ticks of history
                                (["--history-epochs", "20", "--hold-decay-ticks", "30"], "holdDecayTicks"),
                                (["--hold-fall-percent", "100"], "holdFallPercent"),
                                (["--batch-policy", "rule"], "--batch-policy"),
                                (["--model-open-permille", "200000"], "model.openPermille"),
                                (["--model-chance-max-permille", "0"], "model.messageChanceMaxPermille"),
-                               (["--model-history-epochs", "30000"], "--model-history-epochs")] {
+                               (["--model-history-epochs", "30000"], "--model-history-epochs"),
+                               (["--quiet-minutes=-1"], "--quiet-minutes"),
+                               (["--quiet-minutes", "43201"], "--quiet-minutes")] {
             let refused = try await runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)
             #expect(refused.output.contains(field), "\(knobs): \(refused.output)")
