@@ -32,11 +32,16 @@ struct PolicyOptions: ParsableArguments {
     @Option(help: "Policy: once no upload has been queued for this many minutes and fewer than 3 wait, they go at the first base fee at or below the median (0: off).")
     var quietMinutes = 60
 
+    /// `BatchPolicy.Config.quietMsMax` in minutes (43,200).
+    static let quietMinutesMax = Int(BatchPolicy.Config.quietMsMax / 60_000)
+
     /// The knobs checked together, before anything starts (no database is opened with a bad one).
     func validate() throws {
         guard ["rules", "model"].contains(batchPolicy) else { throw ValidationError("--batch-policy: rules or model") }
         // In minutes here, in milliseconds in the config: said in the flag's own unit.
-        guard (0...43_200).contains(quietMinutes) else { throw ValidationError("--quiet-minutes: must be 0...43200 (30 days)") }
+        guard (0...Self.quietMinutesMax).contains(quietMinutes) else {
+            throw ValidationError("--quiet-minutes: must be 0...\(Self.quietMinutesMax) (30 days)")
+        }
         var config = BatchPolicy.Config()
         apply(to: &config)
         do {
@@ -70,7 +75,8 @@ struct PolicyOptions: ParsableArguments {
         config.holdDecayPercent = holdDecayPercent
         config.holdDecayTicks = holdDecayTicks
         config.spikeJumpPercent = spikeJumpPercent
-        config.quietMs = Int64(min(max(quietMinutes, -1), 43_201)) * 60_000  // outside 0...43200: refused by validate
+        // Clamped just outside the range so that the product cannot overflow; `validate` refuses it.
+        config.quietMs = Int64(min(max(quietMinutes, -1), Self.quietMinutesMax + 1)) * 60_000
         config.historyLengthMin = min(config.historyLengthMin, historyEpochs)
     }
 }

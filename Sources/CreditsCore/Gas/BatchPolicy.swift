@@ -34,7 +34,7 @@ import Foundation
 /// In both modes, after them: Quiet. Once no upload has been queued for `quietMs` and fewer than
 /// `itemsPerBatchMin` wait, nothing is coming to share a message with them: they go together at
 /// the first tick whose base fee is at or below the eight-hour median, rather than wait for a
-/// deadline that may fall in a spike (`isQuiet`).
+/// deadline that may fall in a spike (`quietTick`).
 public struct BatchPolicy: Sendable {
     public struct Config: Sendable, Equatable {
         public var itemsPerBatchMin: Int = 3
@@ -114,6 +114,8 @@ public struct BatchPolicy: Sendable {
         /// at the end of a day at 120 an hour, sending the model mode's last few at the median
         /// cost more than their deadlines (spiky pre-nv28, seed 1: 1.0546 → 1.0567).
         public var quietMs: Int64 = 3_600_000
+        /// `quietMs` at most (30 days); `serve --quiet-minutes` takes the same bound in minutes.
+        public static let quietMsMax: Int64 = 30 * 86_400_000
         /// Uploads waiting at most; beyond it `enqueue` refuses.
         public var queueLengthMax: Int = 100_000
         /// Decide with a model of the market fitted to the base fees seen, in place of rules 0 to
@@ -143,7 +145,7 @@ public struct BatchPolicy: Sendable {
             if holdDecayPercent < 0 || holdDecayPercent > 99 { throw .validation("holdDecayPercent", "must be 0...99") }
             if holdDecayTicks < 1 || holdDecayTicks > historyLengthMax { throw .validation("holdDecayTicks", "must be 1...historyLengthMax") }
             if spikeJumpPercent < 0 || spikeJumpPercent > 1_000 { throw .validation("spikeJumpPercent", "must be 0...1000") }
-            if quietMs < 0 || quietMs > 30 * 86_400_000 { throw .validation("quietMs", "must be 0...2592000000 (30 days)") }
+            if quietMs < 0 || quietMs > Self.quietMsMax { throw .validation("quietMs", "must be 0...\(Self.quietMsMax) (30 days)") }
             if historyLengthMin < 1 || historyLengthMin > historyLengthMax {
                 throw .validation("historyLengthMin", "must be between 1 and historyLengthMax")
             }
@@ -215,10 +217,8 @@ public struct BatchPolicy: Sendable {
         for i in waiting.indices where waiting[i].queuedBaseFee == 0 { waiting[i].queuedBaseFee = baseFee }
         waiting.sort { ($0.deadlineAtMs, $0.queuedAtMs, $0.uploadId) < ($1.deadlineAtMs, $1.queuedAtMs, $1.uploadId) }
         if newHeight { observeInModel(baseFee) }
-        var out = modelTick(nowMs: nowMs, baseFee: baseFee) ?? ruleTick(nowMs: nowMs, baseFee: baseFee)
-        if isQuiet(nowMs: nowMs), baseFee <= referenceMedian() {
-            while !waiting.isEmpty { out.append(take(config.itemsPerBatchMax, .quiet)) }
-        }
+        let out = (modelTick(nowMs: nowMs, baseFee: baseFee) ?? ruleTick(nowMs: nowMs, baseFee: baseFee))
+            + quietTick(nowMs: nowMs, baseFee: baseFee)
         if newHeight { remember(baseFee) }
         return out
     }
@@ -285,6 +285,15 @@ public struct BatchPolicy: Sendable {
                 out.append(take(config.itemsPerBatchMax, .queuePrice))
             }
         }
+        return out
+    }
+
+    /// The quiet rule, after either mode's decision: what still waits goes when it is quiet
+    /// (`isQuiet`) and the base fee is at or below the eight-hour median.
+    private mutating func quietTick(nowMs: Int64, baseFee: Int128) -> [Batch] {
+        guard isQuiet(nowMs: nowMs), baseFee <= referenceMedian() else { return [] }
+        var out: [Batch] = []
+        while !waiting.isEmpty { out.append(take(config.itemsPerBatchMax, .quiet)) }
         return out
     }
 
