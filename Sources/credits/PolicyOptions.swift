@@ -29,7 +29,7 @@ struct PolicyOptions: ParsableArguments {
     @Option(help: "Policy: ticks the decay is measured over.") var holdDecayTicks = 30
     @Option(help: "Policy: in a market that is not volatile, a base fee this many percent above the last tick's starts a spike: everything waiting goes (0: off).")
     var spikeJumpPercent = 5
-    @Option(help: "Policy: once no upload has been queued for this many minutes and fewer than 3 wait, they go at the first base fee at or below the median (0: off).")
+    @Option(help: "Policy: once no upload has been queued for this many minutes, those waiting go together: in the model mode when its stopping rule says so, in the rule mode (fewer than 3) at the first base fee at or below the median (0: off).")
     var quietMinutes = 60
 
     /// `BatchPolicy.Config.quietMsMax` in minutes (43,200).

@@ -69,12 +69,35 @@ import Testing
                         startChance: 0.004, goesOn: goesOn)
     }
 
+    /// One random path of `model` over an upload's last `epochs` epochs, from log10 level
+    /// `start`, `climb0` epochs into a climb (at least ten: its length is then even over
+    /// climb0...39; 0: none). Each climb's length is drawn when it starts (not from the
+    /// program's `goesOn`), the step outside climbs from the noise. Each epoch a message comes
+    /// with probability q; `go(k, level, climb)` says whether to pay the base fee with k epochs
+    /// left and it; at the last epoch it pays `alone` more.
+    func walk(_ model: FeeModel, from start: Double, climb climb0: Int, epochs: Int, messageChance q: Double, alone: Double,
+              states: Int, _ rng: inout SplitMix64, go: (Int, Double, Int) -> Bool) -> Double {
+        var level = start, climb = climb0
+        var left = climb0 > 0 ? Int(rng.next() % UInt64(40 - climb0)) : 0
+        for k in stride(from: epochs, to: 1, by: -1) {
+            if q >= 1 || rng.uniform() < q, go(k, level, climb) { return pow(10, level) }
+            if left > 0 {
+                level += model.climbStep!
+                left -= 1
+                climb = min(climb + 1, states - 1)
+            } else {
+                level = level * (1 + model.pull) + model.noise[Int(rng.next() % UInt64(model.noise.count))]
+                climb = 0
+                if rng.chance(ppm: 4_000) { left = 10 + Int(rng.next() % 30) }
+            }
+        }
+        return pow(10, level) * (1 + alone)
+    }
+
     /// The program's value against its rule run on 20,000 random paths of the market: each
     /// epoch a message comes with probability q, and the upload rides it when the base fee is at
-    /// or below what waiting is worth; at the end of its window it pays `alone` more. The paths
-    /// draw each climb's length when it starts (not from the program's `goesOn`), the step
-    /// outside climbs from the noise. Within 1.5% of the program, from a steady market and from
-    /// a climb's twelfth epoch.
+    /// or below what waiting is worth; at the end of its window it pays `alone` more. Within 1.5%
+    /// of the program, from a steady market and from a climb's twelfth epoch.
     @Test(arguments: [(0.0, 0), (0.6, 12), (1.0, 25)])
     func waitValuesAgreeWithAMonteCarloRunOfTheirRule(start: Double, climb0: Int) {
         let model = spikyModel()
@@ -84,37 +107,58 @@ import Testing
         var total = 0.0
         let paths = 20_000
         for _ in 0..<paths {
-            var level = start, climb = climb0
-            // climb0 epochs into a climb (at least ten): its length is even over climb0...39.
-            var left = climb0 > 0 ? Int(rng.next() % UInt64(40 - climb0)) : 0
-            var paid: Double?
-            for k in stride(from: epochs, to: 0, by: -1) {
-                let fee = pow(10, level)
-                if k == 1 {
-                    paid = fee * (1 + alone)
-                    break
-                }
-                let point = values.point(log10BaseFee: level)
-                if rng.uniform() < q, fee <= values.worth(epochsLeft: k, climb: climb, point: point) * (1 + 1e-6) {
-                    paid = fee
-                    break
-                }
-                if left > 0 {
-                    level += model.climbStep!
-                    left -= 1
-                    climb = min(climb + 1, values.states - 1)
-                } else {
-                    level = level * (1 + model.pull) + model.noise[Int(rng.next() % UInt64(model.noise.count))]
-                    climb = 0
-                    if rng.chance(ppm: 4_000) { left = 10 + Int(rng.next() % 30) }
-                }
+            total += walk(model, from: start, climb: climb0, epochs: epochs, messageChance: q, alone: alone, states: values.states,
+                          &rng) { k, level, climb in
+                pow(10, level) <= values.worth(epochsLeft: k, climb: climb, point: values.point(log10BaseFee: level)) * (1 + 1e-6)
             }
-            total += paid!
         }
         let point = values.point(log10BaseFee: start)
         let fee = values.fee(point: point), worth = values.worth(epochsLeft: epochs, climb: climb0, point: point)
         let expected = q * min(fee, worth) + (1 - q) * worth
         #expect(abs(total / Double(paths) / expected - 1) <= 0.015, "Monte Carlo \(total / Double(paths)), program \(expected)")
+    }
+
+    /// The quiet rule's stopping rule (a message of its own, which can go at any epoch) run on
+    /// 20,000 random paths of the market, 120 epochs: it pays what the program says it expects
+    /// (`WaitValues` with a message every epoch and nothing more at the end) within 1.5%, and
+    /// less than going at once, at the first base fee at or below the market's level, or at
+    /// the deadline. From a steady market at the level, and from a climb's twelfth epoch.
+    @Test(arguments: [(0.0, 0), (0.6, 12)])
+    func theStoppingRulePaysWhatItsProgramExpects(start: Double, climb0: Int) {
+        let model = spikyModel()
+        let epochs = 120
+        let rule = StoppingRule(model: model, epochsMax: epochs)
+        let values = WaitValues(model: model, messageChance: 1, alone: 0, epochsMax: epochs)
+        let paths = 20_000
+        func mean(_ go: (Int, Double, Int) -> Bool) -> Double {
+            var rng = SplitMix64(seed: 7)
+            var total = 0.0
+            for _ in 0..<paths {
+                total += walk(model, from: start, climb: climb0, epochs: epochs, messageChance: 1, alone: 0, states: values.states,
+                              &rng, go: go)
+            }
+            return total / Double(paths)
+        }
+        let stopping = mean { k, level, climb in rule.go(epochsLeft: k, climb: climb, point: values.point(log10BaseFee: level)) }
+        let point = values.point(log10BaseFee: start)
+        let expected = min(values.fee(point: point), values.worth(epochsLeft: epochs, climb: climb0, point: point))
+        #expect(abs(stopping / expected - 1) <= 0.015, "Monte Carlo \(stopping), program \(expected)")
+        let atOnce = mean { _, _, _ in true }, atLevel = mean { _, level, _ in level <= 0 }, atDeadline = mean { _, _, _ in false }
+        #expect(stopping < atOnce && stopping < atLevel && stopping < atDeadline, "\(stopping): \(atOnce), \(atLevel), \(atDeadline)")
+        #expect(rule.go(epochsLeft: 1, climb: 0, point: values.points - 1))
+    }
+
+    /// The stopping rule reads the climb too: at four times the market's level with 30 epochs
+    /// left, a message goes in a climb's third epoch (it will only get dearer) and waits outside
+    /// one; at a fifth of the level it goes either way, and at its last epoch whatever the fee.
+    @Test func theStoppingRuleGoesInAClimbAndWaitsOutsideOne() {
+        let rule = StoppingRule(model: spikyModel(), epochsMax: 30)
+        let values = WaitValues(model: spikyModel(), messageChance: 1, alone: 0, epochsMax: 2)
+        let dear = values.point(log10BaseFee: log10(4)), cheap = values.point(log10BaseFee: log10(0.2))
+        #expect(rule.go(epochsLeft: 30, climb: 3, point: dear))
+        #expect(!rule.go(epochsLeft: 30, climb: 0, point: dear))
+        #expect(rule.go(epochsLeft: 30, climb: 0, point: cheap) && rule.go(epochsLeft: 30, climb: 3, point: cheap))
+        #expect(rule.go(epochsLeft: 1, climb: 0, point: dear))
     }
 
     /// The climb states matter: at the same base fee, four times the market's level, an upload
@@ -282,11 +326,14 @@ import Testing
         }
     }
 
-    /// The quiet rule in the model mode (the rule mode's tests: `BatchPolicyTests`): a
-    /// low-priority upload left alone after a day of calm's market has no message to ride and
-    /// too little gain to open one, so it waits; an hour after it was queued, with none queued
-    /// since, it goes at the first base fee at or below the eight-hour median. Off, it waits on.
-    @Test func inModelModeAnUploadLeftAloneGoesOnceTheQueueIsQuiet() {
+    /// The quiet rule in the model mode (the rule mode's tests: `BatchPolicyTests`): one, or
+    /// five, low-priority uploads left after a day of calm's market have no message to ride and
+    /// too little gain to open one, so they wait. An hour after they were queued, with none
+    /// queued since, the stopping rule decides for them all (the rule mode's median takes one or
+    /// two only): with three hours left they do not go at the eight-hour median (a lower base
+    /// fee is likely before their deadline), and go together at 0.8 times it. Off, they wait on.
+    @Test(arguments: [1, 5])
+    func inModelModeWhatIsLeftGoesOnceTheQueueIsQuiet(count: Int) {
         for quiet in [true, false] {
             var p = modelPolicy()
             if !quiet {
@@ -296,14 +343,15 @@ import Testing
             }
             p.remember(baseFees: calmDay())
             let median = p.referenceMedian()
-            enqueue(&p, ["lone"], .low)
+            let ids = (0..<count).map { "left\($0)" }
+            enqueue(&p, ids, .low)
             for t in 0..<120 {
                 #expect(p.tick(nowMs: Int64(t) * 30_000, baseFee: median).isEmpty, "tick \(t)")
             }
             #expect(p.isModelFitted)
-            #expect(p.tick(nowMs: 3_600_000, baseFee: median + 1).isEmpty)  // quiet, above the median
-            let sent = p.tick(nowMs: 3_630_000, baseFee: median)
-            #expect(sent == (quiet ? [BatchPolicy.Batch(uploadIds: ["lone"], reason: .quiet)] : []))
+            #expect(p.tick(nowMs: 3_600_000, baseFee: median).isEmpty)  // quiet, at the median
+            let sent = p.tick(nowMs: 3_630_000, baseFee: median * 8 / 10)
+            #expect(sent == (quiet ? [BatchPolicy.Batch(uploadIds: ids, reason: .quiet)] : []))
         }
     }
 

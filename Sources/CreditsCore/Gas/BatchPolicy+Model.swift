@@ -73,6 +73,8 @@ extension BatchPolicy {
         /// log10 of the base fees seen, oldest first.
         var logs: [Double] = []
         var values: WaitValues?
+        /// The quiet rule's stopping rule for `values.model`, made when first needed.
+        var stopping: StoppingRule?
         var ticksSinceFit = 0
         /// Epochs the current climb has lasted (0: none).
         var climb = 0
@@ -129,6 +131,20 @@ extension BatchPolicy {
         m.values = WaitValues(model: model, messageChance: m.messageChance(maxPermille: settings.messageChanceMaxPermille),
                               alone: settings.alone, epochsMax: max(2, ticksMax), points: settings.points)
         m.ticksSinceFit = 0
+        m.stopping = nil
+    }
+
+    /// The quiet rule's decision in the model mode, once fitted: whether the uploads left waiting
+    /// go now, by the optimal stopping rule for the earliest deadline's epochs left (they go as
+    /// one message, which nothing else will join). Nil in rule mode or before the first fit (the
+    /// eight-hour median decides then).
+    mutating func quietGoesInModel(nowMs: Int64, baseFee: Int128) -> Bool? {
+        guard config.model != nil, var m = market, let values = m.values, let first = waiting.first else { return nil }
+        let stopping = m.stopping ?? StoppingRule(model: values.model, epochsMax: values.epochsMax, points: values.points)
+        m.stopping = stopping
+        market = m
+        let left = Int((first.deadlineAtMs - nowMs + config.tickMs - 1) / config.tickMs)
+        return stopping.go(epochsLeft: left, climb: m.climb, point: values.point(log10BaseFee: Market.level(baseFee)))
     }
 
     /// The model mode's decisions at this tick (after `observeInModel` of a new height); nil when

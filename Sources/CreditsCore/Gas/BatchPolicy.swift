@@ -31,10 +31,12 @@ import Foundation
 /// With `Config.model` set (the model mode, `BatchPolicy+Model.swift`), a model of the market
 /// fitted to the base fees seen decides in place of these rules once it has seen enough of them.
 ///
-/// In both modes, after them: Quiet. Once no upload has been queued for `quietMs` and fewer than
-/// `itemsPerBatchMin` wait, nothing is coming to share a message with them: they go together at
-/// the first tick whose base fee is at or below the eight-hour median, rather than wait for a
-/// deadline that may fall in a spike (`quietTick`).
+/// In both modes, after them: Quiet. Once no upload has been queued for `quietMs`, nothing is
+/// coming to share a message with those still waiting, so they go together rather than wait for
+/// deadlines that may fall in a spike (`quietTick`): in the model mode, whatever their number,
+/// when the optimal stopping rule for a message of their own says so (`StoppingRule`); in the
+/// rule mode (and the model mode before its first fit), one or two, at the first tick whose base
+/// fee is at or below the eight-hour median.
 public struct BatchPolicy: Sendable {
     public struct Config: Sendable, Equatable {
         public var itemsPerBatchMin: Int = 3
@@ -103,16 +105,18 @@ public struct BatchPolicy: Sendable {
         /// tick; a spike 12.5%). It will climb for minutes and take hours to come down, so nothing
         /// is held and everything waiting goes now (with at least `itemsPerBatchMin`).
         public var spikeJumpPercent: Int = 5
-        /// Quiet (both modes; 0 turns it off): once no upload has been queued for this long and
-        /// fewer than `itemsPerBatchMin` wait, they go together at the first tick whose base fee
-        /// is at or below the median of the last `holdReferenceEpochs`. Without it, an upload
-        /// left alone when arrivals stop waits for its deadline (the rules send fewer than
-        /// `itemsPerBatchMin` only at a deadline, the model mode seldom otherwise): 4 hours for
-        /// low priority, long enough to meet a spike (3 hours of spiky pre-nv28 at 30 uploads an
-        /// hour, seed 75228: the last upload paid 206 times the base fee it could have had, and
-        /// the run 3.74 times the hindsight schedule; with this, 1.082). Not for three or more:
-        /// at the end of a day at 120 an hour, sending the model mode's last few at the median
-        /// cost more than their deadlines (spiky pre-nv28, seed 1: 1.0546 → 1.0567).
+        /// Quiet (both modes; 0 turns it off): once no upload has been queued for this long, those
+        /// waiting go together (`quietTick`): in the model mode when its stopping rule says so,
+        /// in the rule mode one or two at the first base fee at or below the median of the last
+        /// `holdReferenceEpochs`. Without it, an upload left alone when arrivals stop waits for
+        /// its deadline (the rules send fewer than `itemsPerBatchMin` only at a deadline, the
+        /// model mode seldom otherwise): 4 hours for low priority, long enough to meet a spike
+        /// (3 hours of spiky pre-nv28 at 30 uploads an hour, seed 75228: the last upload paid 206
+        /// times the base fee it could have had, and the run 3.74 times the hindsight schedule;
+        /// with the median, 1.082; with the stopping rule, 1.073). The median is for one or two
+        /// only: at the end of a day at 120 an hour, sending the last few at the median cost more
+        /// than their deadlines (the model mode before its stopping rule, spiky pre-nv28, seed 1:
+        /// 1.0546 → 1.0567).
         public var quietMs: Int64 = 3_600_000
         /// `quietMs` at most (30 days); `serve --quiet-minutes` takes the same bound in minutes.
         public static let quietMsMax: Int64 = 30 * 86_400_000
@@ -288,21 +292,30 @@ public struct BatchPolicy: Sendable {
         return out
     }
 
-    /// The quiet rule, after either mode's decision: what still waits goes when it is quiet
-    /// (`isQuiet`) and the base fee is at or below the eight-hour median.
+    /// The quiet rule, after either mode's decision: once it is quiet (`isQuiet`), what still
+    /// waits goes, as one message (or as few as hold it), when the model mode's stopping rule
+    /// says so for the earliest deadline (`quietGoesInModel`), whatever the number; in the rule
+    /// mode or before the model's first fit, one or two go at the first base fee at or below the
+    /// eight-hour median (three or more are left to the rules: at the median they cost more than
+    /// at their deadlines).
     private mutating func quietTick(nowMs: Int64, baseFee: Int128) -> [Batch] {
-        guard isQuiet(nowMs: nowMs), baseFee <= referenceMedian() else { return [] }
+        guard isQuiet(nowMs: nowMs) else { return [] }
+        if let go = quietGoesInModel(nowMs: nowMs, baseFee: baseFee) {
+            guard go else { return [] }
+        } else {
+            guard waiting.count < config.itemsPerBatchMin, baseFee <= referenceMedian() else { return [] }
+        }
         var out: [Batch] = []
         while !waiting.isEmpty { out.append(take(config.itemsPerBatchMax, .quiet)) }
         return out
     }
 
-    /// The quiet rule's condition, but for the base fee: it is on, one to `itemsPerBatchMin` − 1
-    /// uploads wait, none has been queued for `quietMs`, and there are `historyLengthMin` base
+    /// The quiet rule's condition, but for the base fee and the number waiting: it is on, an
+    /// upload waits, none has been queued for `quietMs`, and there are `historyLengthMin` base
     /// fees to take a median of.
     func isQuiet(nowMs: Int64) -> Bool {
-        guard config.quietMs > 0, (1..<config.itemsPerBatchMin).contains(waiting.count), let last = lastQueuedAtMs,
-              history.count >= config.historyLengthMin else { return false }
+        guard config.quietMs > 0, !waiting.isEmpty, let last = lastQueuedAtMs, history.count >= config.historyLengthMin
+        else { return false }
         return nowMs - last >= config.quietMs
     }
 

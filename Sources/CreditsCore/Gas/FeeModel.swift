@@ -127,8 +127,23 @@ public struct WaitValues: Sendable {
         self.model = model
         self.points = points
         self.epochsMax = epochsMax
-        let states = model.climbStep == nil ? 1 : model.goesOn.count
+        let states = Self.states(model)
         self.states = states
+        let row = states * points
+        var wait = [Float](repeating: 0, count: (epochsMax + 1) * row)
+        Self.program(model: model, messageChance: q, alone: alone, epochsMax: epochsMax, points: points) { k, out in
+            for c in 0..<row { wait[k * row + c] = out[c] }
+        }
+        self.wait = wait
+    }
+
+    static func states(_ model: FeeModel) -> Int { model.climbStep == nil ? 1 : model.goesOn.count }
+
+    /// The dynamic program: row k = 2...epochsMax of what waiting is worth, [state][point], in
+    /// order, each handed to `row` (a row is computed from the one before).
+    static func program(model: FeeModel, messageChance q: Double, alone: Double, epochsMax: Int, points: Int,
+                        row takeRow: (Int, [Float]) -> Void) {
+        let states = Self.states(model)
         let level = (0..<points).map { Self.level(point: $0, points: points) }
         let fee = level.map { pow(10, $0) }
         // The step outside climbs as a banded matrix: each point's mean over the noise's equally
@@ -151,42 +166,41 @@ public struct WaitValues: Sendable {
 
         var v = [Double](repeating: 0, count: states * points)
         for s in 0..<states { for i in 0..<points { v[s * points + i] = fee[i] * (1 + alone) } }
-        var wait = [Float](repeating: 0, count: (epochsMax + 1) * states * points)
         var out = [Double](repeating: 0, count: states * points)
+        var rowOut = [Float](repeating: 0, count: states * points)
         var normal = [Double](repeating: 0, count: points)
         let row = states * points
-        if epochsMax >= 2 {
-            for k in 2...epochsMax {
-                for i in 0..<points {
-                    var sum = 0.0
-                    for (o, w) in bandWeights[i].enumerated() { sum += w * v[bandStart[i] + o] }
-                    normal[i] = sum
-                }
-                if states == 1 {
-                    for i in 0..<points { out[i] = normal[i] }
-                } else {
-                    for s in 1..<states {
-                        let next = min(s + 1, states - 1) * points, g = goesOn[s]
-                        for i in 0..<points {
-                            let (j, frac) = climb[i]
-                            let climbed = v[next + j] * (1 - frac) + v[next + j + 1] * frac
-                            out[s * points + i] = g * climbed + (1 - g) * normal[i]
-                        }
-                    }
+        guard epochsMax >= 2 else { return }
+        for k in 2...epochsMax {
+            for i in 0..<points {
+                var sum = 0.0
+                for (o, w) in bandWeights[i].enumerated() { sum += w * v[bandStart[i] + o] }
+                normal[i] = sum
+            }
+            if states == 1 {
+                for i in 0..<points { out[i] = normal[i] }
+            } else {
+                for s in 1..<states {
+                    let next = min(s + 1, states - 1) * points, g = goesOn[s]
                     for i in 0..<points {
                         let (j, frac) = climb[i]
-                        let climbed = v[points + j] * (1 - frac) + v[points + j + 1] * frac
-                        out[i] = (1 - start) * normal[i] + start * climbed
+                        let climbed = v[next + j] * (1 - frac) + v[next + j + 1] * frac
+                        out[s * points + i] = g * climbed + (1 - g) * normal[i]
                     }
                 }
-                for c in 0..<row {
-                    wait[k * row + c] = Float(out[c])
-                    let w = Double(wait[k * row + c])
-                    v[c] = q * min(fee[c % points], w) + (1 - q) * w
+                for i in 0..<points {
+                    let (j, frac) = climb[i]
+                    let climbed = v[points + j] * (1 - frac) + v[points + j + 1] * frac
+                    out[i] = (1 - start) * normal[i] + start * climbed
                 }
             }
+            for c in 0..<row {
+                rowOut[c] = Float(out[c])
+                let w = Double(rowOut[c])
+                v[c] = q * min(fee[c % points], w) + (1 - q) * w
+            }
+            takeRow(k, rowOut)
         }
-        self.wait = wait
     }
 
     /// The grid point at or below a level, and the share of the way to the next one (clipped to
@@ -220,3 +234,44 @@ public struct WaitValues: Sendable {
         return Double(wait[(k * states + min(climb, states - 1)) * points + i])
     }
 }
+
+/// When a message that nothing else will join should go (the quiet rule in the model mode,
+/// `BatchPolicy.quietTick`): the optimal stopping rule for a base fee paid once, k epochs from
+/// now at the latest. It is `WaitValues`'s program with a message at every epoch (the message is
+/// its own, so it can go at any one) and nothing more at the end: `go(...)` where the base fee is
+/// at or below what waiting is worth. Kept as one bit per level, climb state and epochs left.
+public struct StoppingRule: Sendable {
+    public let points: Int
+    public let epochsMax: Int
+    let states: Int
+    /// Bit (k·states + state)·points + point: go. Rows 0 and 1 unused (the deadline goes).
+    private let bits: [UInt64]
+
+    public init(model: FeeModel, epochsMax: Int, points: Int = 651) {
+        precondition(points >= 3 && epochsMax >= 1)
+        self.points = points
+        self.epochsMax = epochsMax
+        let states = WaitValues.states(model)
+        self.states = states
+        let row = states * points
+        let fee = (0..<points).map { Float(pow(10, WaitValues.level(point: $0, points: points))) }
+        var bits = [UInt64](repeating: 0, count: ((epochsMax + 1) * row + 63) / 64)
+        WaitValues.program(model: model, messageChance: 1, alone: 0, epochsMax: epochsMax, points: points) { k, worth in
+            for c in 0..<row where fee[c % points] <= worth[c] {
+                let bit = k * row + c
+                bits[bit / 64] |= 1 << UInt64(bit % 64)
+            }
+        }
+        self.bits = bits
+    }
+
+    /// Whether to go now with `epochsLeft` (this one included; more than `epochsMax` counts as
+    /// that; 1 or less: the deadline, go) at grid point i (`WaitValues.point`), `climb` epochs
+    /// into a climb.
+    public func go(epochsLeft: Int, climb: Int, point i: Int) -> Bool {
+        guard epochsLeft >= 2 else { return true }
+        let bit = (min(epochsLeft, epochsMax) * states + min(climb, states - 1)) * points + min(max(i, 0), points - 1)
+        return bits[bit / 64] & (1 << UInt64(bit % 64)) != 0
+    }
+}
+
