@@ -135,11 +135,11 @@ extension BatchPolicy {
     }
 
     /// The quiet rule's decision in the model mode, once fitted: whether the uploads left waiting
-    /// go now, by the optimal stopping rule for the earliest deadline's epochs left (they go as
-    /// one message, which nothing else will join). Nil in rule mode or before the first fit (the
-    /// eight-hour median decides then).
+    /// go now, by the optimal stopping rule for the earliest deadline's epochs left (they go
+    /// together, in as few messages as hold them, which nothing else will join). Nil in rule mode
+    /// (no `market`) or before the first fit (the eight-hour median decides then).
     mutating func quietGoesInModel(nowMs: Int64, baseFee: Int128) -> Bool? {
-        guard config.model != nil, var m = market, let values = m.values, let first = waiting.first else { return nil }
+        guard var m = market, let values = m.values, let first = waiting.first else { return nil }
         let stopping = m.stopping ?? StoppingRule(model: values.model, epochsMax: values.epochsMax, points: values.points)
         m.stopping = stopping
         market = m

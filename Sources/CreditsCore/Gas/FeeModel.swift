@@ -219,7 +219,12 @@ public struct WaitValues: Sendable {
 
     /// The base fee at a grid point, over the market's level.
     public func fee(point i: Int) -> Double {
-        pow(10, Self.level(point: i, points: points))
+        Self.fee(point: i, points: points)
+    }
+
+    /// The base fee at grid point i of `points`, over the market's level.
+    static func fee(point i: Int, points: Int) -> Double {
+        pow(10, level(point: i, points: points))
     }
 
     /// The level (log10 over the market's) of grid point i of `points`.
@@ -231,7 +236,14 @@ public struct WaitValues: Sendable {
     /// grid point i, `climb` epochs into a climb (0: none).
     public func worth(epochsLeft: Int, climb: Int, point i: Int) -> Double {
         let k = min(max(epochsLeft, 2), epochsMax)
-        return Double(wait[(k * states + min(climb, states - 1)) * points + i])
+        return Double(wait[Self.cell(epochsLeft: k, climb: climb, point: i, states: states, points: points)])
+    }
+
+    /// Where row k's value for a climb state and grid point sits, [k][state][point], in a table
+    /// of `states` climb states and `points` grid points (the program's layout, for `WaitValues`
+    /// and `StoppingRule` alike); the climb is clipped to the last state.
+    static func cell(epochsLeft k: Int, climb: Int, point i: Int, states: Int, points: Int) -> Int {
+        (k * states + min(climb, states - 1)) * points + i
     }
 }
 
@@ -254,7 +266,7 @@ public struct StoppingRule: Sendable {
         let states = WaitValues.states(model)
         self.states = states
         let row = states * points
-        let fee = (0..<points).map { Float(pow(10, WaitValues.level(point: $0, points: points))) }
+        let fee = (0..<points).map { Float(WaitValues.fee(point: $0, points: points)) }
         var bits = [UInt64](repeating: 0, count: ((epochsMax + 1) * row + 63) / 64)
         WaitValues.program(model: model, messageChance: 1, alone: 0, epochsMax: epochsMax, points: points) { k, worth in
             for c in 0..<row where fee[c % points] <= worth[c] {
@@ -270,8 +282,8 @@ public struct StoppingRule: Sendable {
     /// into a climb.
     public func go(epochsLeft: Int, climb: Int, point i: Int) -> Bool {
         guard epochsLeft >= 2 else { return true }
-        let bit = (min(epochsLeft, epochsMax) * states + min(climb, states - 1)) * points + min(max(i, 0), points - 1)
+        let bit = WaitValues.cell(epochsLeft: min(epochsLeft, epochsMax), climb: climb, point: min(max(i, 0), points - 1),
+                                  states: states, points: points)
         return bits[bit / 64] & (1 << UInt64(bit % 64)) != 0
     }
 }
-
