@@ -202,7 +202,8 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         }
     }
 
-    /// The natural idempotency key: the same key always names the same movement.
+    /// The natural key: the same key always names the same movement. It names the operation's
+    /// journal rows (`reference`); the ledger keeps its outcome under `storedKey`.
     public var naturalKey: String {
         switch self {
         case .purchase(let r): "purchase:\(r.paymentMethod.rawValue):\(r.paymentId)"
@@ -215,6 +216,21 @@ public enum LedgerOperation: Sendable, Codable, Equatable {
         case .sponsor(let r): "sponsored:\(r.fileUploadId)"
         case .paymentEvent(let r): "payment-event:\(r.paymentMethod.rawValue):\(r.eventId)"
         case .expire(let r): "expire-sweep:\(r.sweepId):\(r.userId)"
+        }
+    }
+
+    /// The key the ledger keeps the operation's outcome under: its natural key, except for the
+    /// three ways of paying for a file upload (a spend's `fileUploadId`, a queued upload's
+    /// `uploadId`, an explicit sponsorship's `fileUploadId`), which share `file:<id>`. So one id
+    /// is paid for once, whichever way: a second way under the same id is "same key, another
+    /// request" (409). Their natural keys (`spend:`, `upload:`, `sponsored:`) still name their
+    /// journal rows; outcomes stored under those before `v11-file-keys` were copied to `file:`.
+    public var storedKey: String {
+        switch self {
+        case .spend(let r): "file:\(r.fileUploadId)"
+        case .upload(let r): "file:\(r.uploadId)"
+        case .sponsor(let r): "file:\(r.fileUploadId)"
+        default: naturalKey
         }
     }
 

@@ -197,6 +197,17 @@ enum PostgresSchema {
         ("v10-payment-refunds", [
             "ALTER TABLE credit_purchases ADD COLUMN refunds TEXT NOT NULL DEFAULT ''",
         ]),
+        // A file upload is paid for once, whichever way: see the SQLite migration of the same name.
+        // Keys are only ever claimed inside a ledger transaction, so none is a placeholder here.
+        ("v11-file-keys", [
+            """
+            INSERT INTO idempotency_keys (key, request_hash, outcome, created_at)
+            SELECT 'file:' || substr(key, strpos(key, ':') + 1), request_hash, outcome, created_at FROM idempotency_keys
+            WHERE outcome <> '' AND (left(key, 6) = 'spend:' OR left(key, 7) = 'upload:' OR left(key, 10) = 'sponsored:')
+            ORDER BY created_at, key
+            ON CONFLICT (key) DO NOTHING
+            """,
+        ]),
     ]
 
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {

@@ -7,7 +7,8 @@ struct PreparedOperation: Sendable {
     var operation: LedgerOperation
     /// `idem:<Idempotency-Key>` when the caller sent one.
     var headerKey: String?
-    var naturalKey: String
+    /// `LedgerOperation.storedKey`: the natural key, or `file:<id>` for a file upload's payment.
+    var storedKey: String
     /// SHA-256 of the operation's canonical form.
     var requestHash: [UInt8]
 
@@ -18,12 +19,12 @@ struct PreparedOperation: Sendable {
         }
         self.operation = operation
         self.headerKey = idempotencyKey.map { "idem:\($0)" }
-        self.naturalKey = operation.naturalKey
+        self.storedKey = operation.storedKey
         self.requestHash = Array(SHA256.hash(data: Array(operation.canonicalForm.utf8)))
     }
 
     /// Keys in the order they are looked up: the caller's explicit key first.
-    var keys: [String] { headerKey.map { [$0, naturalKey] } ?? [naturalKey] }
+    var keys: [String] { headerKey.map { [$0, storedKey] } ?? [storedKey] }
 
     var keyed: KeyedOperation {
         KeyedOperation(operation: operation, keys: keys, requestHash: requestHash)

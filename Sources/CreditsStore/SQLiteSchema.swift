@@ -243,6 +243,19 @@ enum SQLiteSchema {
             // refunds whose events carry no total add up.
             try db.execute(sql: "ALTER TABLE credit_purchases ADD COLUMN refunds TEXT NOT NULL DEFAULT ''")
         }
+        migrator.registerMigration("v11-file-keys") { db in
+            // A file upload is paid for once, whichever way: spends, uploads and sponsorships are
+            // kept under one key, `file:<id>` (`LedgerOperation.storedKey`). Those applied before
+            // are copied to it, so that they replay and another way under their id is refused.
+            // Where an id was paid for twice before, the first keeps it (the second's replay is
+            // refused as another request, and changes nothing).
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO idempotency_keys (key, request_hash, outcome, created_at)
+                SELECT 'file:' || substr(key, instr(key, ':') + 1), request_hash, outcome, created_at FROM idempotency_keys
+                WHERE substr(key, 1, 6) = 'spend:' OR substr(key, 1, 7) = 'upload:' OR substr(key, 1, 10) = 'sponsored:'
+                ORDER BY created_at, key
+                """)
+        }
         return migrator
     }
 }

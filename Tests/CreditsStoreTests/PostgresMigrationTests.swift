@@ -29,4 +29,13 @@ import Testing
             try await store.close()
         }
     }
+
+    @Test func idsPaidForBeforeTheFileKeysAreKeptByTheirMigration() async throws {
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        try await FileKeyMigration.run(
+            open: { try await PostgresStore(url: url) }, forgetMigration: "DELETE FROM schema_migrations WHERE version = 'v11-file-keys'"
+        ) { store, sql in
+            try await #require(store as? PostgresStore).unsafeExecute(sql)
+        }
+    }
 }

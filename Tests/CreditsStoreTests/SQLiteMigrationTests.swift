@@ -38,4 +38,17 @@ import Testing
         #expect(after.ok, "\(after.problems)")
         try await store.close()
     }
+
+    @Test func idsPaidForBeforeTheFileKeysAreKeptByTheirMigration() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/ledger.sqlite"
+        try await FileKeyMigration.run(
+            open: { try SQLiteStore(path: path) }, forgetMigration: "DELETE FROM grdb_migrations WHERE identifier = 'v11-file-keys'"
+        ) { _, sql in
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { try $0.execute(sql: sql) }
+            try queue.close()
+        }
+    }
 }

@@ -770,3 +770,106 @@ extension StoreConformance {
         }
     }
 }
+
+/// One id names one file upload, whichever way it is paid for (DESIGN.md's natural key
+/// "fileUploadId/uploadId"): a spend, a queued upload and an explicit sponsorship under one id
+/// share a key, so the second way is "same key, another request" and changes nothing.
+extension StoreConformance {
+    static func sponsored(_ id: String, user: String = "sam") -> LedgerOperation {
+        .sponsor(SponsoredUploadRequest(userId: user, fileUploadId: id, credits: 15, reason: "new_creator"))
+    }
+
+    func expectConflict(_ store: any CreditStore, _ op: LedgerOperation, key: String? = nil, _ what: String) async throws {
+        do {
+            let r = try await store.execute(op, idempotencyKey: key)
+            Issue.record("\(what) was accepted: \(r)")
+        } catch let e as CreditsError {
+            #expect(e.code == .idempotencyConflict, "\(what): \(e)")
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aFileUploadIsPaidForOnceWhicheverWay(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            _ = try await f.store.execute(adjust("u1", 100, "g"), idempotencyKey: nil)
+            _ = try await f.store.upsertUser(userId: "sam", walletAddress: nil, signedUpAtMs: nil)
+            _ = try await f.store.execute(adjust("sam", 100, "g-sam"), idempotencyKey: nil)
+            let one = Self.audio("f1", files: 1, features: [])
+
+            // Spent first: neither an upload nor a sponsorship under that id.
+            let spent = try await f.store.execute(spend("u1", 15, "f1"), idempotencyKey: nil)
+            try await expectConflict(f.store, one, "an upload under a spent id")
+            try await expectConflict(f.store, Self.sponsored("f1"), "a sponsorship under a spent id")
+            let again = try await f.store.execute(spend("u1", 15, "f1"), idempotencyKey: nil)
+            #expect(again.replayed && again.outcome == spent.outcome)
+            #expect(try await f.store.upload(uploadId: "f1") == nil)
+
+            // Queued first: neither a spend nor a sponsorship, with or without an Idempotency-Key.
+            let queued = try await f.store.execute(Self.audio("f2", files: 1, features: []), idempotencyKey: "k-upload")
+            try await expectConflict(f.store, spend("u1", 15, "f2"), "a spend under a queued upload's id")
+            try await expectConflict(f.store, spend("u1", 15, "f2"), key: "k-other", "a spend under a queued upload's id, with its own key")
+            try await expectConflict(f.store, Self.sponsored("f2"), "a sponsorship under a queued upload's id")
+            let replay = try await f.store.execute(Self.audio("f2", files: 1, features: []), idempotencyKey: nil)
+            #expect(replay.replayed && replay.outcome == queued.outcome)
+
+            // Sponsored first: neither a spend nor an upload.
+            _ = try await f.store.execute(Self.sponsored("f3"), idempotencyKey: nil)
+            try await expectConflict(f.store, spend("sam", 15, "f3"), "a spend under a sponsored id")
+            try await expectConflict(f.store, Self.audio("f3", user: "sam", files: 1, features: []), "an upload under a sponsored id")
+
+            // A refusal is remembered under the shared key too: the id stays spent on it.
+            let short = try await f.store.execute(spend("u1", 1_000, "f4"), idempotencyKey: nil)
+            #expect(short.outcome.rejection?.code == .insufficientCredits)
+            try await expectConflict(f.store, Self.audio("f4", files: 1, features: []), "an upload under a refused spend's id")
+
+            let u1 = try await f.store.balance(userId: "u1")
+            #expect((u1.balance, u1.reserved, u1.totalSpent) == (70, 15, 15))
+            let sam = try await f.store.balance(userId: "sam")
+            #expect((sam.balance, sam.reserved, sam.totalSpent) == (100, 0, 0))
+            #expect(try await f.store.userProfile(userId: "sam")?.sponsoredUploadsUsed == 1)
+            #expect(try await f.store.reconcile().ok)
+        }
+    }
+
+    /// Sent at once, a spend and an upload under one id: one of them is applied, once.
+    @Test(arguments: StoreFactory.all)
+    func aSpendAndAnUploadRacingUnderOneIdApplyOnce(factory: StoreFactory) async throws {
+        try await withStore(factory) { (f: FreshStore) async throws in
+            try await Self.raceSpendsAndUploads(spendsOn: f.store, uploadsOn: f.store)
+        }
+    }
+
+    /// Ten ids, each sent 8 times as a spend to one store and 8 times as an upload to the other,
+    /// all at once: for each id one request is applied, the others of its way replay it, and the
+    /// other way is refused with 409; the user pays 15 per id.
+    static func raceSpendsAndUploads(spendsOn: any CreditStore, uploadsOn: any CreditStore) async throws {
+        _ = try await spendsOn.execute(adjust("u1", 1_000, "g"), idempotencyKey: nil)
+        for round in 0..<10 {
+            let id = "race_\(round)"
+            let results = await withTaskGroup(of: (Bool, Result<OperationResult, any Error>).self) { group in
+                for i in 0..<16 {
+                    let isSpend = i % 2 == 0
+                    let op = isSpend ? spend("u1", 15, id) : audio(id, files: 1, features: [])
+                    let store = isSpend ? spendsOn : uploadsOn
+                    group.addTask {
+                        do { return (isSpend, .success(try await store.execute(op, idempotencyKey: nil))) }
+                        catch { return (isSpend, .failure(error)) }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let applied = results.filter { if case .success(let r) = $0.1 { !r.replayed } else { false } }
+            #expect(applied.count == 1, "\(id): \(applied.count) applied")
+            let winner = applied.first?.0
+            for (isSpend, result) in results {
+                switch result {
+                case .success: #expect(isSpend == winner, "\(id): both ways succeeded")
+                case .failure(let e): #expect(isSpend != winner && (e as? CreditsError)?.code == .idempotencyConflict, "\(id): \(e)")
+                }
+            }
+        }
+        let b = try await spendsOn.balance(userId: "u1")
+        #expect(b.balance == 1_000 - 10 * 15 && b.totalSpent + b.reserved == 10 * 15)  // 10 ids, 15 each, paid once
+        #expect(try await spendsOn.reconcile().ok)
+    }
+}
