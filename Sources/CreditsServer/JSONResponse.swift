@@ -48,24 +48,54 @@ enum JSONResponse {
     }
 
     /// Foundation's decoder reports a number it cannot hold (1.5 or 1e30 for an Int64) as "not
-    /// valid JSON" with no path. When the body is valid JSON, find the field by removing one key at
-    /// a time until the error changes.
+    /// valid JSON" with no path. When the body is valid JSON, find the number: the first whose
+    /// replacement by 1 makes that error go. (Until 2026-12-05 this removed one field at a time,
+    /// and named the first required field decoded before the culprit: `fileType` for an upload's
+    /// `sizeBytes` of 1.5.) A number in a field that wants another type is passed over: 1 is no
+    /// better there.
     private static func culprit<T: Decodable>(_ type: T.Type, in data: Data) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        for key in object.keys.sorted() {
-            var without = object
-            without.removeValue(forKey: key)
-            guard let trimmed = try? JSONSerialization.data(withJSONObject: without) else { continue }
+        guard let root = try? JSONSerialization.jsonObject(with: data) else { return nil }
+        for (path, replaced) in numbers(in: root, path: "") {
+            guard let edited = try? JSONSerialization.data(withJSONObject: replaced) else { continue }
             do {
-                _ = try JSONDecoder().decode(T.self, from: trimmed)
-                return key
+                _ = try JSONDecoder().decode(T.self, from: edited)
+                return path
             } catch DecodingError.dataCorrupted(let ctx) where ctx.codingPath.isEmpty {
                 continue
+            } catch let error as DecodingError where CreditsError(decoding: error).field == path {
+                continue
             } catch {
-                return key
+                return path
             }
         }
         return nil
+    }
+
+    /// Every number in a JSON value, in order, with its path as `CreditsError` names fields
+    /// (`sizeBytes`, `data.amount`, `items[1]`) and the whole value with that number made 1.
+    private static func numbers(in value: Any, path: String) -> [(path: String, replaced: Any)] {
+        switch value {
+        case let object as [String: Any]:
+            object.keys.sorted().flatMap { key in
+                numbers(in: object[key]!, path: path.isEmpty ? key : "\(path).\(key)").map { found in
+                    var copy = object
+                    copy[key] = found.replaced
+                    return (found.path, copy as Any)
+                }
+            }
+        case let array as [Any]:
+            array.indices.flatMap { i in
+                numbers(in: array[i], path: "\(path)[\(i)]").map { found in
+                    var copy = array
+                    copy[i] = found.replaced
+                    return (found.path, copy as Any)
+                }
+            }
+        case is NSNumber:
+            [(path, 1)]
+        default:
+            []
+        }
     }
 }
 

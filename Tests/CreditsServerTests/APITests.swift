@@ -109,6 +109,11 @@ import Testing
                 ("/api/credits/spend", #"{"userId":"u","credits":0,"fileUploadId":"f"}"#, 400, "credits"),
                 ("/api/credits/spend", #"{"userId":"u","credits":99999999999999999999,"fileUploadId":"f"}"#, 400, "credits"),
                 ("/api/credits/spend", #"{"userId":"u","credits":5}"#, 400, "fileUploadId"),
+                // A number that does not fit is named, not a required field decoded before it.
+                ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","fileCount":1,"sizeBytes":1.5}"#, 400, "sizeBytes"),
+                ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","sizeBytes":99999999999999999999}"#, 400, "sizeBytes"),
+                ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","fileCount":2.5,"sizeBytes":10}"#, 400, "fileCount"),
+                ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","fileCount":"2","sizeBytes":1e30}"#, 400, "fileCount"),
                 ("/api/credits/spend", #"{"userId":null,"credits":5,"fileUploadId":"f"}"#, 400, "userId"),
                 ("/api/credits/spend", #"{"userId":"a b","credits":5,"fileUploadId":"f"}"#, 400, "userId"),
                 ("/api/credits/purchase", #"{"userId":"u","package":"platinum","paymentMethod":"stripe","paymentId":"p"}"#, 400, "package"),
