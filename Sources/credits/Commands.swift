@@ -36,11 +36,23 @@ struct Balance: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "The user id.") var userId: String
 
+    /// Before the database is opened (and, for a SQLite file, created).
+    func validate() throws {
+        guard Identifier.isValid(userId) else {
+            throw ValidationError("--user-id: must be 1-\(Limits.identifierLengthMax) characters of a-z, A-Z, 0-9, _ . : @ -")
+        }
+    }
+
     func run() async throws {
         let s = try await store.openStore()
-        let credits = try await s.balance(userId: userId)
-        try await s.close()
-        try printJSON(credits)
+        do {
+            let credits = try await s.balance(userId: userId)
+            try await s.close()
+            try printJSON(credits)
+        } catch {
+            try? await s.close()
+            throw error
+        }
     }
 }
 

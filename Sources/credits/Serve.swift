@@ -29,6 +29,8 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var gas: GasOptions
 
     func validate() throws {
+        // Until 2026-12-05 a port past 65535 was taken modulo 65536: --port 99999 listened on 34463.
+        guard (0...65_535).contains(port) else { throw ValidationError("--port: 0...65535 (0 picks a free one)") }
         guard (0...10_000).contains(paymentFeeBasisPoints) else { throw ValidationError("--payment-fee-basis-points: 0...10000") }
         guard (0...10_000).contains(paymentFeeFixedCents) else { throw ValidationError("--payment-fee-fixed-cents: 0...10000") }
     }

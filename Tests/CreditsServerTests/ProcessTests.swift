@@ -87,7 +87,7 @@ import Testing
         #expect(broken.output.contains("user:carol"))
     }
 
-    @Test func cliEstimateAndHelp() async throws {
+    @Test func cliEstimateBalanceAndHelp() async throws {
         let estimate = try await runCredits(["estimate", "--file-type", "audio", "--file-count", "3",
                                        "--feature", "premium_encryption", "--feature", "quality_variants"])
         #expect(estimate.status == 0)
@@ -95,6 +95,12 @@ import Testing
         let bad = try await runCredits(["estimate", "--file-type", "hologram"])
         #expect(bad.status != 0)
         #expect(bad.output.contains("fileType"))
+        // A bad user id is named, and no database is created for it.
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let badUser = try await runCredits(["balance", "--user-id", "a b", "--database", dir.path + "/x.sqlite"])
+        #expect(badUser.status != 0 && badUser.output.contains("--user-id"), "\(badUser.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x.sqlite"))
         for sub in ["serve", "migrate", "estimate", "balance", "reconcile", "bench"] {
             let help = try await runCredits([sub, "--help"])
             #expect(help.status == 0, "\(sub) --help")
@@ -102,8 +108,8 @@ import Testing
         }
     }
 
-    /// `serve` takes the batch policy's knobs as `simulate` does; a bad one (or a bad pair) stops
-    /// it before it opens the database, naming the setting.
+    /// `serve` takes the batch policy's knobs as `simulate` does; a bad one (or a bad pair), or a
+    /// port past 65535, stops it before it opens the database, naming the setting.
     @Test func servePolicyKnobsAreCheckedBeforeStart() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -119,7 +125,9 @@ import Testing
                                (["--model-chance-max-permille", "0"], "model.messageChanceMaxPermille"),
                                (["--model-history-epochs", "30000"], "--model-history-epochs"),
                                (["--quiet-minutes=-1"], "--quiet-minutes"),
-                               (["--quiet-minutes", "43201"], "--quiet-minutes")] {
+                               (["--quiet-minutes", "43201"], "--quiet-minutes"),
+                               (["--port", "65536"], "--port"),
+                               (["--port=-1"], "--port")] {
             let refused = try await runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)
             #expect(refused.output.contains(field), "\(knobs): \(refused.output)")
