@@ -45,6 +45,7 @@ struct GasOptions: ParsableArguments {
                 throw ValidationError("--chain lotus needs --lotus-from (the sending wallet) and --lotus-to (the actor called)")
             }
             guard let fee = Int128(lotusMaxFee, radix: 10), fee > 0 else { throw ValidationError("--lotus-max-fee: attoFIL, a whole number > 0") }
+            guard lotusMethod >= 0 else { throw ValidationError("--lotus-method: an actor method number, 0 or more") }
             guard (0...900).contains(lotusConfidence) else { throw ValidationError("--lotus-confidence: 0...900") }
             guard (1...8).contains(lotusHistoryConcurrency) else { throw ValidationError("--lotus-history-concurrency: 1...8 (the HTTP client's connections to a host)") }
         }

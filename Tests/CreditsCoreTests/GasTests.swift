@@ -133,6 +133,18 @@ import Testing
         #expect(BaseFeeRule.preNV28.next(parentBaseFee: 1_000, blocks: [[a, b, c, e, m("x", nonce: 2, limit: 3_000_000_000, premium: 0)], [], []]) == 1_008)
     }
 
+    /// `--fil-usd` and `simulate`'s rates: digits, a point, up to 9 decimals; nothing else.
+    @Test func decimalRatesReadDigitsOnly() {
+        #expect(DecimalRate("5")?.nanos == 5_000_000_000)
+        #expect(DecimalRate("0.3")?.nanos == 300_000_000)
+        #expect(DecimalRate("5.123456789")?.nanos == 5_123_456_789)
+        #expect(DecimalRate("0")?.nanos == 0)
+        for bad in ["-0.5", "-0", "-1", "+1", "", ".", "1.", ".5", "1.2.3", "1.0000000001", " 1", "1e3", "\u{0663}", "0.\u{0663}"] {
+            #expect(DecimalRate(bad) == nil, "\(bad)")
+        }
+        #expect(DecimalRate("2").map { $0.cents(attoFil: 1_000_000_000_000_000_000) } == 200)  // 1 FIL at $2
+    }
+
     @Test func defaultFeeCapAllowsTwentyEpochsOfRises() {
         let cap = MessageFee.defaultFeeCap(baseFee: 1_000_000, premium: 100_000)
         #expect(cap > 10_000_000 && cap < 10_700_000)

@@ -87,7 +87,7 @@ import Testing
         #expect(broken.output.contains("user:carol"))
     }
 
-    @Test func cliEstimateBalanceAndHelp() async throws {
+    @Test func cliCommandsCheckTheirInputAndHaveHelp() async throws {
         let estimate = try await runCredits(["estimate", "--file-type", "audio", "--file-count", "3",
                                        "--feature", "premium_encryption", "--feature", "quality_variants"])
         #expect(estimate.status == 0)
@@ -101,6 +101,9 @@ import Testing
         let badUser = try await runCredits(["balance", "--user-id", "a b", "--database", dir.path + "/x.sqlite"])
         #expect(badUser.status != 0 && badUser.output.contains("--user-id"), "\(badUser.output)")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x.sqlite"))
+        let badBench = try await runCredits(["bench", "--estimates=-1", "--database", dir.path + "/b.sqlite"])
+        #expect(badBench.status != 0 && badBench.output.contains("--estimates"), "\(badBench.output)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/b.sqlite"))
         for sub in ["serve", "migrate", "estimate", "balance", "reconcile", "bench"] {
             let help = try await runCredits([sub, "--help"])
             #expect(help.status == 0, "\(sub) --help")
@@ -126,6 +129,12 @@ import Testing
                                (["--model-history-epochs", "30000"], "--model-history-epochs"),
                                (["--quiet-minutes=-1"], "--quiet-minutes"),
                                (["--quiet-minutes", "43201"], "--quiet-minutes"),
+                               (["--history-epochs", "100001"], "historyLengthMax"),
+                               (["--history-epochs", "9223372036854775807"], "historyLengthMax"),
+                               (["--cheap-batch-min=-1"], "cheapBatchMin"),
+                               (["--queue-price-batch-min=-1"], "queuePriceBatchMin"),
+                               (["--rise-percent", "9223372036854775807"], "risePercent"),
+                               (["--rise-percent", "5", "--rise-window", "121"], "riseWindowTicks"),
                                (["--port", "65536"], "--port"),
                                (["--port=-1"], "--port")] {
             let refused = try await runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)

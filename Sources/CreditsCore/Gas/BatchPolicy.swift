@@ -139,6 +139,15 @@ public struct BatchPolicy: Sendable {
             for p in UploadPriority.allCases where (deadlineMs[p] ?? 0) < 2 * tickMs {
                 throw .validation("deadlineMs.\(p.rawValue)", "must be at least two ticks (\(2 * tickMs) ms)")
             }
+            // Until 2026-12-05 the next four went unchecked: a negative count or percent read as
+            // "off", and --history-epochs or --rise-percent near Int.max trapped on overflow.
+            if historyLengthMax < 1 || historyLengthMax > 100_000 { throw .validation("historyLengthMax", "must be 1...100000") }
+            if cheapBatchMin < 0 || cheapBatchMin > 100_000 { throw .validation("cheapBatchMin", "must be 0...100000") }
+            if queuePriceBatchMin < 0 || queuePriceBatchMin > 100_000 { throw .validation("queuePriceBatchMin", "must be 0...100000 (0: off)") }
+            if risePercent < 0 || risePercent > 1_000 { throw .validation("risePercent", "must be 0...1000 (0: off)") }
+            if risePercent > 0, riseWindowTicks < 1 || riseWindowTicks > historyLengthMax {
+                throw .validation("riseWindowTicks", "must be 1...historyLengthMax while risePercent is on")
+            }
             if cheapPercentile < 0 || cheapPercentile > 100 { throw .validation("cheapPercentile", "must be 0...100") }
             if holdAbovePercent < 0 || holdAbovePercent > 1_000 { throw .validation("holdAbovePercent", "must be 0...1000") }
             if holdReferenceEpochs < 1 || holdReferenceEpochs > 100_000 { throw .validation("holdReferenceEpochs", "must be 1...100000") }

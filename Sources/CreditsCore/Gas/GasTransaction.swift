@@ -117,13 +117,17 @@ public struct DecimalRate: Sendable, Equatable {
     /// The rate × 1e9.
     public let nanos: Int128
 
+    /// Digits, optionally a point and 1–9 more digits: "5", "0.3", "5.25". No sign: until
+    /// 2026-12-05 a minus sign before a zero passed (Int128("-0") is 0), so "-0.5" read as 0.5
+    /// (`--fil-usd -0.5` priced FIL at $0.50, `--failure-rate -0.1` ran at 10%).
     public init?(_ text: String) {
+        func isDigits(_ s: Substring) -> Bool { !s.isEmpty && s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let whole = Int128(parts[0]), whole >= 0, !parts[0].isEmpty else { return nil }
+        guard parts.count <= 2, isDigits(parts[0]), let whole = Int128(parts[0]) else { return nil }
         var fraction: Int128 = 0
         if parts.count == 2 {
             let digits = parts[1]
-            guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy(\.isNumber), let f = Int128(digits) else { return nil }
+            guard isDigits(digits), digits.count <= 9, let f = Int128(digits) else { return nil }
             fraction = f
             for _ in digits.count..<9 { fraction *= 10 }
         }
