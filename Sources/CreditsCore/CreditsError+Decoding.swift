@@ -33,6 +33,8 @@ extension CreditsError {
         case is String.Type: "string"
         case is Int64.Type, is Int.Type: "whole number"
         case is [String].Type: "array of strings"
+        // A body that is not an object (`[1,2]`) was told it "must be a dictionary<string, any>".
+        case is [String: Any].Type: "JSON object"
         default: "\(type)".lowercased()
         }
     }

@@ -130,6 +130,8 @@ import Testing
                 #expect(r.string("field") == field, "\(body) → \(r.text)")
                 #expect(r.string("message")?.isEmpty == false)
             }
+            let array = try await client.call(.post, "/api/credits/spend", body: "[1,2]")
+            #expect(array.string("message") == "must be a JSON object", "\(array.text)")
             let huge = #"{"userId":"u","credits":1,"fileUploadId":"f","description":""# + String(repeating: "x", count: Limits.requestBodyBytesMax) + #""}"#
             let tooLarge = try await client.call(.post, "/api/credits/spend", body: huge)
             #expect(tooLarge.status == 413)
