@@ -94,7 +94,13 @@ enum PayPalEvents {
         }
         var request = PaymentEventRequest(paymentMethod: .paypal, eventId: id, paymentId: capture, kind: kind)
         if kind == .succeeded {
-            request.amountCents = cents(amount["value"]) ?? 0
+            // As for Stripe: 0 would mean "not said" and grant the package's price, so a capture
+            // must say a positive amount in dollars. Until 2026-12-05 a value of "-20.00",
+            // "20.001" or 20 (a number, not PayPal's string) granted the whole package.
+            guard let paid = cents(amount["value"]), paid > 0 else {
+                return .refuse("the capture's amount.value is not an amount in dollars above 0; not applied")
+            }
+            request.amountCents = paid
             let custom = (JSONFields.string(resource["custom_id"]) ?? "").split(separator: "|").map(String.init)
             if custom.count == 2 {
                 request.userId = custom[0]

@@ -21,6 +21,10 @@ struct WebhookAnswer: Encodable {
 enum WebhookMapping: Equatable {
     case apply(PaymentEventRequest)
     case ignore(String)
+    /// An event this service uses that it cannot read safely (a success whose amount is not a
+    /// positive amount): acknowledged (asking again would not change it), not applied, and logged
+    /// for operators.
+    case refuse(String)
 }
 
 enum PaymentWebhooks {
@@ -41,6 +45,9 @@ enum PaymentWebhooks {
         case .apply(let paymentEvent):
             return try await apply(paymentEvent, type: type, manager: manager, logger: logger)
         case .ignore(let why):
+            return try ignored(eventId: id, type: type, detail: why)
+        case .refuse(let why):
+            logger.error("payment event not applied", metadata: ["event": "\(id)", "reason": "\(why)"])
             return try ignored(eventId: id, type: type, detail: why)
         }
     }

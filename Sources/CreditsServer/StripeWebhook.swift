@@ -120,7 +120,14 @@ enum StripeEvents {
         var request = PaymentEventRequest(paymentMethod: .stripe, eventId: id, paymentId: intent, kind: kind)
         if kind == .succeeded {
             // What the intent collected, and who bought which package (the metadata the platform set).
-            request.amountCents = JSONFields.int(object["amount_received"]) ?? JSONFields.int(object["amount"]) ?? 0
+            // An amount of 0 means "not said" to the ledger (a purchase call's), which grants the
+            // package's price: so a success must say a positive whole number of cents, or it is
+            // not applied. Until 2026-12-05 an `amount_received` of 0, or one not a whole number,
+            // granted the whole package.
+            guard let received = JSONFields.int(object["amount_received"] ?? object["amount"]), received > 0 else {
+                return .refuse("the payment intent's amount_received is not a whole number of cents above 0; not applied")
+            }
+            request.amountCents = received
             request.userId = JSONFields.string(metadata["userId"]) ?? ""
             request.package = JSONFields.string(metadata["package"]) ?? ""
             if request.userId.isEmpty != request.package.isEmpty { request.userId = ""; request.package = "" }

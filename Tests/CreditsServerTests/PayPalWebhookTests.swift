@@ -118,6 +118,26 @@ import Testing
         }
     }
 
+    /// A completed capture must say a positive amount in dollars: 0 reads as "not said" in the
+    /// ledger and would grant the package's price. Until 2026-12-05 each of these granted 550.
+    @Test func aCompletedCaptureWithoutAPositiveAmountIsNotApplied() async throws {
+        try await withPayPalApp { client, store in
+            var bodies = ["-20.00", "20.001", "0.00", "1e3", ""].enumerated().map { i, value in
+                Self.event("WH-A\(i)", "PAYMENT.CAPTURE.COMPLETED", resource: Self.capture("CAPA\(i)", value: value))
+            }
+            bodies.append(Self.event("WH-A9", "PAYMENT.CAPTURE.COMPLETED", resource:
+                #"{"id":"CAPA9","amount":{"currency_code":"USD","value":20},"custom_id":"pp_user|creator","status":"COMPLETED"}"#))
+            for body in bodies {
+                let r = try await deliver(client, body)
+                #expect(r["applied"] as? Bool == false && r.string("detail")?.contains("amount") == true, "\(r.text)")
+            }
+            #expect(try await store.balance(userId: "pp_user") == UserCredits(userId: "pp_user"))
+            let good = try await deliver(client, Self.event("WH-A10", "PAYMENT.CAPTURE.COMPLETED", resource: Self.capture("CAPA0")))
+            #expect(good.int("creditsChange") == 550, "\(good.text)")
+            #expect(try await store.reconcile().ok)
+        }
+    }
+
     /// Partial refunds whose events carry no `total_refunded_amount` add up, each refund once:
     /// $5 then $7 of $20 take back 137, then 330 in all; the $7 refund told again by another event
     /// changes nothing; a last $8 refund whose event reports the $20 total refunds the rest.

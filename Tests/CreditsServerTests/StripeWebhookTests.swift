@@ -92,6 +92,29 @@ import Testing
         }
     }
 
+    /// A success must say what it collected: an amount of 0 reads as "not said" in the ledger
+    /// and would grant the package's price. Until 2026-12-05 each of these granted 550.
+    @Test func aSucceededEventWithoutAPositiveAmountIsNotApplied() async throws {
+        try await withStripeApp { client, store in
+            let metadata = #""currency":"usd","metadata":{"userId":"stripe_u","package":"creator"},"status":"succeeded""#
+            let bodies = [
+                Self.envelope("evt_a0", "payment_intent.succeeded", Self.intent("pi_a0", amount: 0)),
+                Self.envelope("evt_a1", "payment_intent.succeeded", #"{"id":"pi_a1","object":"payment_intent","amount":2000,"amount_received":20.5,\#(metadata)}"#),
+                Self.envelope("evt_a2", "payment_intent.succeeded", #"{"id":"pi_a2","object":"payment_intent","amount":2000,"amount_received":null,\#(metadata)}"#),
+                Self.envelope("evt_a3", "payment_intent.succeeded", #"{"id":"pi_a3","object":"payment_intent",\#(metadata)}"#),
+            ]
+            for body in bodies {
+                let r = try await deliver(client, body)
+                #expect(r["applied"] as? Bool == false && r.string("detail")?.contains("amount_received") == true, "\(r.text)")
+            }
+            #expect(try await store.balance(userId: "stripe_u") == UserCredits(userId: "stripe_u"))
+            // The intent's event with its amount still applies.
+            let good = try await deliver(client, Self.succeeded("evt_a4", intent: "pi_a0"))
+            #expect(good.int("creditsChange") == 550, "\(good.text)")
+            #expect(try await store.reconcile().ok)
+        }
+    }
+
     @Test func badSignaturesAreRefusedAndChangeNothing() async throws {
         try await withStripeApp { client, store in
             let body = Self.succeeded("evt_2", intent: "pi_2")
