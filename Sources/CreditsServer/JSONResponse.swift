@@ -52,49 +52,78 @@ enum JSONResponse {
     /// replacement by 1 makes that error go. (Until 2026-12-05 this removed one field at a time,
     /// and named the first required field decoded before the culprit: `fileType` for an upload's
     /// `sizeBytes` of 1.5.) A number in a field that wants another type is passed over: 1 is no
-    /// better there.
+    /// better there. Only numbers no Int64 holds are tried, at most `culpritCandidatesMax`, each
+    /// costing a decode of the body: a body of thousands of numbers is not decoded thousands of
+    /// times.
     private static func culprit<T: Decodable>(_ type: T.Type, in data: Data) -> String? {
         guard let root = try? JSONSerialization.jsonObject(with: data) else { return nil }
-        for (path, replaced) in numbers(in: root, path: "") {
-            guard let edited = try? JSONSerialization.data(withJSONObject: replaced) else { continue }
+        var candidates: [[PathStep]] = []
+        collectOddNumbers(in: root, at: [], into: &candidates)
+        for path in candidates {
+            guard let edited = try? JSONSerialization.data(withJSONObject: replacing(root, at: path[...], with: 1)) else { continue }
+            let field = PathStep.text(path)
             do {
                 _ = try JSONDecoder().decode(T.self, from: edited)
-                return path
+                return field
             } catch DecodingError.dataCorrupted(let ctx) where ctx.codingPath.isEmpty {
                 continue
-            } catch let error as DecodingError where CreditsError(decoding: error).field == path {
+            } catch let error as DecodingError where CreditsError(decoding: error).field == field {
                 continue
             } catch {
-                return path
+                return field
             }
         }
         return nil
     }
 
-    /// Every number in a JSON value, in order, with its path as `CreditsError` names fields
-    /// (`sizeBytes`, `data.amount`, `items[1]`) and the whole value with that number made 1.
-    private static func numbers(in value: Any, path: String) -> [(path: String, replaced: Any)] {
+    static let culpritCandidatesMax = 16
+
+    /// A step into a JSON value: a key of an object or an index of an array.
+    private enum PathStep {
+        case key(String)
+        case index(Int)
+
+        /// As `CreditsError` names fields: `sizeBytes`, `data.amount`, `items[1]`.
+        static func text(_ path: [PathStep]) -> String {
+            path.reduce(into: "") { out, step in
+                switch step {
+                case .key(let k): out += out.isEmpty ? k : ".\(k)"
+                case .index(let i): out += "[\(i)]"
+                }
+            }
+        }
+    }
+
+    /// The paths of the numbers no Int64 holds (a fraction, or too large: those Foundation reports
+    /// without a path), in key order, at most `culpritCandidatesMax`.
+    private static func collectOddNumbers(in value: Any, at path: [PathStep], into found: inout [[PathStep]]) {
+        guard found.count < culpritCandidatesMax else { return }
         switch value {
         case let object as [String: Any]:
-            object.keys.sorted().flatMap { key in
-                numbers(in: object[key]!, path: path.isEmpty ? key : "\(path).\(key)").map { found in
-                    var copy = object
-                    copy[key] = found.replaced
-                    return (found.path, copy as Any)
-                }
-            }
+            for key in object.keys.sorted() { collectOddNumbers(in: object[key]!, at: path + [.key(key)], into: &found) }
         case let array as [Any]:
-            array.indices.flatMap { i in
-                numbers(in: array[i], path: "\(path)[\(i)]").map { found in
-                    var copy = array
-                    copy[i] = found.replaced
-                    return (found.path, copy as Any)
-                }
-            }
-        case is NSNumber:
-            [(path, 1)]
+            for (i, element) in array.enumerated() { collectOddNumbers(in: element, at: path + [.index(i)], into: &found) }
+        case is NSNumber where (value as? Int) == nil:
+            found.append(path)
         default:
-            []
+            break
+        }
+    }
+
+    /// `value` with the value at `path` made `new`.
+    private static func replacing(_ value: Any, at path: ArraySlice<PathStep>, with new: Any) -> Any {
+        guard let step = path.first else { return new }
+        switch (step, value) {
+        case (.key(let key), let object as [String: Any]):
+            var copy = object
+            copy[key] = replacing(object[key] as Any, at: path.dropFirst(), with: new)
+            return copy
+        case (.index(let i), let array as [Any]):
+            var copy = array
+            copy[i] = replacing(array[i], at: path.dropFirst(), with: new)
+            return copy
+        default:
+            return value
         }
     }
 }

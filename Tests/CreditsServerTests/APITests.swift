@@ -114,6 +114,8 @@ import Testing
                 ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","sizeBytes":99999999999999999999}"#, 400, "sizeBytes"),
                 ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","fileCount":2.5,"sizeBytes":10}"#, 400, "fileCount"),
                 ("/api/uploads", #"{"uploadId":"f","userId":"u","fileType":"audio","fileCount":"2","sizeBytes":1e30}"#, 400, "fileCount"),
+                // Whole numbers are not tried, so thousands of them before the culprit do not hide it.
+                ("/api/credits/spend", #"{"a":["# + Array(repeating: "7", count: 2_000).joined(separator: ",") + #"],"userId":"u","credits":1.5,"fileUploadId":"f"}"#, 400, "credits"),
                 ("/api/credits/spend", #"{"userId":null,"credits":5,"fileUploadId":"f"}"#, 400, "userId"),
                 ("/api/credits/spend", #"{"userId":"a b","credits":5,"fileUploadId":"f"}"#, 400, "userId"),
                 ("/api/credits/purchase", #"{"userId":"u","package":"platinum","paymentMethod":"stripe","paymentId":"p"}"#, 400, "package"),
