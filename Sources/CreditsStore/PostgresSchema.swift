@@ -198,7 +198,8 @@ enum PostgresSchema {
             "ALTER TABLE credit_purchases ADD COLUMN refunds TEXT NOT NULL DEFAULT ''",
         ]),
         // A file upload is paid for once, whichever way: see the SQLite migration of the same name.
-        // Keys are only ever claimed inside a ledger transaction, so none is a placeholder here.
+        // A claimed key's placeholder (outcome '') lives only inside its ledger transaction; the
+        // filter keeps one out should it ever be seen.
         ("v11-file-keys", [
             """
             INSERT INTO idempotency_keys (key, request_hash, outcome, created_at)

@@ -38,8 +38,10 @@ struct Balance: AsyncParsableCommand {
 
     /// Before the database is opened (and, for a SQLite file, created).
     func validate() throws {
-        guard Identifier.isValid(userId) else {
-            throw ValidationError("--user-id: must be 1-\(Limits.identifierLengthMax) characters of a-z, A-Z, 0-9, _ . : @ -")
+        do {
+            try Identifier.check(userId, field: "--user-id")
+        } catch {
+            throw ValidationError("\(error.field ?? ""): \(error.message)")
         }
     }
 

@@ -36,24 +36,11 @@ enum FileKeyMigration {
         try await store.close()
 
         store = try await open()
-        do {
-            let r = try await store.execute(StoreConformance.audio("old", files: 1, features: []), idempotencyKey: nil)
-            Issue.record("an upload under an id spent before the migration was accepted: \(r)")
-        } catch let e as CreditsError {
-            #expect(e.code == .idempotencyConflict)
-        }
-        do {
-            let r = try await store.execute(spend("sam", 15, "given"), idempotencyKey: nil)
-            Issue.record("a spend under an id sponsored before the migration was accepted: \(r)")
-        } catch let e as CreditsError {
-            #expect(e.code == .idempotencyConflict)
-        }
-        do {
-            let r = try await store.execute(StoreConformance.audio("twice", files: 1, features: []), idempotencyKey: nil)
-            Issue.record("the second way an id was paid for before the migration replayed: \(r)")
-        } catch let e as CreditsError {
-            #expect(e.code == .idempotencyConflict)
-        }
+        try await StoreConformance.expectConflict(store, StoreConformance.audio("old", files: 1, features: []),
+                                                  "an upload under an id spent before the migration")
+        try await StoreConformance.expectConflict(store, spend("sam", 15, "given"), "a spend under an id sponsored before the migration")
+        try await StoreConformance.expectConflict(store, StoreConformance.audio("twice", files: 1, features: []),
+                                                  "the second way an id was paid for before the migration")
         for (again, first) in [
             (try await store.execute(spend("u1", 15, "old"), idempotencyKey: nil), spentOld),
             (try await store.execute(spend("u1", 15, "twice"), idempotencyKey: nil), spentTwice),

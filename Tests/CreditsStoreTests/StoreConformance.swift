@@ -779,7 +779,8 @@ extension StoreConformance {
         .sponsor(SponsoredUploadRequest(userId: user, fileUploadId: id, credits: 15, reason: "new_creator"))
     }
 
-    func expectConflict(_ store: any CreditStore, _ op: LedgerOperation, key: String? = nil, _ what: String) async throws {
+    /// `op` is refused with 409 `IDEMPOTENCY_CONFLICT`; `what` names it when it is not.
+    static func expectConflict(_ store: any CreditStore, _ op: LedgerOperation, key: String? = nil, _ what: String) async throws {
         do {
             let r = try await store.execute(op, idempotencyKey: key)
             Issue.record("\(what) was accepted: \(r)")
@@ -798,29 +799,29 @@ extension StoreConformance {
 
             // Spent first: neither an upload nor a sponsorship under that id.
             let spent = try await f.store.execute(spend("u1", 15, "f1"), idempotencyKey: nil)
-            try await expectConflict(f.store, one, "an upload under a spent id")
-            try await expectConflict(f.store, Self.sponsored("f1"), "a sponsorship under a spent id")
+            try await Self.expectConflict(f.store, one, "an upload under a spent id")
+            try await Self.expectConflict(f.store, Self.sponsored("f1"), "a sponsorship under a spent id")
             let again = try await f.store.execute(spend("u1", 15, "f1"), idempotencyKey: nil)
             #expect(again.replayed && again.outcome == spent.outcome)
             #expect(try await f.store.upload(uploadId: "f1") == nil)
 
             // Queued first: neither a spend nor a sponsorship, with or without an Idempotency-Key.
             let queued = try await f.store.execute(Self.audio("f2", files: 1, features: []), idempotencyKey: "k-upload")
-            try await expectConflict(f.store, spend("u1", 15, "f2"), "a spend under a queued upload's id")
-            try await expectConflict(f.store, spend("u1", 15, "f2"), key: "k-other", "a spend under a queued upload's id, with its own key")
-            try await expectConflict(f.store, Self.sponsored("f2"), "a sponsorship under a queued upload's id")
+            try await Self.expectConflict(f.store, spend("u1", 15, "f2"), "a spend under a queued upload's id")
+            try await Self.expectConflict(f.store, spend("u1", 15, "f2"), key: "k-other", "a spend under a queued upload's id, with its own key")
+            try await Self.expectConflict(f.store, Self.sponsored("f2"), "a sponsorship under a queued upload's id")
             let replay = try await f.store.execute(Self.audio("f2", files: 1, features: []), idempotencyKey: nil)
             #expect(replay.replayed && replay.outcome == queued.outcome)
 
             // Sponsored first: neither a spend nor an upload.
             _ = try await f.store.execute(Self.sponsored("f3"), idempotencyKey: nil)
-            try await expectConflict(f.store, spend("sam", 15, "f3"), "a spend under a sponsored id")
-            try await expectConflict(f.store, Self.audio("f3", user: "sam", files: 1, features: []), "an upload under a sponsored id")
+            try await Self.expectConflict(f.store, spend("sam", 15, "f3"), "a spend under a sponsored id")
+            try await Self.expectConflict(f.store, Self.audio("f3", user: "sam", files: 1, features: []), "an upload under a sponsored id")
 
             // A refusal is remembered under the shared key too: the id stays spent on it.
             let short = try await f.store.execute(spend("u1", 1_000, "f4"), idempotencyKey: nil)
             #expect(short.outcome.rejection?.code == .insufficientCredits)
-            try await expectConflict(f.store, Self.audio("f4", files: 1, features: []), "an upload under a refused spend's id")
+            try await Self.expectConflict(f.store, Self.audio("f4", files: 1, features: []), "an upload under a refused spend's id")
 
             let u1 = try await f.store.balance(userId: "u1")
             #expect((u1.balance, u1.reserved, u1.totalSpent) == (70, 15, 15))
