@@ -1,4 +1,5 @@
 import CreditsCore
+import Logging
 import ServiceLifecycle
 
 /// Runs the gas manager's steps inside `credits serve`, once per tick, until shutdown. Ticks keep
@@ -8,11 +9,14 @@ import ServiceLifecycle
 public struct GasManagerService: Service {
     public let manager: FilecoinGasManager
     public let tickMs: Int64
+    let logger: Logger?
 
-    public init(manager: FilecoinGasManager, tickMs: Int64) {
+    /// With a `logger`, the shutdown is logged: when it starts, and what it left in flight.
+    public init(manager: FilecoinGasManager, tickMs: Int64, logger: Logger? = nil) {
         precondition(tickMs > 0)
         self.manager = manager
         self.tickMs = tickMs
+        self.logger = logger
     }
 
     public func run() async throws {
@@ -38,9 +42,20 @@ public struct GasManagerService: Service {
         }
         // Drain: give messages in flight a few seconds to land and settle. Whatever is left is
         // safe: recover() queues it again at the next start, and settlements are idempotent.
-        let deadline = ContinuousClock.now + .milliseconds(min(2 * tickMs, 10_000))
-        while await manager.drainInFlight() > 0, ContinuousClock.now < deadline {
+        let drainMs = min(2 * tickMs, 10_000)
+        let deadline = ContinuousClock.now + .milliseconds(drainMs)
+        var left = await manager.drainInFlight()
+        logger?.notice("shutting down: the gas manager sends nothing new and waits for messages in flight",
+                       metadata: ["in_flight": "\(left)", "wait_ms": "\(drainMs)"])
+        while left > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(min(tickMs, 1_000)))
+            left = await manager.drainInFlight()
+        }
+        if left > 0 {
+            logger?.warning("gas manager stopped with messages still in flight or writes owed; the next start waits for them",
+                            metadata: ["in_flight": "\(left)"])
+        } else {
+            logger?.notice("gas manager stopped: nothing in flight")
         }
     }
 

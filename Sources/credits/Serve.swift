@@ -97,7 +97,7 @@ struct Serve: AsyncParsableCommand {
             logger: logger,
             gasManager: manager,
             services: [
-                GasManagerService(manager: manager, tickMs: gas.tickMs),
+                GasManagerService(manager: manager, tickMs: gas.tickMs, logger: logger),
                 LotExpiryService(manager: CreditManager(store: ledger), clock: .system, logger: logger),
             ],
             onServerRunning: { [host] port in
@@ -111,6 +111,7 @@ struct Serve: AsyncParsableCommand {
             throw error
         }
         try await ledger.close()
+        logger.notice("credits stopped")
     }
 
     static func randomKey(prefix: String) -> String {

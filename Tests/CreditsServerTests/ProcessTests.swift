@@ -217,7 +217,8 @@ import Testing
     }
 
     /// `/metrics` speaks Prometheus text with request and ledger figures; logs are JSON lines with
-    /// a request id, and no key ever appears in them.
+    /// a request id, and no key ever appears in them; a SIGTERM stops it with status 0, and its
+    /// log says the gas manager drained and the process stopped.
     @Test func metricsAndJSONLogs() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
@@ -249,5 +250,14 @@ import Testing
         #expect(withRequestId >= 3)
         let all = try String(contentsOfFile: log, encoding: .utf8)
         #expect(!all.contains(serviceKey) && !all.contains(adminKey))
+        // A SIGTERM is a clean stop, and the log says so: the gas manager's drain, then the end.
+        #expect(server.process.terminationStatus == 0)
+        let messages = lines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["message"] as? String
+        }
+        let drain = messages.firstIndex { $0.hasPrefix("shutting down: the gas manager") }
+        let stopped = messages.firstIndex(of: "gas manager stopped: nothing in flight")
+        #expect(drain != nil && stopped != nil && drain! < stopped!, "\(messages.suffix(4))")
+        #expect(messages.last == "credits stopped", "\(messages.suffix(4))")
     }
 }

@@ -165,3 +165,39 @@ final class TestClock: Sendable {
         }
     }
 }
+
+extension LotConformance {
+    /// A hold taken from a promotional lot that expires while the upload waits: released after,
+    /// its credits go back to that lot, expired, so they are not spendable and the next sweep
+    /// moves them to the expiry account (they do not come back as a lot that never expires); a
+    /// capture after the expiry charges the held credits as on any day.
+    @Test(arguments: StoreFactory.all)
+    func aHoldOnALotThatExpiresReleasesIntoTheExpiredLot(factory: StoreFactory) async throws {
+        try await withStore(factory) { f, clock in
+            _ = try await f.store.execute(Self.grant("gil", 100, "promo-g", .promotional), idempotencyKey: nil)
+            _ = try await f.store.execute(Self.grant("gil", 20, "paid-g", .paid), idempotencyKey: nil)
+            _ = try await f.store.execute(StoreConformance.audio("up-g1", user: "gil"), idempotencyKey: nil)  // 60 held
+            _ = try await f.store.execute(StoreConformance.audio("up-g2", user: "gil"), idempotencyKey: nil)  // 40 + 20
+            #expect(try await f.store.creditLots(userId: "gil").map(\.remaining) == [0, 0])
+            let expiry = Self.t0 + Self.year
+            clock.set(expiry + 1)
+            let released = try await f.store.execute(
+                .release(SettleRequest(uploadId: "up-g1", userId: "gil", reason: "failed")), idempotencyKey: nil)
+            #expect(released.outcome.rejection == nil)
+            var lots = try await f.store.creditLots(userId: "gil")
+            #expect(lots.count == 2 && lots.map(\.remaining) == [60, 0], "no new lot: \(lots)")
+            var b = try await f.store.balance(userId: "gil")
+            #expect(b.balance == 0 && b.reserved == 60, "the released 60 are expired credits")
+            let refused = try await f.store.execute(spend("gil", 1, "s-g"), idempotencyKey: nil)
+            #expect(refused.outcome.rejection?.code == .insufficientCredits)
+            let swept = try await CreditManager(store: f.store).expireCredits(nowMs: expiry + 1)
+            #expect(swept.credits == 0, "the spend's own transaction swept them first")
+            lots = try await f.store.creditLots(userId: "gil")
+            #expect(lots.map(\.remaining) == [0, 0])
+            // The other hold (40 promotional, 20 paid) is captured after the expiry: charged in full.
+            _ = try await f.store.execute(.capture(SettleRequest(uploadId: "up-g2", userId: "gil", reason: "")), idempotencyKey: nil)
+            b = try await f.store.balance(userId: "gil")
+            #expect(b.balance == 0 && b.reserved == 0 && b.totalSpent == 60)
+        }
+    }
+}
