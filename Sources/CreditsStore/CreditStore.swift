@@ -153,3 +153,9 @@ public enum Paging {
         return n
     }
 }
+
+/// A tool asked to open an existing ledger (`create: false`) found none where it was told to look.
+public struct NoLedgerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -211,6 +211,27 @@ enum PostgresSchema {
         ]),
     ]
 
+    /// Before migrating: the search_path must name a schema that exists (PostgreSQL would say
+    /// only "no schema has been selected to create in"), and, with `requireLedger`, the ledger's
+    /// tables must be in it already.
+    static func checkSchema(_ client: PostgresClient, searchPath: String?, requireLedger: Bool, logger: Logger) async throws {
+        var schema: String?
+        var hasLedger = false
+        for try await (name, ledger) in try await client.query("""
+            SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL AND to_regclass('credit_transactions') IS NOT NULL
+            """, logger: logger).decode((String?, Bool).self) {
+            schema = name
+            hasLedger = ledger
+        }
+        guard let schema else {
+            throw PostgresStoreError(searchPath.map { "schema \($0) (search_path) does not exist: create it first (CREATE SCHEMA \($0))" }
+                ?? "no schema of the search_path exists to keep the tables in")
+        }
+        if requireLedger, !hasLedger {
+            throw NoLedgerError("schema \(schema) has no ledger tables")
+        }
+    }
+
     static func migrate(_ client: PostgresClient, logger: Logger) async throws {
         try await client.withTransaction(logger: logger) { conn in
             // One migrator at a time per schema across instances; the lock ends with the

@@ -20,11 +20,14 @@ public final class PostgresStore: CreditStore {
 
     /// Connects, migrates, and starts the client's connection pool.
     ///
-    /// - Parameter url: `postgres://user:password@host:port/database`; an optional
-    ///   `?search_path=schema` puts the tables in that schema (which must exist).
+    /// - Parameters:
+    ///   - url: `postgres://user:password@host:port/database`; an optional
+    ///     `?search_path=schema` puts the tables in that schema (which must exist).
+    ///   - create: with `false`, a database (or schema) without the ledger's tables is refused
+    ///     with `NoLedgerError` before anything is written to it.
     public init(
         url: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init(),
-        lots: LotRules = .init(), logger: Logger? = nil
+        lots: LotRules = .init(), logger: Logger? = nil, create: Bool = true
     ) async throws {
         let location = try Location(url)
         let logger = logger ?? Logger(label: "credits.postgres")
@@ -48,8 +51,12 @@ public final class PostgresStore: CreditStore {
         }
         do {
             try await withTimeout(seconds: 60) {
+                try await PostgresSchema.checkSchema(client, searchPath: location.searchPath, requireLedger: !create, logger: logger)
                 try await PostgresSchema.migrate(client, logger: logger)
             }
+        } catch let error as NoLedgerError {
+            runner.cancel()
+            throw NoLedgerError("no ledger at \(Self.redacted(url)): \(error.description)")
         } catch {
             runner.cancel()
             throw PostgresStoreError("cannot use the PostgreSQL database at \(Self.redacted(url)): \(Self.describe(error))")
@@ -465,6 +472,10 @@ public final class PostgresStore: CreditStore {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let transaction = error as? PostgresTransactionError,
+           let inner = transaction.closureError ?? transaction.beginError ?? transaction.commitError {
+            return describe(inner)
+        }
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
             if let underlying = psql.underlying { return "\(underlying)" }

@@ -12,8 +12,13 @@ public final class SQLiteStore: CreditStore {
     private let committer: GroupCommitter<PreparedOperation, OperationResult>
 
     /// Opens (creating if needed) and migrates the database at `path`.
+    ///
+    /// - Parameter create: with `false`, a missing file, or a SQLite file that is not a ledger, is
+    ///   refused with `NoLedgerError` before anything is written to it (for tools that read or
+    ///   repair a ledger, where a mistyped path must not become a new, empty one).
     public init(path: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init(),
-                lots: LotRules = .init()) throws {
+                lots: LotRules = .init(), create: Bool = true) throws {
+        if !create { try Self.checkIsLedger(path) }
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.label = "credits"
@@ -45,6 +50,26 @@ public final class SQLiteStore: CreditStore {
             (try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1,
              try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "")
         }
+    }
+
+    /// Throws `NoLedgerError` unless `path` is a SQLite file with the ledger's migrations table,
+    /// read through a read-only connection, so that a file that is not a ledger is left as it was.
+    static func checkIsLedger(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw NoLedgerError("no ledger at \(path): the file does not exist")
+        }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        let isLedger: Bool
+        do {
+            let probe = try DatabaseQueue(path: path, configuration: config)
+            isLedger = try probe.read { db in try db.tableExists("grdb_migrations") && db.tableExists("credit_transactions") }
+            try probe.close()
+        } catch {
+            throw NoLedgerError("no ledger at \(path): \(error)")
+        }
+        guard isLedger else { throw NoLedgerError("no ledger at \(path): the file is a SQLite database without the ledger's tables") }
     }
 
     public func execute(_ operation: LedgerOperation, idempotencyKey: String?) async throws -> OperationResult {

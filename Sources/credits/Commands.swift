@@ -46,7 +46,7 @@ struct Balance: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let s = try await store.openStore()
+        let s = try await store.openStore(create: false)
         do {
             let credits = try await s.balance(userId: userId)
             try await s.close()
@@ -64,7 +64,7 @@ struct Expire: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let s = try await store.openStore()
+        let s = try await store.openStore(create: false)
         do {
             let swept = try await CreditManager(store: s).expireCredits(nowMs: WallClock.system.nowMs())
             try await s.close()
@@ -82,7 +82,7 @@ struct Reconcile: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() async throws {
-        let s = try await store.openStore()
+        let s = try await store.openStore(create: false)
         let report = try await s.reconcile()
         try await s.close()
         if report.ok {

@@ -6,7 +6,7 @@ import Logging
 
 /// `--database` and `--catalog`, shared by every subcommand that opens the ledger.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "SQLite file path (created and migrated on first use) or postgres://user:pass@host:port/db. Default: $CREDITS_DATABASE or ./credits.sqlite")
+    @Option(help: "SQLite file path or postgres://user:pass@host:port/db (serve, migrate and bench create the ledger on first use; balance, expire and reconcile need one). Default: $CREDITS_DATABASE or ./credits.sqlite")
     var database: String?
 
     @Option(help: "JSON catalog file replacing the built-in packages and prices.")
@@ -30,18 +30,33 @@ struct StoreOptions: ParsableArguments {
         return try CatalogFile.load(path: catalog)
     }
 
-    func openStore() async throws -> any CreditStore {
-        try await StoreOptions.open(databaseLocation, catalog: loadCatalog(), lots: lotRules)
+    /// Opens the ledger; with `create` false (the tools that read or repair one), a location
+    /// without a ledger stops the command instead of becoming a new, empty ledger.
+    func openStore(create: Bool = true) async throws -> any CreditStore {
+        do {
+            return try await StoreOptions.open(databaseLocation, catalog: loadCatalog(), lots: lotRules, create: create)
+        } catch let error as NoLedgerError {
+            throw StartupError(description: "\(error.description) (check --database or CREDITS_DATABASE; `credits migrate` or `credits serve` creates a ledger)")
+        }
     }
 
     /// A SQLite file path or a PostgreSQL URL.
-    static func open(_ location: String, catalog: Catalog = .default, lots: LotRules = .init()) async throws -> any CreditStore {
+    static func open(_ location: String, catalog: Catalog = .default, lots: LotRules = .init(), create: Bool = true) async throws -> any CreditStore {
         if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
             var logger = Logger(label: "credits.postgres")
             logger.logLevel = .warning
-            return try await PostgresStore(url: location, catalog: catalog, lots: lots, logger: logger)
+            return try await PostgresStore(url: location, catalog: catalog, lots: lots, logger: logger, create: create)
         }
-        return try SQLiteStore(path: location, catalog: catalog, lots: lots)
+        do {
+            return try SQLiteStore(path: location, catalog: catalog, lots: lots, create: create)
+        } catch let error as NoLedgerError {
+            throw error
+        } catch {
+            // SQLite's own message names no path ("unable to open database file").
+            let folder = URL(fileURLWithPath: location).deletingLastPathComponent().path
+            let hint = FileManager.default.fileExists(atPath: folder) ? "" : " (the folder \(folder) does not exist)"
+            throw StartupError(description: "cannot open the SQLite database at \(location): \(error)\(hint)")
+        }
     }
 }
 

@@ -104,6 +104,23 @@ import Testing
         let badBench = try await runCredits(["bench", "--estimates=-1", "--database", dir.path + "/b.sqlite"])
         #expect(badBench.status != 0 && badBench.output.contains("--estimates"), "\(badBench.output)")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/b.sqlite"))
+        // The tools that read a ledger refuse a path without one, instead of creating an empty
+        // ledger there and reporting it clean; migrate creates it.
+        let typo = dir.path + "/typo.sqlite"
+        for tool in [["reconcile"], ["expire"], ["balance", "--user-id", "bob"]] {
+            let refused = try await runCredits(tool + ["--database", typo])
+            #expect(refused.status == 1 && refused.output.contains("no ledger at \(typo): the file does not exist"),
+                    "\(tool): \(refused.output)")
+            #expect(!FileManager.default.fileExists(atPath: typo))
+        }
+        // A path SQLite cannot open is named, with its missing folder.
+        let nowhere = dir.path + "/no-such-folder/ledger.sqlite"
+        let unopened = try await runCredits(["migrate", "--database", nowhere])
+        #expect(unopened.status == 1 && unopened.output.contains("cannot open the SQLite database at \(nowhere)")
+                    && unopened.output.contains("the folder \(dir.path)/no-such-folder does not exist"), "\(unopened.output)")
+        #expect(try await runCredits(["migrate", "--database", typo]).status == 0)
+        let clean = try await runCredits(["reconcile", "--database", typo])
+        #expect(clean.status == 0 && clean.output.contains("ok"), "\(clean.output)")
         for sub in ["serve", "migrate", "estimate", "balance", "reconcile", "bench"] {
             let help = try await runCredits([sub, "--help"])
             #expect(help.status == 0, "\(sub) --help")

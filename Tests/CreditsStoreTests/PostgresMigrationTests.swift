@@ -30,6 +30,36 @@ import Testing
         }
     }
 
+    /// Opened with `create: false` (the tools that read a ledger), a schema without the ledger's
+    /// tables is refused, and left without them; a search_path naming no schema is refused by
+    /// name (PostgreSQL alone says only "no schema has been selected to create in"); a ledger
+    /// opens.
+    @Test func aSchemaWithoutALedgerIsRefusedWhenOneMustExist() async throws {
+        let url = try await PostgresTestDatabase.freshSchemaURL()
+        for _ in 0..<2 {  // the second try finds the schema as the first left it: empty
+            do {
+                _ = try await PostgresStore(url: url, create: false)
+                Issue.record("an empty schema opened as a ledger")
+            } catch let error as NoLedgerError {
+                #expect(error.description.contains("has no ledger tables"), "\(error)")
+            }
+        }
+        let missing = url.replacingOccurrences(of: "search_path=t_", with: "search_path=gone_")
+        for create in [false, true] {
+            do {
+                _ = try await PostgresStore(url: missing, create: create)
+                Issue.record("a missing schema opened")
+            } catch let error as PostgresStoreError {
+                #expect(error.description.contains("schema gone_") && error.description.contains("does not exist"), "\(error)")
+            }
+        }
+        let store = try await PostgresStore(url: url)  // creates the ledger
+        try await store.close()
+        let again = try await PostgresStore(url: url, create: false)
+        #expect(try await again.reconcile().ok)
+        try await again.close()
+    }
+
     @Test func idsPaidForBeforeTheFileKeysAreKeptByTheirMigration() async throws {
         let url = try await PostgresTestDatabase.freshSchemaURL()
         try await FileKeyMigration.run(

@@ -1,12 +1,46 @@
 import CreditsCore
 @testable import CreditsStore
 import CreditsTestSupport
+import Foundation
 import GRDB
 import Testing
 
 /// A database written before payments had facts (schema v6) migrates to v7 with its purchases
 /// intact, reconciles, and takes provider events for them.
 @Suite struct SQLiteMigrationTests {
+    /// Opened with `create: false`, a missing file is refused and not created, and a SQLite file
+    /// that is not a ledger is refused and left as it was (no tables added, its journal mode
+    /// kept); a ledger opens.
+    @Test func aFileWithoutALedgerIsRefusedWhenOneMustExist() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let missing = dir.path + "/typo.sqlite"
+        #expect(throws: NoLedgerError.self) { _ = try SQLiteStore(path: missing, create: false) }
+        #expect(!FileManager.default.fileExists(atPath: missing))
+        let other = dir.path + "/other.db"
+        do {
+            let queue = try DatabaseQueue(path: other)
+            try await queue.write { db in try db.execute(sql: "CREATE TABLE notes (body TEXT)") }
+            try queue.close()
+        }
+        #expect(throws: NoLedgerError.self) { _ = try SQLiteStore(path: other, create: false) }
+        let queue = try DatabaseQueue(path: other)
+        let (tables, mode) = try await queue.read { db in
+            (try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+             try String.fetchOne(db, sql: "PRAGMA journal_mode"))
+        }
+        try queue.close()
+        #expect(tables == ["notes"] && mode == "delete")
+        let text = dir.path + "/notes.txt"
+        FileManager.default.createFile(atPath: text, contents: Data("not a database".utf8))
+        #expect(throws: NoLedgerError.self) { _ = try SQLiteStore(path: text, create: false) }
+        let ledger = dir.path + "/ledger.sqlite"
+        try await SQLiteStore(path: ledger).close()
+        let opened = try SQLiteStore(path: ledger, create: false)
+        #expect(try await opened.reconcile().ok)
+        try await opened.close()
+    }
+
     @Test func v6PurchasesSurviveThePaymentsMigration() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
