@@ -1,4 +1,5 @@
 import CreditsCore
+import CreditsStore
 import Crypto
 import Foundation
 import HTTPTypes
@@ -25,6 +26,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 return JSONResponse.error(CreditsError(.internal, "internal error"))
             }
         } catch {
+            if let reason = DatabaseOutage.reason(error) {
+                // Not a defect: the client is told to retry, the operator why.
+                context.logger.warning("database unavailable", metadata: ["reason": "\(reason)"])
+                return JSONResponse.error(CreditsError(
+                    .unavailable, "the database is unavailable; retry shortly (an operation sent again under the same id applies once)"))
+            }
             // Logged for operators; the client learns nothing of the internals.
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return JSONResponse.error(CreditsError(.internal, "internal error"))

@@ -64,6 +64,7 @@ paths:
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/credits/balance:
     get:
       summary: A user's balances (zeros for a user never seen)
@@ -78,6 +79,7 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/credits/purchase:
     post:
       summary: Buy a credit package (granted at once); idempotent on (paymentMethod, paymentId)
@@ -233,6 +235,7 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/credits/lots:
     get:
       summary: A user's credit lots, oldest first (an empty page for a user never seen)
@@ -249,6 +252,7 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/credits/milestones:
     post:
       summary: Grant a milestone bonus, once per user and milestone
@@ -310,6 +314,7 @@ paths:
         "401": {$ref: "#/components/responses/Error"}
         "413": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/credits/sponsorship:
     get:
       summary: Whether a creator's next upload is sponsored (first 5, no wallet or signed up in the last 30 days)
@@ -330,6 +335,7 @@ paths:
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/uploads:
     post:
       summary: Queue an upload; its estimate is held until confirmed (captured) or failed (released)
@@ -430,6 +436,7 @@ paths:
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/admin/adjustments:
     post:
       summary: An operator's grant (positive) or correction (negative); idempotent on adjustmentId
@@ -477,6 +484,7 @@ paths:
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/admin/gas-stats:
     get:
       summary: Gas spent and saved over the last N days
@@ -493,6 +501,7 @@ paths:
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
   /api/admin/process-batch:
     post:
       summary: Send everything queued now, or retry one waiting batch now

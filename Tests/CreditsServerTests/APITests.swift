@@ -1,6 +1,7 @@
 import CreditsCore
 import CreditsStore
 import Foundation
+import GRDB
 import Synchronization
 import HummingbirdTesting
 import Testing
@@ -368,6 +369,45 @@ extension APITests {
             #expect(burnt == [[lots[1].id, 30], [lots[0].id, 10]])
             let balance = try await client.call(.get, "/api/credits/balance?userId=lot_u")
             #expect(balance.int("balance") == 90 && balance.int("expiringSoon") == 0)
+            #expect(try await store.reconcile().ok)
+        }
+    }
+}
+
+extension APITests {
+    /// A database that cannot take the write (here SQLite locked by another process past the
+    /// store's 10 s busy timeout) answers 503 UNAVAILABLE, telling the client to retry, not 500;
+    /// nothing is applied, and the same spend sent again once the lock is gone applies once.
+    @Test func aLockedDatabaseAnswers503AndTheRetryAppliesOnce() async throws {
+        try await withApp { client, store in
+            let bought = try await client.call(.post, "/api/credits/purchase",
+                body: #"{"userId":"lee","package":"starter","paymentMethod":"stripe","paymentId":"pi_lee"}"#)
+            #expect(bought.status == 201)
+            // Another connection holds the write lock, on a thread of its own, until told to let go.
+            let locker = try DatabaseQueue(path: store.path)
+            let locked = DispatchSemaphore(value: 0), letGo = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                try? locker.inDatabase { db in
+                    try db.execute(sql: "BEGIN IMMEDIATE")
+                    locked.signal()
+                    letGo.wait()
+                    try db.execute(sql: "ROLLBACK")
+                }
+                done.signal()
+            }
+            locked.wait()
+            let spend = #"{"userId":"lee","credits":30,"fileUploadId":"locked-1"}"#
+            let refused = try await client.call(.post, "/api/credits/spend", body: spend)
+            #expect(refused.status == 503 && refused.string("error") == "UNAVAILABLE", "\(refused.text)")
+            #expect(refused.string("message")?.contains("retry") == true)
+            letGo.signal()
+            done.wait()
+            try locker.close()
+            #expect(try await store.balance(userId: "lee").balance == 100)
+            let retried = try await client.call(.post, "/api/credits/spend", body: spend)
+            #expect(retried.status == 201 && retried.int("balance") == 70, "\(retried.text)")
+            let again = try await client.call(.post, "/api/credits/spend", body: spend)
+            #expect(again.status == 201 && again.int("balance") == 70 && again.replayed)
             #expect(try await store.reconcile().ok)
         }
     }

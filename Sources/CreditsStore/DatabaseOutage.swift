@@ -1,0 +1,50 @@
+import GRDB
+import PostgresNIO
+import _ConnectionPoolModule
+
+/// Errors that say the database cannot be reached or cannot take the operation right now (down,
+/// restarting, locked past the busy timeout, out of disk or connections), as opposed to a defect.
+/// The API answers them 503 `UNAVAILABLE`, so that clients retry: every ledger operation is keyed,
+/// so one sent again applies once, whether or not the first try committed.
+public enum DatabaseOutage {
+    /// A short reason for the log when `error` is an outage; nil for any other error.
+    public static func reason(_ error: any Error) -> String? {
+        if let transaction = error as? PostgresTransactionError,
+           let inner = transaction.closureError ?? transaction.beginError ?? transaction.commitError {
+            return reason(inner)
+        }
+        if let pool = error as? ConnectionPoolError {
+            switch pool {
+            case .connectionCreationCircuitBreakerTripped: return "PostgreSQL cannot be reached (the connection pool stopped trying for now)"
+            case .poolShutdown: return "the PostgreSQL connection pool is shut down"
+            default: return nil
+            }
+        }
+        if let psql = error as? PSQLError {
+            switch psql.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+                let detail = (psql.underlying as? PSQLError)?.serverInfo?[.message] ?? psql.underlying.map { "\($0)" }
+                return "the connection to PostgreSQL failed" + (detail.map { ": \($0)" } ?? "")
+            case .server:
+                // Classes 08 (connection), 53 (insufficient resources: disk, memory, connections),
+                // 57P (shutting down, starting up), a read-only standby after a failover, and the
+                // serialization failures and deadlocks the store retries before giving up.
+                let state = psql.serverInfo?[.sqlState] ?? ""
+                let transient = state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57P")
+                    || ["25006", "40001", "40P01"].contains(state)
+                return transient ? "PostgreSQL: \(psql.serverInfo?[.message] ?? state) (\(state))" : nil
+            default:
+                return nil
+            }
+        }
+        if let sqlite = error as? DatabaseError {
+            switch sqlite.resultCode {
+            case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_NOMEM:
+                return "SQLite: \(sqlite.message ?? "\(sqlite.resultCode)")"
+            default:
+                return nil
+            }
+        }
+        return nil
+    }
+}
