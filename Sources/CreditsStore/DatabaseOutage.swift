@@ -9,10 +9,7 @@ import _ConnectionPoolModule
 public enum DatabaseOutage {
     /// A short reason for the log when `error` is an outage; nil for any other error.
     public static func reason(_ error: any Error) -> String? {
-        if let transaction = error as? PostgresTransactionError,
-           let inner = transaction.closureError ?? transaction.beginError ?? transaction.commitError {
-            return reason(inner)
-        }
+        let error = PostgresStore.cause(error)
         if let pool = error as? ConnectionPoolError {
             switch pool {
             case .connectionCreationCircuitBreakerTripped: return "PostgreSQL cannot be reached (the connection pool stopped trying for now)"

@@ -471,11 +471,17 @@ public final class PostgresStore: CreditStore {
         return parts.string ?? "<unparsable URL>"
     }
 
-    static func describe(_ error: any Error) -> String {
+    /// What a failed transaction wraps (what BEGIN, its body or COMMIT threw); any other error as is.
+    static func cause(_ error: any Error) -> any Error {
         if let transaction = error as? PostgresTransactionError,
            let inner = transaction.closureError ?? transaction.beginError ?? transaction.commitError {
-            return describe(inner)
+            return cause(inner)
         }
+        return error
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let error = cause(error)
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
             if let underlying = psql.underlying { return "\(underlying)" }

@@ -47,6 +47,27 @@ import _ConnectionPoolModule
         }
         try await store.close()
 
+        // Inside a transaction (as the store's commits run), the same outage comes wrapped in a
+        // PostgresTransactionError, and is still one; a defect so wrapped is still not.
+        let url = try #require(PostgresTestDatabase.url.flatMap(URLComponents.init(string:)))
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(host: url.host!, port: url.port ?? 5432, username: url.user ?? "postgres", password: url.password,
+                                 database: String(url.path.dropFirst()), tls: .disable),
+            id: 1, logger: Logger(label: "test"))
+        for (state, outage) in [("53100", true), ("23505", false)] {
+            do {
+                try await connection.withTransaction(logger: Logger(label: "test")) { conn in
+                    try await conn.query(PostgresQuery(
+                        unsafeSQL: "DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '\(state)'; END $$"), logger: Logger(label: "test"))
+                }
+                Issue.record("\(state) raised nothing")
+            } catch {
+                #expect(error is PostgresTransactionError)
+                #expect((DatabaseOutage.reason(error) != nil) == outage, "\(state): \(String(reflecting: error))")
+            }
+        }
+        try await connection.close()
+
         // A server that is not there.
         do {
             _ = try await PostgresConnection.connect(
