@@ -10,6 +10,7 @@ public enum DatabaseOutage {
     /// A short reason for the log when `error` is an outage; nil for any other error.
     public static func reason(_ error: any Error) -> String? {
         let error = PostgresStore.cause(error)
+        if error is DatabaseDeadlineError || error is ConnectionLostError || error is ClosedConnectionLeased { return "\(error)" }
         if let pool = error as? ConnectionPoolError {
             switch pool {
             case .connectionCreationCircuitBreakerTripped: return "PostgreSQL cannot be reached (the connection pool stopped trying for now)"
@@ -20,8 +21,7 @@ public enum DatabaseOutage {
         if let psql = error as? PSQLError {
             switch psql.code {
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
-                let detail = (psql.underlying as? PSQLError)?.serverInfo?[.message] ?? psql.underlying.map { "\($0)" }
-                return "the connection to PostgreSQL failed" + (detail.map { ": \($0)" } ?? "")
+                return "the connection to PostgreSQL failed" + (psql.underlying.map { ": \(PostgresStore.describe($0))" } ?? "")
             case .server:
                 // Classes 08 (connection), 53 (insufficient resources: disk, memory, connections),
                 // 57P (shutting down, starting up), a read-only standby after a failover, and the

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The shared store: several `credits serve` instances on one PostgreSQL database. Each instance
 /// group-commits its own operations; the database judges between instances (row locks,
@@ -15,6 +16,11 @@ public final class PostgresStore: CreditStore {
     private let committer: GroupCommitter<PreparedOperation, OperationResult>
     private let clock: WallClock
     private let lotRules: LotRules
+    private let deadline: Duration
+    /// How long a store call waits for PostgreSQL before it throws `DatabaseDeadlineError` (503).
+    public static let deadlineDefault: Duration = .seconds(30)
+    /// `reconcile` reads the whole journal: on a large ledger that takes minutes, not seconds.
+    static let reconcileDeadline: Duration = .seconds(3_600)
     /// Whole-batch retries on a deadlock, serialization failure or a key/user created meanwhile.
     static let batchAttemptsMax = 5
 
@@ -25,9 +31,11 @@ public final class PostgresStore: CreditStore {
     ///     `?search_path=schema` puts the tables in that schema (which must exist).
     ///   - create: with `false`, a database (or schema) without the ledger's tables is refused
     ///     with `NoLedgerError` before anything is written to it.
+    ///   - deadline: how long one call (a group commit, a read) waits for the database before it
+    ///     throws `DatabaseDeadlineError`.
     public init(
         url: String, catalog: Catalog = .default, clock: WallClock = .system, sponsorship: SponsorshipRules = .init(),
-        lots: LotRules = .init(), logger: Logger? = nil, create: Bool = true
+        lots: LotRules = .init(), logger: Logger? = nil, create: Bool = true, deadline: Duration = deadlineDefault
     ) async throws {
         let location = try Location(url)
         let logger = logger ?? Logger(label: "credits.postgres")
@@ -43,14 +51,16 @@ public final class PostgresStore: CreditStore {
         self.logger = logger
         self.clock = clock
         self.lotRules = lots
+        self.deadline = deadline
         let catalogCopy = catalog
         self.committer = GroupCommitter(
             batchMax: Limits.operationsPerCommitMax, queueLengthMax: Limits.writerQueueLengthMax
         ) { [client, logger] ops in
-            await Self.commit(ops, client: client, catalog: catalogCopy, rules: sponsorship, lots: lots, clock: clock, logger: logger)
+            await Self.commit(
+                ops, client: client, deadline: deadline, catalog: catalogCopy, rules: sponsorship, lots: lots, clock: clock, logger: logger)
         }
         do {
-            try await withTimeout(seconds: 60) {
+            try await withDeadline(.seconds(60)) {
                 try await PostgresSchema.checkSchema(client, searchPath: location.searchPath, requireLedger: !create, logger: logger)
                 try await PostgresSchema.migrate(client, logger: logger)
             }
@@ -71,19 +81,24 @@ public final class PostgresStore: CreditStore {
     }
 
     private static func commit(
-        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, lots: LotRules, clock: WallClock,
-        logger: Logger
+        _ ops: [PreparedOperation], client: PostgresClient, deadline: Duration, catalog: Catalog, rules: SponsorshipRules, lots: LotRules,
+        clock: WallClock, logger: Logger
     ) async -> [Result<OperationResult, any Error>] {
+        let apply = { @Sendable (ops: [PreparedOperation]) async throws -> [Result<OperationResult, any Error>] in
+            try await applyWithRetries(
+                ops, client: client, deadline: deadline, catalog: catalog, rules: rules, lots: lots, clock: clock, logger: logger)
+        }
         do {
-            return try await applyWithRetries(ops, client: client, catalog: catalog, rules: rules, lots: lots, clock: clock, logger: logger)
+            return try await apply(ops)
         } catch {
-            if ops.count == 1 { return [.failure(error)] }
+            // Past the deadline, one by one would wait it out once per operation.
+            if ops.count == 1 || error is DatabaseDeadlineError { return ops.map { _ in .failure(error) } }
             logger.warning("batch failed; applying its operations one by one", metadata: ["error": "\(describe(error))"])
         }
         var results: [Result<OperationResult, any Error>] = []
         for op in ops {
             do {
-                results.append(try await applyWithRetries([op], client: client, catalog: catalog, rules: rules, lots: lots, clock: clock, logger: logger)[0])
+                results.append(try await apply([op])[0])
             } catch {
                 results.append(.failure(error))
             }
@@ -92,20 +107,62 @@ public final class PostgresStore: CreditStore {
     }
 
     private static func applyWithRetries(
-        _ ops: [PreparedOperation], client: PostgresClient, catalog: Catalog, rules: SponsorshipRules, lots: LotRules, clock: WallClock,
-        logger: Logger
+        _ ops: [PreparedOperation], client: PostgresClient, deadline: Duration, catalog: Catalog, rules: SponsorshipRules,
+        lots: LotRules, clock: WallClock, logger: Logger
     ) async throws -> [Result<OperationResult, any Error>] {
         var attempt = 1
         while true {
             do {
-                return try await client.withTransaction(logger: logger) { conn in
-                    try await PostgresLedgerWriter.apply(
-                        ops, conn: conn, catalog: catalog, sponsorship: rules, lotRules: lots, nowMs: clock.nowMs(), logger: logger)
+                return try await pooled(client, deadline: deadline) { conn in
+                    try await conn.withTransaction(logger: logger) { conn in
+                        try await PostgresLedgerWriter.apply(
+                            ops, conn: conn, catalog: catalog, sponsorship: rules, lotRules: lots, nowMs: clock.nowMs(), logger: logger)
+                    }
                 }
+            } catch is ConnectionLostError where attempt < batchAttemptsMax {
+                // Never answered, so perhaps committed: the keys make a second try replay it.
+                attempt += 1
             } catch let error as PSQLError where attempt < batchAttemptsMax && isRetryable(error) {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
             }
+        }
+    }
+
+    /// Runs `body` on a pooled connection, within `deadline`.
+    ///
+    /// PostgresNIO never answers a query sent on a connection that has just closed (see
+    /// `withDeadline`). A connection the server closed while it sat idle in the pool can be leased
+    /// before the pool hears of it: such a lease is handed back unused and another one taken. One
+    /// that closes under `body` ends the call with `ConnectionLostError` a second later.
+    static func pooled<T: Sendable>(
+        _ client: PostgresClient, deadline: Duration, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let leased = Mutex<PostgresConnection?>(nil)
+        return try await withDeadline(deadline, abandonWhen: { leased.withLock { $0?.isClosed ?? false } }) {
+            var attempt = 1
+            while true {
+                do {
+                    return try await client.withConnection { conn in
+                        if conn.isClosed { throw ClosedConnectionLeased() }
+                        leased.withLock { $0 = conn }
+                        defer { leased.withLock { $0 = nil } }
+                        return try await body(conn)
+                    }
+                } catch is ClosedConnectionLeased where attempt < closedLeaseAttemptsMax {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(attempt))  // lets the pool hear of the close
+                }
+            }
+        }
+    }
+
+    static let closedLeaseAttemptsMax = 8
+
+    /// All rows of `query`, read on one pooled connection within the deadline.
+    private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await Self.pooled(client, deadline: deadline) { [logger] conn in
+            try await conn.query(query, logger: logger).collect()
         }
     }
 
@@ -117,10 +174,10 @@ public final class PostgresStore: CreditStore {
 
     public func balance(userId: String) async throws -> UserCredits {
         try Identifier.check(userId, field: "userId")
-        let rows = try await client.query("""
+        for row in try await rows("""
             SELECT balance, reserved, total_earned, total_spent, total_purchased FROM user_credits WHERE user_id = \(userId)
-            """, logger: logger)
-        for try await (balance, reserved, earned, spent, purchased) in rows.decode((Int64, Int64, Int64, Int64, Int64).self) {
+            """) {
+            let (balance, reserved, earned, spent, purchased) = try row.decode((Int64, Int64, Int64, Int64, Int64).self)
             let now = clock.nowMs()
             var summary: (Int64, Int64, Int64?) = (0, 0, nil)
             var sql = LotRows.expirySummary
@@ -131,9 +188,8 @@ public final class PostgresStore: CreditStore {
             binds.append(now + lotRules.expiringSoonMs)
             binds.append(now)
             binds.append(userId)
-            for try await row in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-                .decode((Int64, Int64, Int64?).self) {
-                summary = row
+            for row in try await rows(PostgresQuery(unsafeSQL: sql, binds: binds)) {
+                summary = try row.decode((Int64, Int64, Int64?).self)
             }
             return LotRows.credits(userId: userId, balance: balance, reserved: reserved, totalEarned: earned, totalSpent: spent,
                                    totalPurchased: purchased, expiredUnswept: summary.0, expiringSoon: summary.1,
@@ -147,13 +203,13 @@ public final class PostgresStore: CreditStore {
         try Paging.checkLimit(limit)
         let before = try Paging.parseCursor(cursor) ?? Int64.max
         let account = Account.user(userId).id
-        let rows = try await client.query("""
+        let rows = try await rows("""
             SELECT id, kind, debit_account, credit_account, amount, debit_balance_after, credit_balance_after,
                    reference, description, created_at, lots
             FROM credit_transactions WHERE user_id = \(userId) AND id < \(before) ORDER BY id DESC LIMIT \(limit + 1)
-            """, logger: logger)
+            """)
         var entries: [JournalEntry] = []
-        for try await row in rows {
+        for row in rows {
             let (id, kind, debit, credit, amount, debitAfter, creditAfter, reference, description, createdAt, lots) =
                 try row.decode((Int64, String, String, String, Int64, Int64, Int64, String, String, Int64, String).self)
             let credited = credit == account
@@ -169,20 +225,15 @@ public final class PostgresStore: CreditStore {
 
     public func upload(uploadId: String) async throws -> UploadRecord? {
         try Identifier.check(uploadId, field: "uploadId")
-        let rows = try await client.query(
-            "SELECT \(unescaped: UploadQueries.columns) FROM file_uploads WHERE upload_id = \(uploadId)", logger: logger)
-        for try await row in rows { return try Self.uploadRecord(row) }
-        return nil
+        return try await rows("SELECT \(unescaped: UploadQueries.columns) FROM file_uploads WHERE upload_id = \(uploadId)")
+            .first.map(Self.uploadRecord)
     }
 
     public func uploads(status: UploadRecord.Status, limit: Int) async throws -> [UploadRecord] {
-        let rows = try await client.query("""
+        try await rows("""
             SELECT \(unescaped: UploadQueries.columns) FROM file_uploads WHERE status = \(status.rawValue)
             ORDER BY created_at, upload_id LIMIT \(limit)
-            """, logger: logger)
-        var out: [UploadRecord] = []
-        for try await row in rows { out.append(try Self.uploadRecord(row)) }
-        return out
+            """).map(Self.uploadRecord)
     }
 
     public func transitionUploads(
@@ -193,8 +244,7 @@ public final class PostgresStore: CreditStore {
         precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
         if uploadIds.isEmpty || from.isEmpty { return [] }
         let attempts: Int64 = to == .submitted ? 1 : 0
-        var moved: [String] = []
-        for try await id in try await client.query("""
+        let moved = try await rows("""
             UPDATE file_uploads SET status = \(to.rawValue), batch_id = COALESCE(\(batchId), batch_id),
                 failure_reason = CASE WHEN \(to.rawValue)::text = 'failed' THEN COALESCE(\(reason), failure_reason) END,
                 attempts = attempts + \(attempts),
@@ -203,27 +253,21 @@ public final class PostgresStore: CreditStore {
                 AND (\(inBatch)::text IS NULL OR batch_id = \(inBatch))
                 AND (\(untouchedSinceMs)::bigint IS NULL OR updated_at <= \(untouchedSinceMs))
             RETURNING upload_id
-            """, logger: logger).decode(String.self) {
-            moved.append(id)
-        }
+            """).map { try $0.decode(String.self) }
         let order = Dictionary(uniqueKeysWithValues: uploadIds.enumerated().map { ($1, $0) })
         return moved.sorted { order[$0, default: 0] < order[$1, default: 0] }
     }
 
     public func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool {
-        var set = false
-        for try await _ in try await client.query("""
+        try await !rows("""
             UPDATE file_uploads SET failure_reason = \(reason), updated_at = \(clock.nowMs())
             WHERE upload_id = \(uploadId) AND status = 'refunded' AND failure_reason IS NOT DISTINCT FROM \(expected)::text
             RETURNING upload_id
-            """, logger: logger).decode(String.self) {
-            set = true
-        }
-        return set
+            """).isEmpty
     }
 
     public func saveGasTransaction(_ tx: GasTransaction) async throws {
-        try await client.query("""
+        _ = try await rows("""
             INSERT INTO filecoin_gas_transactions (id, batch_id, message_cid, upload_ids, items, gas_limit, gas_used,
                 base_fee, premium, fee_cap, total_cost, individual_cost, immediate_cost, status, attempt, failure_reason,
                 created_at, updated_at)
@@ -236,15 +280,15 @@ public final class PostgresStore: CreditStore {
                 total_cost = EXCLUDED.total_cost, individual_cost = EXCLUDED.individual_cost,
                 immediate_cost = EXCLUDED.immediate_cost, status = EXCLUDED.status, attempt = EXCLUDED.attempt,
                 failure_reason = EXCLUDED.failure_reason, updated_at = EXCLUDED.updated_at
-            """, logger: logger)
+            """)
     }
 
     public func gasTransactions(sinceMs: Int64, limit: Int) async throws -> [GasTransaction] {
         var out: [GasTransaction] = []
-        for try await row in try await client.query("""
+        for row in try await rows("""
             SELECT \(unescaped: GasQueries.columns) FROM filecoin_gas_transactions WHERE created_at >= \(sinceMs)
             ORDER BY created_at, id LIMIT \(limit)
-            """, logger: logger) {
+            """) {
             let (id, batch, cid, uploads, limitGas, used, base, premium, cap, total, individual) =
                 try row.decode((String, String, String, String, Int64, Int64, String, String, String, String, String).self)
             let randomAccess = row.makeRandomAccess()
@@ -284,23 +328,26 @@ public final class PostgresStore: CreditStore {
 
     /// Runs `queries` (each with `?` = sinceMs) in one REPEATABLE READ snapshot.
     private func snapshot(_ queries: [String], sinceMs: Int64) async throws -> [[[SQLValue]]] {
-        try await client.withConnection { conn in
-            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
+        try await snapshot(queries.map { sql in
+            var query = PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "?", with: "$1"))
+            query.binds.append(sinceMs, context: .default)
+            return query
+        }, deadline: deadline)
+    }
+
+    /// The rows of each query, all read in one REPEATABLE READ READ ONLY transaction.
+    private func snapshot(_ queries: [PostgresQuery], deadline: Duration) async throws -> [[[SQLValue]]] {
+        try await Self.pooled(client, deadline: deadline) { [logger] conn in
+            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
                 var results: [[[SQLValue]]] = []
-                for sql in queries {
-                    var query = PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "?", with: "$1"))
-                    try query.binds.append(sinceMs, context: .default)
-                    var rows: [[SQLValue]] = []
-                    for try await row in try await conn.query(query, logger: self.logger) {
-                        rows.append(try row.map(Self.value))
-                    }
-                    results.append(rows)
+                for query in queries {
+                    results.append(try await conn.query(query, logger: logger).collect().map { try $0.map(Self.value) })
                 }
-                try await conn.query("COMMIT", logger: self.logger)
+                try await conn.query("COMMIT", logger: logger)
                 return results
             } catch {
-                _ = try? await conn.query("ROLLBACK", logger: self.logger)
+                _ = try? await conn.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -311,7 +358,7 @@ public final class PostgresStore: CreditStore {
         let now = clock.nowMs()
         let setWallet = walletAddress != nil
         let wallet: String? = walletAddress ?? nil
-        let rows = try await client.query("""
+        let rows = try await rows("""
             INSERT INTO users (user_id, wallet_address, signed_up_at, created_at, updated_at)
             VALUES (\(userId), \(wallet), \(signedUpAtMs ?? now), \(now), \(now))
             ON CONFLICT (user_id) DO UPDATE SET
@@ -319,8 +366,9 @@ public final class PostgresStore: CreditStore {
                 signed_up_at = CASE WHEN \(signedUpAtMs != nil) THEN EXCLUDED.signed_up_at ELSE users.signed_up_at END,
                 updated_at = EXCLUDED.updated_at
             RETURNING wallet_address, signed_up_at, sponsored_used
-            """, logger: logger)
-        for try await (w, signed, used) in rows.decode((String?, Int64, Int64).self) {
+            """)
+        for row in rows {
+            let (w, signed, used) = try row.decode((String?, Int64, Int64).self)
             return UserProfile(userId: userId, walletAddress: w, signedUpAtMs: signed, sponsoredUploadsUsed: Int(used))
         }
         throw StoreInvariantError(description: "upsert returned no row")
@@ -330,30 +378,25 @@ public final class PostgresStore: CreditStore {
         try Identifier.check(userId, field: "userId")
         try LotRows.checkPageLimit(limit)
         var lots: [CreditLot] = []
-        for try await row in try await client.query("""
+        for row in try await rows("""
             SELECT \(unescaped: LotRows.columns) FROM credit_lots WHERE user_id = \(userId) AND id > \(afterId)
             ORDER BY id LIMIT \(Int64(limit))
-            """, logger: logger) {
+            """) {
             lots.append(try LotRows.decode(try row.map(Self.value)))
         }
         return lots
     }
 
     public func usersWithExpiredLots(nowMs: Int64, limit: Int) async throws -> [String] {
-        var users: [String] = []
-        for try await user in try await client.query("""
+        try await rows("""
             SELECT DISTINCT user_id FROM credit_lots WHERE remaining > 0 AND expires_at <= \(nowMs) ORDER BY user_id LIMIT \(Int64(limit))
-            """, logger: logger).decode(String.self) {
-            users.append(user)
-        }
-        return users
+            """).map { try $0.decode(String.self) }
     }
 
     public func userProfile(userId: String) async throws -> UserProfile? {
         try Identifier.check(userId, field: "userId")
-        let rows = try await client.query(
-            "SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = \(userId)", logger: logger)
-        for try await (w, signed, used) in rows.decode((String?, Int64, Int64).self) {
+        for row in try await rows("SELECT wallet_address, signed_up_at, sponsored_used FROM users WHERE user_id = \(userId)") {
+            let (w, signed, used) = try row.decode((String?, Int64, Int64).self)
             return UserProfile(userId: userId, walletAddress: w, signedUpAtMs: signed, sponsoredUploadsUsed: Int(used))
         }
         return nil
@@ -361,24 +404,7 @@ public final class PostgresStore: CreditStore {
 
     /// All checks in one REPEATABLE READ transaction, so they see one snapshot.
     public func reconcile() async throws -> ReconcileReport {
-        try await client.withConnection { conn in
-            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger)
-            do {
-                var results: [[[SQLValue]]] = []
-                for sql in Reconciler.queries {
-                    var rows: [[SQLValue]] = []
-                    for try await row in try await conn.query(PostgresQuery(unsafeSQL: sql), logger: self.logger) {
-                        rows.append(try row.map(Self.value))
-                    }
-                    results.append(rows)
-                }
-                try await conn.query("COMMIT", logger: self.logger)
-                return Reconciler.evaluate(results)
-            } catch {
-                _ = try? await conn.query("ROLLBACK", logger: self.logger)
-                throw error
-            }
-        }
+        Reconciler.evaluate(try await snapshot(Reconciler.queries.map { PostgresQuery(unsafeSQL: $0) }, deadline: Self.reconcileDeadline))
     }
 
     static func value(_ cell: PostgresCell) throws -> SQLValue {
@@ -393,7 +419,7 @@ public final class PostgresStore: CreditStore {
 
     /// Runs raw SQL (tests and tools use it to look behind the ledger's back).
     public func unsafeExecute(_ sql: String) async throws {
-        try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        _ = try await rows(PostgresQuery(unsafeSQL: sql))
     }
 
     public func close() async throws {
@@ -484,7 +510,7 @@ public final class PostgresStore: CreditStore {
         let error = cause(error)
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
-            if let underlying = psql.underlying { return "\(underlying)" }
+            if let underlying = psql.underlying { return describe(underlying) }
             return "\(psql.code)"
         }
         return "\(error)"
@@ -496,19 +522,7 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-struct TimeoutError: Error, CustomStringConvertible {
-    var description: String { "timed out" }
-}
-
-/// Runs `body`, throwing `TimeoutError` if it takes longer than `seconds`.
-func withTimeout<T: Sendable>(seconds: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw TimeoutError()
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
+/// Each connection the pool lent, a few times over, had already been closed by the server.
+struct ClosedConnectionLeased: Error, CustomStringConvertible {
+    var description: String { "the pool lent only connections that PostgreSQL had closed" }
 }

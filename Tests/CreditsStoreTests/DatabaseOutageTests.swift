@@ -25,9 +25,7 @@ import _ConnectionPoolModule
 
     /// A server that says it is out of disk, shutting down or in a deadlock is an outage; one that
     /// refuses a statement as wrong (a unique violation, a syntax error) is not. A connection that
-    /// cannot be made is an outage. (A connection the server terminates is not tried here: a
-    /// query on it may wait forever in PostgresConnection; PostgresClient, which the store uses,
-    /// was seen answering clientClosedConnection by hand, during a restart.)
+    /// cannot be made is an outage. (Connections the server terminates: `ConnectionLossTests`.)
     @Test(.enabled(if: PostgresTestDatabase.url != nil))
     func postgresErrorsAreClassified() async throws {
         let store = try await PostgresStore(url: try await PostgresTestDatabase.freshSchemaURL())
@@ -49,11 +47,7 @@ import _ConnectionPoolModule
 
         // Inside a transaction (as the store's commits run), the same outage comes wrapped in a
         // PostgresTransactionError, and is still one; a defect so wrapped is still not.
-        let url = try #require(PostgresTestDatabase.url.flatMap(URLComponents.init(string:)))
-        let connection = try await PostgresConnection.connect(
-            configuration: .init(host: url.host!, port: url.port ?? 5432, username: url.user ?? "postgres", password: url.password,
-                                 database: String(url.path.dropFirst()), tls: .disable),
-            id: 1, logger: Logger(label: "test"))
+        let connection = try await PostgresTestDatabase.connect()
         for (state, outage) in [("53100", true), ("23505", false)] {
             do {
                 try await connection.withTransaction(logger: Logger(label: "test")) { conn in
