@@ -45,3 +45,11 @@ public enum DatabaseOutage {
         return nil
     }
 }
+
+extension DatabaseOutage {
+    /// A short text for a log line: an outage's reason, or the error itself without the driver's
+    /// wrapping (a PostgreSQL transaction error prints as a dump of its fields).
+    public static func describe(_ error: any Error) -> String {
+        reason(error) ?? PostgresStore.describe(error)
+    }
+}

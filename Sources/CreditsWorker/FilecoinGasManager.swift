@@ -232,7 +232,7 @@ public actor FilecoinGasManager {
             logger.notice("base-fee history loaded for the batch policy's model", metadata: ["epochs": "\(kept.count)"])
         } catch {
             logger.warning("base-fee history unavailable; the batch policy's rules decide until it has seen a day",
-                           metadata: ["error": "\(error)"])
+                           metadata: ["error": "\(DatabaseOutage.describe(error))"])
         }
     }
 
@@ -266,7 +266,7 @@ public actor FilecoinGasManager {
         } catch {
             recoveryOwed = true
             logger.error("taking back what the last process left failed; the worker sends nothing until it succeeds, tried again each tick",
-                         metadata: ["error": "\(error)"])
+                         metadata: ["error": "\(DatabaseOutage.describe(error))"])
             throw error
         }
     }
@@ -420,7 +420,7 @@ public actor FilecoinGasManager {
                 lastTakeoverMs = now
             } catch {
                 logger.warning("taking over a vanished instance's uploads failed; trying again next tick",
-                               metadata: ["error": "\(error)"])
+                               metadata: ["error": "\(DatabaseOutage.describe(error))"])
             }
         }
         await pickUpQueued()
@@ -1073,7 +1073,7 @@ public actor FilecoinGasManager {
                 try await perform(next)
             } catch {
                 logger.warning("database write failed; kept, and written before anything else",
-                               metadata: ["owed": "\(owed.count)", "error": "\(error)"])
+                               metadata: ["owed": "\(owed.count)", "error": "\(DatabaseOutage.describe(error))"])
                 return false
             }
             owed.removeFirst()

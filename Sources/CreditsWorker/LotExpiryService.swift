@@ -50,7 +50,7 @@ public struct LotExpiryService: Service {
                     let delay = Self.delayMs(afterFailures: failures, intervalMs: intervalMs, retryMs: retryMs)
                     if let failure {
                         logger.error("expiry sweep failed; tried again later",
-                                     metadata: ["error": "\(failure)", "failures": "\(failures)", "retryInMs": "\(delay)"])
+                                     metadata: ["error": "\(DatabaseOutage.describe(failure))", "failures": "\(failures)", "retryInMs": "\(delay)"])
                     }
                     try await Task.sleep(for: .milliseconds(delay))
                 }

@@ -58,6 +58,9 @@ import _ConnectionPoolModule
             } catch {
                 #expect(error is PostgresTransactionError)
                 #expect((DatabaseOutage.reason(error) != nil) == outage, "\(state): \(String(reflecting: error))")
+                // For the log: the server's words, not a dump of the transaction error's fields.
+                let text = DatabaseOutage.describe(error)
+                #expect(text.contains("raised by the test") && !text.contains("PostgresTransactionError"), "\(text)")
             }
         }
         try await connection.close()
