@@ -33,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     /// Served at `/metrics` in Prometheus text format when set (the process bootstraps
     /// swift-metrics with it).
     public var metrics: PrometheusCollectorRegistry?
+    /// A connection with no request in progress and nothing read for this long is closed, so
+    /// that clients that open connections and sit on them cannot hold the process's file
+    /// descriptors for good. Clients' keep-alive pools should let connections go sooner.
+    public var idleTimeout: Duration = .seconds(60)
 
     public init(host: String = "127.0.0.1", port: Int = 8080, serviceKey: String, adminKey: String,
                 paymentFees: PaymentFeeSchedule = .stripe, clock: WallClock = .system,
@@ -120,6 +124,7 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     Application(
         router: buildRouter(store: store, configuration: configuration, gasManager: gasManager),
+        server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout / .nanoseconds(1))))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "credits"),
         services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },

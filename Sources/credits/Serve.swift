@@ -23,6 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Card fee rate in basis points, for the platform report's margin (Stripe: 290 = 2.9%).")
     var paymentFeeBasisPoints: Int64 = 290
     @Option(help: "Card fee per purchase in cents (Stripe: 30).") var paymentFeeFixedCents: Int64 = 30
+    @Option(help: "Close a connection after this many seconds with no request in progress and nothing read (1...3600).")
+    var idleTimeout = 60
     @Flag(help: "Record purchases as pending; credits arrive with the provider's verified webhook event.")
     var requirePaymentConfirmation = false
     @OptionGroup var store: StoreOptions
@@ -33,15 +35,20 @@ struct Serve: AsyncParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port: 0...65535 (0 picks a free one)") }
         guard (0...10_000).contains(paymentFeeBasisPoints) else { throw ValidationError("--payment-fee-basis-points: 0...10000") }
         guard (0...10_000).contains(paymentFeeFixedCents) else { throw ValidationError("--payment-fee-fixed-cents: 0...10000") }
+        guard (1...3_600).contains(idleTimeout) else { throw ValidationError("--idle-timeout: 1...3600 seconds") }
     }
 
     func run() async throws {
         MemoryTuning.apply()
+        let openFiles = ProcessLimits.raiseOpenFiles()
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var logger = Logger(label: "credits")
         logger.logLevel = .info
+        if let openFiles {
+            logger.notice("open files limit", metadata: ["soft": "\(openFiles.soft)", "hard": "\(openFiles.hard)"])
+        }
         // The catalog and the database first: a bad configuration fails before anything is printed.
         let ledger = try await store.openStore()
         // Then the chain: a Lotus node that cannot be reached or refuses the token stops here.
@@ -81,6 +88,7 @@ struct Serve: AsyncParsableCommand {
         configuration.stripeWebhookSecrets = (env["STRIPE_WEBHOOK_SECRET"] ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         configuration.requirePaymentConfirmation = requirePaymentConfirmation
+        configuration.idleTimeout = .seconds(idleTimeout)
         configuration.paypalWebhookId = env["PAYPAL_WEBHOOK_ID"].flatMap { $0.isEmpty ? nil : $0 }
         do {
             if let path = env["PAYPAL_CERT_FILE"], !path.isEmpty {

@@ -153,6 +153,7 @@ import Testing
                                (["--rise-percent", "9223372036854775807"], "risePercent"),
                                (["--rise-percent", "5", "--rise-window", "121"], "riseWindowTicks"),
                                (["--port", "65536"], "--port"),
+                               (["--idle-timeout", "0"], "--idle-timeout"),
                                (["--port=-1"], "--port")] {
             let refused = try await runCredits(["serve", "--database", dir.path + "/x.sqlite", "--port", "0"] + knobs)
             #expect(refused.status != 0)
@@ -276,5 +277,31 @@ import Testing
         let stopped = messages.firstIndex(of: "gas manager stopped: nothing in flight")
         #expect(drain != nil && stopped != nil && drain! < stopped!, "\(messages.suffix(4))")
         #expect(messages.last == "credits stopped", "\(messages.suffix(4))")
+    }
+
+    /// A connection that sends nothing is closed after `--idle-timeout`, so clients that open
+    /// connections and sit on them cannot hold the server's file descriptors for good (seen by
+    /// hand before: with a soft limit of 256 open files, 400 such connections left /healthz
+    /// unanswered for as long as they stayed). And `serve` raises its soft limit on open files to
+    /// the hard one, and logs both.
+    @Test func idleConnectionsAreClosedAndTheOpenFilesLimitIsRaised() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let log = dir.path + "/serve.log"
+        let server = try ServerProcess(
+            database: dir.path + "/ledger.sqlite", logFile: log, arguments: ["--idle-timeout", "1"], softOpenFiles: 256)
+        defer { server.stop() }
+        try await server.waitUntilReady()
+        let silent = try SilentConnection(port: server.port)
+        // Bounded: a server that never closes it fails here, 30 s on.
+        #expect(await waitUntil(polls: 300, everyMs: 100) { silent.closedByPeer }, "an idle connection stayed open")
+        #expect(try await HTTP.call(port: server.port, .get, "/healthz", key: nil).status == 200)
+        await server.stopAndWait()
+
+        let limits = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]).flatMap { $0["message"] as? String == "open files limit" ? $0 : nil }
+        }
+        let soft = (limits.first?["soft"] as? String).flatMap(Int.init), hard = (limits.first?["hard"] as? String).flatMap(Int.init)
+        #expect(soft != nil && soft == hard, "\(limits)")
     }
 }

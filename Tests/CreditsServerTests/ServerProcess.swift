@@ -68,17 +68,54 @@ func freePort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A TCP connection to 127.0.0.1 that sends nothing.
+struct SilentConnection: ~Copyable {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else {
+            close(fd)
+            throw CocoaError(.fileReadUnknown)
+        }
+    }
+
+    /// Whether the server has closed it (end of stream or reset), without waiting.
+    var closedByPeer: Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    }
+
+    deinit { close(fd) }
+}
+
 /// A real `credits serve` child process on a free port.
 final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
     let logFile: String
 
-    init(database: String, logFile: String, environment: [String: String] = [:], arguments: [String] = []) throws {
+    /// `softOpenFiles` starts it through a shell that lowers its soft limit on open files first.
+    init(database: String, logFile: String, environment: [String: String] = [:], arguments: [String] = [],
+         softOpenFiles: Int? = nil) throws {
         port = try freePort()
         self.logFile = logFile
-        process.executableURL = URL(fileURLWithPath: try creditsExecutable())
-        process.arguments = ["serve", "--port", String(port), "--database", database] + arguments
+        let serve = [try creditsExecutable(), "serve", "--port", String(port), "--database", database] + arguments
+        if let softOpenFiles {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -S -n \(softOpenFiles) && exec \"$@\"", "sh"] + serve
+        } else {
+            process.executableURL = URL(fileURLWithPath: serve[0])
+            process.arguments = Array(serve.dropFirst())
+        }
         var env = ProcessInfo.processInfo.environment
         env["CREDITS_API_KEY"] = serviceKey
         env["CREDITS_ADMIN_KEY"] = adminKey
