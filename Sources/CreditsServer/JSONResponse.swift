@@ -40,8 +40,13 @@ enum JSONResponse {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
-            if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty, let field = culprit(T.self, in: data) {
-                throw CreditsError.validation(field, "has a value of the wrong type or out of range")
+            if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty {
+                if let field = culprit(T.self, in: data) {
+                    throw CreditsError.validation(field, "has a value of the wrong type or out of range")
+                }
+                if let number = unrepresentableNumber(in: data) {
+                    throw CreditsError.validation("body", "holds a number no field can take: \(number)")
+                }
             }
             throw CreditsError(decoding: error)
         }
@@ -77,6 +82,21 @@ enum JSONResponse {
     }
 
     static let culpritCandidatesMax = 16
+
+    /// A number Foundation's parser cannot hold at all (1e400, past a Double), as its error names
+    /// it, cut to 24 characters. Such a body is valid JSON, and was answered "is not valid JSON"
+    /// until 2026-12-05. Nil for any other failure (then the body is not valid JSON).
+    private static func unrepresentableNumber(in data: Data) -> String? {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data)
+            return nil
+        } catch {
+            let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? ""
+            guard text.hasPrefix("Number "), let end = text.range(of: " is not representable") else { return nil }
+            let number = text[text.index(text.startIndex, offsetBy: 7)..<end.lowerBound]
+            return number.count > 24 ? number.prefix(24) + "…" : String(number)
+        }
+    }
 
     /// A step into a JSON value: a key of an object or an index of an array.
     private enum PathStep {

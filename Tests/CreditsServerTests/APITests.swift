@@ -135,6 +135,15 @@ import Testing
             }
             let array = try await client.call(.post, "/api/credits/spend", body: "[1,2]")
             #expect(array.string("message") == "must be a JSON object", "\(array.text)")
+            // Valid JSON with a number past any Double: said so, not "is not valid JSON"; a long
+            // one is cut. A body that really is not JSON still says so.
+            for (number, shown) in [("1e400", "1e400"), ("-1e400", "-1e400"), ("1" + String(repeating: "0", count: 400), String(repeating: "0", count: 23))] {
+                let r = try await client.call(.post, "/api/credits/spend", body: #"{"userId":"u","credits":"# + number + #","fileUploadId":"f"}"#)
+                #expect(r.status == 400 && r.string("field") == "body", "\(r.text)")
+                let message = r.string("message") ?? ""
+                #expect(message.hasPrefix("holds a number no field can take: ") && message.contains(shown) && message.count < 70, "\(message)")
+            }
+            #expect(try await client.call(.post, "/api/credits/spend", body: #"{"userId":"u","credits":15,"#).string("message") == "is not valid JSON")
             let huge = #"{"userId":"u","credits":1,"fileUploadId":"f","description":""# + String(repeating: "x", count: Limits.requestBodyBytesMax) + #""}"#
             let tooLarge = try await client.call(.post, "/api/credits/spend", body: huge)
             #expect(tooLarge.status == 413)
