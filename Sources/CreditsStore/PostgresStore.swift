@@ -115,7 +115,8 @@ public final class PostgresStore: CreditStore {
             do {
                 return try await pooled(client, deadline: deadline) { conn in
                     try await conn.withTransaction(logger: logger) { conn in
-                        try await PostgresLedgerWriter.apply(
+                        try await limitIdleInTransaction(conn, logger: logger)
+                        return try await PostgresLedgerWriter.apply(
                             ops, conn: conn, catalog: catalog, sponsorship: rules, lotRules: lots, nowMs: clock.nowMs(), logger: logger)
                     }
                 }
@@ -127,6 +128,23 @@ public final class PostgresStore: CreditStore {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * attempt))))
             }
         }
+    }
+
+    /// How long PostgreSQL keeps a ledger transaction whose client has gone quiet in the middle of
+    /// it. Every commit locks the platform's rows, so a process frozen mid-commit (a paused VM, a
+    /// network cut that sends no reset) would hold every instance's writes until the server noticed
+    /// the dead connection: by default through the system's TCP keepalive, two hours or more. Past
+    /// this limit the server ends that session, and its locks go. The store sends a transaction's
+    /// statements one after another, so only a client stalled this long is cut off.
+    static let idleInTransactionLimit: Duration = .seconds(15)
+
+    /// Sets `idle_in_transaction_session_timeout` for the transaction under way. SET LOCAL ends
+    /// with the transaction, and works through a pooler that refuses startup parameters.
+    static func limitIdleInTransaction(
+        _ conn: PostgresConnection, to limit: Duration = idleInTransactionLimit, logger: Logger
+    ) async throws {
+        let ms = limit.components.seconds * 1_000 + limit.components.attoseconds / 1_000_000_000_000_000
+        try await conn.query(PostgresQuery(unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(ms)"), logger: logger)
     }
 
     /// Runs `body` on a pooled connection, within `deadline`.

@@ -131,6 +131,20 @@ private func expectOutage<E: Error>(
         await #expect(throws: CancellationError.self) { try await call.value }
     }
 
+    /// A ledger transaction whose client goes quiet in the middle of it is ended by the server
+    /// once the limit has passed, and its locks with it: a frozen instance would otherwise hold
+    /// every instance's writes (each commit locks the platform's rows) until the server noticed
+    /// its dead connection.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil))
+    func aLedgerTransactionLeftIdleIsEndedByTheServer() async throws {
+        let conn = try await PostgresTestDatabase.connect()
+        try await conn.query("BEGIN", logger: Logger(label: "test"))
+        try await PostgresStore.limitIdleInTransaction(conn, to: .milliseconds(300), logger: Logger(label: "test"))
+        // Bounded: a session the server never ends fails here, 30 s on.
+        #expect(await waitUntil(polls: 300, everyMs: 100) { conn.isClosed }, "the server kept an idle transaction open")
+        if !conn.isClosed { try await conn.close() }
+    }
+
     /// Spends from 8 writers while the server terminates the store's connections in the middle of
     /// their work every few milliseconds, until 20 spends have been applied and 20 connections
     /// terminated (at most 30 s). Connections still starting are spared: killing those too kept
