@@ -147,9 +147,10 @@ private func expectOutage<E: Error>(
 
     /// Spends from 8 writers while the server terminates the store's connections in the middle of
     /// their work every few milliseconds, until 20 spends have been applied and 20 connections
-    /// terminated (at most 30 s). Connections still starting are spared: killing those too kept
-    /// the pool from connecting at all under the whole suite's load, and no spend got through. Every call answers, a success or an outage (503, retry), and not through the
-    /// deadline, which is an hour here: a lost answer is noticed by its connection's closing.
+    /// terminated (at most 30 s). Connections still starting are spared: with those killed too,
+    /// once, under the whole suite's load, no spend got through in 30 s (likely the pool could
+    /// not connect). Every call answers, a success or an outage (503, retry), and not through
+    /// the deadline, which is an hour here: a lost answer is noticed by its connection's closing.
     /// Retried under their keys afterwards, the spends apply exactly once each.
     @Test(.enabled(if: PostgresTestDatabase.url != nil))
     func connectionsTheServerDropsNeverStallTheLedger() async throws {
