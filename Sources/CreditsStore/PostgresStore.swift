@@ -21,8 +21,19 @@ public final class PostgresStore: CreditStore {
     public static let deadlineDefault: Duration = .seconds(30)
     /// `reconcile` reads the whole journal: on a large ledger that takes minutes, not seconds.
     static let reconcileDeadline: Duration = .seconds(3_600)
+    /// Checking the schema and migrating it at start.
+    static let startupDeadline: Duration = .seconds(60)
     /// Whole-batch retries on a deadlock, serialization failure or a key/user created meanwhile.
     static let batchAttemptsMax = 5
+    /// Leases tried before a call gives up on a pool that lends only connections already closed.
+    static let closedLeaseAttemptsMax = 8
+    /// How long PostgreSQL keeps a ledger transaction whose client has gone quiet in the middle of
+    /// it. Every commit locks the platform's rows, so a process frozen mid-commit (a paused VM, a
+    /// network cut that sends no reset) would hold every instance's writes until the server noticed
+    /// the dead connection: by default through the system's TCP keepalive, two hours or more. Past
+    /// this limit the server ends that session, and its locks go. The store sends a transaction's
+    /// statements one after another, so only a client stalled this long is cut off.
+    static let idleInTransactionLimit: Duration = .seconds(15)
 
     /// Connects, migrates, and starts the client's connection pool.
     ///
@@ -60,7 +71,7 @@ public final class PostgresStore: CreditStore {
                 ops, client: client, deadline: deadline, catalog: catalogCopy, rules: sponsorship, lots: lots, clock: clock, logger: logger)
         }
         do {
-            try await withDeadline(.seconds(60)) {
+            try await withDeadline(Self.startupDeadline) {
                 try await PostgresSchema.checkSchema(client, searchPath: location.searchPath, requireLedger: !create, logger: logger)
                 try await PostgresSchema.migrate(client, logger: logger)
             }
@@ -130,14 +141,6 @@ public final class PostgresStore: CreditStore {
         }
     }
 
-    /// How long PostgreSQL keeps a ledger transaction whose client has gone quiet in the middle of
-    /// it. Every commit locks the platform's rows, so a process frozen mid-commit (a paused VM, a
-    /// network cut that sends no reset) would hold every instance's writes until the server noticed
-    /// the dead connection: by default through the system's TCP keepalive, two hours or more. Past
-    /// this limit the server ends that session, and its locks go. The store sends a transaction's
-    /// statements one after another, so only a client stalled this long is cut off.
-    static let idleInTransactionLimit: Duration = .seconds(15)
-
     /// Sets `idle_in_transaction_session_timeout` for the transaction under way. SET LOCAL ends
     /// with the transaction, and works through a pooler that refuses startup parameters.
     static func limitIdleInTransaction(
@@ -174,8 +177,6 @@ public final class PostgresStore: CreditStore {
             }
         }
     }
-
-    static let closedLeaseAttemptsMax = 8
 
     /// All rows of `query`, read on one pooled connection within the deadline.
     private func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
