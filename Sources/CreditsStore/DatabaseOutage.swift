@@ -24,11 +24,13 @@ public enum DatabaseOutage {
                 return "the connection to PostgreSQL failed" + (psql.underlying.map { ": \(PostgresStore.describe($0))" } ?? "")
             case .server:
                 // Classes 08 (connection), 53 (insufficient resources: disk, memory, connections),
-                // 57P (shutting down, starting up), a read-only standby after a failover, and the
-                // serialization failures and deadlocks the store retries before giving up.
+                // 57P (shutting down, starting up), a statement cancelled (its statement_timeout, or
+                // an operator's pg_cancel_backend: rolled back), a read-only standby after a
+                // failover, and the serialization failures and deadlocks the store retries before
+                // giving up.
                 let state = psql.serverInfo?[.sqlState] ?? ""
                 let transient = state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57P")
-                    || ["25006", "40001", "40P01"].contains(state)
+                    || ["57014", "25006", "40001", "40P01"].contains(state)
                 return transient ? "PostgreSQL: \(psql.serverInfo?[.message] ?? state) (\(state))" : nil
             default:
                 return nil

@@ -126,7 +126,7 @@ public final class PostgresStore: CreditStore {
             do {
                 return try await pooled(client, deadline: deadline) { conn in
                     try await conn.withTransaction(logger: logger) { conn in
-                        try await limitIdleInTransaction(conn, logger: logger)
+                        try await limitTransaction(conn, statements: deadline, logger: logger)
                         return try await PostgresLedgerWriter.apply(
                             ops, conn: conn, catalog: catalog, sponsorship: rules, lotRules: lots, nowMs: clock.nowMs(), logger: logger)
                     }
@@ -141,13 +141,32 @@ public final class PostgresStore: CreditStore {
         }
     }
 
-    /// Sets `idle_in_transaction_session_timeout` for the transaction under way. SET LOCAL ends
-    /// with the transaction, and works through a pooler that refuses startup parameters.
-    static func limitIdleInTransaction(
-        _ conn: PostgresConnection, to limit: Duration = idleInTransactionLimit, logger: Logger
+    /// Limits the transaction under way, in one round trip:
+    /// - `statement_timeout`, to `statements` (the call's deadline). A call abandoned at its
+    ///   deadline leaves its statement running in PostgreSQL (PostgresNIO sends no cancel): one
+    ///   waiting on a lock another client holds would go on waiting, holding a pooled connection,
+    ///   for as long as that lock is held. The server now cancels it when the caller has been
+    ///   answered, the transaction rolls back, and the connection returns to the pool.
+    /// - `idle_in_transaction_session_timeout`, to `idle` (`idleInTransactionLimit`).
+    ///
+    /// Both are `set_config(…, true)`, that is SET LOCAL: they end with the transaction, and work
+    /// through a pooler that refuses startup parameters.
+    static func limitTransaction(
+        _ conn: PostgresConnection, statements: Duration, idle: Duration = idleInTransactionLimit, logger: Logger
     ) async throws {
-        let ms = limit.components.seconds * 1_000 + limit.components.attoseconds / 1_000_000_000_000_000
-        try await conn.query(PostgresQuery(unsafeSQL: "SET LOCAL idle_in_transaction_session_timeout = \(ms)"), logger: logger)
+        try await conn.query("""
+            SELECT set_config('statement_timeout', \(milliseconds(statements)), true),
+                set_config('idle_in_transaction_session_timeout', \(milliseconds(idle)), true)
+            """, logger: logger)
+    }
+
+    /// A duration as whole milliseconds, as PostgreSQL's settings take them: at least 1 (0 would
+    /// turn a limit off), at most the settings' largest, 2^31 − 1 (24.8 days).
+    static func milliseconds(_ limit: Duration) -> String {
+        let largest = Int64(Int32.max)
+        let (seconds, attoseconds) = limit.components
+        if seconds > largest / 1_000 { return String(largest) }
+        return String(min(largest, max(1, seconds * 1_000 + attoseconds / 1_000_000_000_000_000)))
     }
 
     /// Runs `body` on a pooled connection, within `deadline`.
@@ -359,6 +378,7 @@ public final class PostgresStore: CreditStore {
         try await Self.pooled(client, deadline: deadline) { [logger] conn in
             try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             do {
+                try await Self.limitTransaction(conn, statements: deadline, logger: logger)
                 var results: [[[SQLValue]]] = []
                 for query in queries {
                     results.append(try await conn.query(query, logger: logger).collect().map { try $0.map(Self.value) })

@@ -131,6 +131,20 @@ private func expectOutage<E: Error>(
         await #expect(throws: CancellationError.self) { try await call.value }
     }
 
+    /// The limits reach PostgreSQL as whole milliseconds in the settings' range: 0 would turn a
+    /// limit off, and past 2^31 − 1 the server refuses the setting (and with it every commit).
+    @Test func limitsAreWholeMillisecondsInTheSettingsRange() {
+        #expect(PostgresStore.milliseconds(.seconds(30)) == "30000")
+        #expect(PostgresStore.milliseconds(.milliseconds(300)) == "300")
+        #expect(PostgresStore.milliseconds(.microseconds(1_500)) == "1")
+        #expect(PostgresStore.milliseconds(.zero) == "1")
+        #expect(PostgresStore.milliseconds(.seconds(-5)) == "1")
+        #expect(PostgresStore.milliseconds(.seconds(2_147_483)) == "2147483000")
+        #expect(PostgresStore.milliseconds(.seconds(2_147_483) + .milliseconds(999)) == "2147483647")
+        #expect(PostgresStore.milliseconds(.seconds(2_147_484)) == "2147483647")
+        #expect(PostgresStore.milliseconds(.seconds(Int64.max)) == "2147483647")
+    }
+
     /// A ledger transaction whose client goes quiet in the middle of it is ended by the server
     /// once the limit has passed, and its locks with it: a frozen instance would otherwise hold
     /// every instance's writes (each commit locks the platform's rows) until the server noticed
@@ -139,10 +153,105 @@ private func expectOutage<E: Error>(
     func aLedgerTransactionLeftIdleIsEndedByTheServer() async throws {
         let conn = try await PostgresTestDatabase.connect()
         try await conn.query("BEGIN", logger: Logger(label: "test"))
-        try await PostgresStore.limitIdleInTransaction(conn, to: .milliseconds(300), logger: Logger(label: "test"))
+        try await PostgresStore.limitTransaction(conn, statements: .seconds(30), idle: .milliseconds(300), logger: Logger(label: "test"))
         // Bounded: a session the server never ends fails here, 30 s on.
         #expect(await waitUntil(polls: 300, everyMs: 100) { conn.isClosed }, "the server kept an idle transaction open")
         if !conn.isClosed { try await conn.close() }
+    }
+
+    /// A ledger commit abandoned at its deadline while it waits on a lock another client holds
+    /// does not wait on in PostgreSQL: the server cancels its statement (statement_timeout, the
+    /// call's deadline), so it gives its pooled connection back while the lock is still held. Once
+    /// the lock goes, the spend sent again applies once.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil))
+    func aCommitAbandonedOnALockStopsWaitingInTheServer() async throws {
+        let database = try await PostgresTestDatabase.freshDatabase()
+        let store = try await PostgresStore(url: database.url)
+        _ = try await store.execute(adjust("u", 100, "grant"), idempotencyKey: nil)
+        let locker = try await PostgresTestDatabase.connect(id: 2, database: database.url)
+        let logger = Logger(label: "test")
+        let key: String, tried: Int
+        do {
+            try await locker.query("BEGIN", logger: logger)
+            try await locker.query("SELECT name FROM platform_accounts FOR UPDATE", logger: logger)
+            (key, tried) = try await abandonedOnTheLock(locker, database: database, logger: logger)
+            try await locker.query("ROLLBACK", logger: logger)
+        } catch {
+            try? await locker.close()
+            throw error
+        }
+        try await locker.close()
+
+        // Cancelled, so never committed: sent again, it applies now. Any spend tried before it
+        // (its call ended before it reached the lock) is sent again too, and applies once.
+        #expect(try await store.execute(spend("u", 1, key), idempotencyKey: nil).replayed == false)
+        for attempt in 1..<tried { _ = try await store.execute(spend("u", 1, "s\(attempt)"), idempotencyKey: nil) }
+        #expect(try await store.balance(userId: "u").balance == 100 - Int64(tried))
+        #expect(try await store.reconcile().ok)
+        try await store.close()
+    }
+
+    /// With the platform's rows locked on `locker`, spends through a store with a 3 s deadline
+    /// until one is seen waiting on the lock in the server (under load, a call can also reach its
+    /// deadline before its commit gets there: that one is tried again under another key). Checks
+    /// that it answers 503 at the deadline and that the server then stops it while the lock is
+    /// still held. Returns its key, and how many spends were tried.
+    private func abandonedOnTheLock(
+        _ locker: PostgresConnection, database: (name: String, url: String), logger: Logger
+    ) async throws -> (key: String, tried: Int) {
+        let impatient = try await PostgresStore(url: database.url, deadline: .seconds(3))
+        do {
+            let found = try await abandonedOnTheLock(locker, impatient: impatient, database: database.name, logger: logger)
+            try await impatient.close()
+            return found
+        } catch {
+            try? await impatient.close()
+            throw error
+        }
+    }
+
+    private func abandonedOnTheLock(
+        _ locker: PostgresConnection, impatient: PostgresStore, database: String, logger: Logger
+    ) async throws -> (key: String, tried: Int) {
+        let waiting = PostgresQuery(unsafeSQL: """
+            SELECT count(*) FROM pg_stat_activity
+            WHERE datname = '\(database)' AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+            """)
+        func waits() async throws -> Int {
+            var count = -1
+            for try await n in try await locker.query(waiting, logger: logger).decode(Int.self) { count = n }
+            return count
+        }
+        for attempt in 1...5 {
+            let key = "s\(attempt)"
+            let outcome = Shared<Result<Int, any Error>?>(nil)
+            Task {
+                do {
+                    _ = try await impatient.execute(spend("u", 1, key), idempotencyKey: nil)
+                    outcome.update { $0 = .success(1) }
+                } catch {
+                    outcome.update { $0 = .failure(error) }
+                }
+            }
+            var seen = false
+            while !seen && outcome.get() == nil {
+                seen = try await waits() >= 1
+                if !seen { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            guard seen else { continue }
+            #expect(await waitUntil(polls: 600, everyMs: 100) { outcome.get() != nil }, "no answer a minute on")
+            expectOutage(outcome.get(), DatabaseDeadlineError.self)
+            // Bounded: a statement the server never cancels waits for as long as the lock is held.
+            var left = 1
+            for _ in 0..<300 where left != 0 {
+                left = try await waits()
+                if left != 0 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(left == 0, "the abandoned commit still waits on the lock in the server")
+            return (key, attempt)
+        }
+        Issue.record("no spend reached the lock in 5 tries")
+        throw CancellationError()
     }
 
     /// Spends from 8 writers while the server terminates the store's connections in the middle of

@@ -23,9 +23,10 @@ import _ConnectionPoolModule
         #expect(DatabaseOutage.reason(Other()) == nil)
     }
 
-    /// A server that says it is out of disk, shutting down or in a deadlock is an outage; one that
-    /// refuses a statement as wrong (a unique violation, a syntax error) is not. A connection that
-    /// cannot be made is an outage. (Connections the server terminates: `ConnectionLossTests`.)
+    /// A server that says it is out of disk, shutting down, in a deadlock or that it cancelled a
+    /// statement (statement_timeout: rolled back) is an outage; one that refuses a statement as
+    /// wrong (a unique violation, a syntax error) is not. A connection that cannot be made is an
+    /// outage. (Connections the server terminates: `ConnectionLossTests`.)
     @Test(.enabled(if: PostgresTestDatabase.url != nil))
     func postgresErrorsAreClassified() async throws {
         let store = try await PostgresStore(url: try await PostgresTestDatabase.freshSchemaURL())
@@ -35,7 +36,7 @@ import _ConnectionPoolModule
                 return nil
             } catch { return error }
         }
-        for state in ["53100", "57P01", "08006", "40P01", "40001", "25006"] {
+        for state in ["53100", "57P01", "57014", "08006", "40P01", "40001", "25006"] {
             let error = await raised(state)
             #expect(error.flatMap(DatabaseOutage.reason)?.contains(state) == true, "\(state): \(String(describing: error))")
         }
@@ -50,7 +51,7 @@ import _ConnectionPoolModule
         let connection = try await PostgresTestDatabase.connect()
         for (state, outage) in [("53100", true), ("23505", false)] {
             do {
-                try await connection.withTransaction(logger: Logger(label: "test")) { conn in
+                _ = try await connection.withTransaction(logger: Logger(label: "test")) { conn in
                     try await conn.query(PostgresQuery(
                         unsafeSQL: "DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '\(state)'; END $$"), logger: Logger(label: "test"))
                 }

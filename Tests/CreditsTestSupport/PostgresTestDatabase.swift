@@ -30,9 +30,10 @@ public enum PostgresTestDatabase {
         return (name, parts.string!)
     }
 
-    /// A connection of its own to the test cluster, outside any pool.
-    public static func connect(id: Int = 1) async throws -> PostgresConnection {
-        guard let url, let parts = URLComponents(string: url) else { throw CancellationError() }
+    /// A connection of its own to the test cluster (or to `database`, a `freshDatabase()` URL),
+    /// outside any pool.
+    public static func connect(id: Int = 1, database: String? = nil) async throws -> PostgresConnection {
+        guard let url = database ?? url, let parts = URLComponents(string: url) else { throw CancellationError() }
         return try await PostgresConnection.connect(
             configuration: .init(host: parts.host!, port: parts.port ?? 5432, username: parts.user ?? "postgres",
                                  password: parts.password, database: String(parts.path.dropFirst()), tls: .disable),
