@@ -3,7 +3,11 @@ import Synchronization
 /// The database did not answer a store call in time. The API answers it 503 (`DatabaseOutage`).
 public struct DatabaseDeadlineError: Error, CustomStringConvertible {
     public let limit: Duration
-    public var description: String { "the database did not answer within \(limit.components.seconds) s" }
+    public var description: String {
+        let (seconds, attoseconds) = limit.components
+        if attoseconds == 0 { return "the database did not answer within \(seconds) s" }
+        return "the database did not answer within \(seconds * 1_000 + attoseconds / 1_000_000_000_000_000) ms"
+    }
 }
 
 /// The connection closed under a call, and the call never got its answer. The API answers it 503.

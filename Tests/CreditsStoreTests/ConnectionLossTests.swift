@@ -85,6 +85,9 @@ private func expectOutage<E: Error>(
         let answered = await waitUntil(polls: 2_500, everyMs: 4) { outcome.get() != nil }
         #expect(answered, "withDeadline waited for a body that never answers")
         expectOutage(outcome.get(), DatabaseDeadlineError.self)
+        if case .failure(let error) = outcome.get() { #expect("\(error)" == "the database did not answer within 50 ms") }
+        #expect("\(DatabaseDeadlineError(limit: .seconds(30)))" == "the database did not answer within 30 s")
+        #expect("\(DatabaseDeadlineError(limit: .milliseconds(2_500)))" == "the database did not answer within 2500 ms")
         stuck.release()
         #expect(await waitUntil { bodyCancelled.get() != nil })
         #expect(bodyCancelled.get() == true, "the body left behind is cancelled")
