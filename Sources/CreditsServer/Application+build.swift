@@ -68,6 +68,10 @@ extension ServerConfiguration {
     }
 }
 
+/// How long `/readyz` waits for the database: a probe answers in seconds, not at the store's
+/// 30 s deadline.
+let readinessLimit: Duration = .seconds(2)
+
 /// Builds the router: every route, the error format and authentication. Tests call this too.
 public func buildRouter(
     store: any CreditStore, configuration: ServerConfiguration, gasManager: FilecoinGasManager? = nil
@@ -81,6 +85,16 @@ public func buildRouter(
     router.add(middleware: AuthMiddleware(serviceKey: configuration.serviceKey, adminKey: configuration.adminKey))
     router.get("healthz") { _, _ in
         try JSONResponse.make(.ok, ["status": "ok"])
+    }
+    // Readiness: the database answers too. Any failure is 503, its cause logged, not sent.
+    router.get("readyz") { _, context in
+        do {
+            try await store.ping(within: readinessLimit)
+        } catch {
+            context.logger.warning("not ready: the database did not answer", metadata: ["reason": "\(DatabaseOutage.describe(error))"])
+            return JSONResponse.error(CreditsError(.unavailable, "not ready: the database did not answer"))
+        }
+        return try JSONResponse.make(.ok, ["status": "ok", "database": "ok"])
     }
     router.get("openapi.yaml") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],

@@ -29,6 +29,25 @@ paths:
                 required: [status]
                 properties:
                   status: {type: string}
+  /readyz:
+    get:
+      summary: Readiness
+      description: >-
+        200 when the database answers a read within 2 s; 503 UNAVAILABLE otherwise (the cause is
+        logged, not sent). /healthz says only that the process answers.
+      security: []
+      responses:
+        "200":
+          description: Ready
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [status, database]
+                properties:
+                  status: {type: string, enum: [ok]}
+                  database: {type: string, enum: [ok]}
+        "503": {$ref: "#/components/responses/Error"}
   /metrics:
     get:
       summary: Prometheus metrics

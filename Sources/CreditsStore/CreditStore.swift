@@ -78,6 +78,10 @@ public protocol CreditStore: Sendable {
     /// Checks every invariant of the ledger against the journal.
     func reconcile() async throws -> ReconcileReport
 
+    /// Reads one row of the ledger's tables within `limit`: throws when the database cannot be
+    /// read now (down, unreachable, its tables gone). For `/readyz`.
+    func ping(within limit: Duration) async throws
+
     /// Finishes queued writes and closes the database.
     func close() async throws
 }

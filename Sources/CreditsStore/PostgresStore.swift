@@ -204,6 +204,12 @@ public final class PostgresStore: CreditStore {
         }
     }
 
+    public func ping(within limit: Duration) async throws {
+        _ = try await Self.pooled(client, deadline: min(limit, deadline)) { [logger] conn in
+            try await conn.query("SELECT 1 FROM platform_accounts LIMIT 1", logger: logger).collect()
+        }
+    }
+
     /// Deadlock, serialization failure, or a unique key taken by a concurrent instance.
     static func isRetryable(_ error: PSQLError) -> Bool {
         guard let state = error.serverInfo?[.sqlState] else { return false }

@@ -323,6 +323,12 @@ public final class SQLiteStore: CreditStore {
         try await pool.read { db in try Reconciler.run(sqlite: db) }
     }
 
+    public func ping(within limit: Duration) async throws {
+        _ = try await withDeadline(limit) { [pool] in
+            try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM platform_accounts LIMIT 1") }
+        }
+    }
+
     public func close() async throws {
         await committer.close()
         try pool.close()

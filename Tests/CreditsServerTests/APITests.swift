@@ -1,5 +1,7 @@
 import CreditsCore
+import CreditsServer
 import CreditsStore
+import CreditsTestSupport
 import Foundation
 import GRDB
 import Synchronization
@@ -157,6 +159,37 @@ import Testing
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=ten").string("field") == "limit")
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&cursor=zzz").string("field") == "cursor")
             #expect(try await store.reconcile().journalRows == 0)
+        }
+    }
+
+    /// `/readyz` answers 200 while the database answers a read, and 503 once it cannot (the
+    /// store closed; on PostgreSQL also the ledger's tables gone), while `/healthz` still says the
+    /// process is up. Neither needs a key.
+    @Test func readinessFollowsTheDatabase() async throws {
+        let dir = NSTemporaryDirectory() + "credits-ready-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await expectReadiness(try SQLiteStore(path: dir + "/ledger.sqlite"), breaking: { try await $0.close() })
+        guard PostgresTestDatabase.url != nil else { return }
+        try await expectReadiness(try await PostgresStore(url: try await PostgresTestDatabase.freshSchemaURL()), breaking: { try await $0.close() })
+        let dropped = try await PostgresStore(url: try await PostgresTestDatabase.freshSchemaURL())
+        try await expectReadiness(dropped, breaking: { try await $0.unsafeExecute("DROP TABLE platform_accounts CASCADE") })
+        try await dropped.close()
+    }
+
+    private func expectReadiness<S: CreditStore>(
+        _ store: S, breaking: @Sendable (S) async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let app = buildApplication(
+            store: store, configuration: ServerConfiguration(serviceKey: serviceKey, adminKey: adminKey), logger: .init(label: "test"))
+        try await app.test(.router) { client in
+            let ready = try await client.call(.get, "/readyz", key: nil)
+            #expect(ready.status == 200 && ready.string("status") == "ok" && ready.string("database") == "ok",
+                    "\(ready.text)", sourceLocation: sourceLocation)
+            try await breaking(store)
+            let down = try await client.call(.get, "/readyz", key: nil)
+            #expect(down.status == 503 && down.string("error") == "UNAVAILABLE", "\(down.text)", sourceLocation: sourceLocation)
+            #expect(try await client.call(.get, "/healthz", key: nil).status == 200, sourceLocation: sourceLocation)
         }
     }
 

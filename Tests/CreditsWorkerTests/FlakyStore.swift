@@ -157,5 +157,6 @@ final class FlakyStore: CreditStore {
         try await inner.usersWithExpiredLots(nowMs: nowMs, limit: limit)
     }
     func reconcile() async throws -> ReconcileReport { try await inner.reconcile() }
+    func ping(within limit: Duration) async throws { try await inner.ping(within: limit) }
     func close() async throws { try await inner.close() }
 }
