@@ -204,6 +204,20 @@ public final class PostgresStore: CreditStore {
         }
     }
 
+    /// All rows of a one-statement write, run in a transaction of its own under `limitTransaction`:
+    /// a write waiting on a row another client has locked is cancelled by the server once its
+    /// caller has been answered at the deadline, as a ledger commit is. (A read outside a
+    /// transaction waits on no row lock, so `rows` needs no such limit.) Three round trips more
+    /// than `rows`: for the gas manager's writes and user profiles, not for the ledger's hot path.
+    private func written(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await Self.pooled(client, deadline: deadline) { [logger, deadline] conn in
+            try await conn.withTransaction(logger: logger) { conn in
+                try await Self.limitTransaction(conn, statements: deadline, logger: logger)
+                return try await conn.query(query, logger: logger).collect()
+            }
+        }
+    }
+
     public func ping(within limit: Duration) async throws {
         _ = try await Self.pooled(client, deadline: min(limit, deadline)) { [logger] conn in
             try await conn.query("SELECT 1 FROM platform_accounts LIMIT 1", logger: logger).collect()
@@ -288,7 +302,7 @@ public final class PostgresStore: CreditStore {
         precondition(from.allSatisfy { !$0.isSettled }, "settled uploads never move")
         if uploadIds.isEmpty || from.isEmpty { return [] }
         let attempts: Int64 = to == .submitted ? 1 : 0
-        let moved = try await rows("""
+        let moved = try await written("""
             UPDATE file_uploads SET status = \(to.rawValue), batch_id = COALESCE(\(batchId), batch_id),
                 failure_reason = CASE WHEN \(to.rawValue)::text = 'failed' THEN COALESCE(\(reason), failure_reason) END,
                 attempts = attempts + \(attempts),
@@ -303,7 +317,7 @@ public final class PostgresStore: CreditStore {
     }
 
     public func setRefundedUploadReason(uploadId: String, expected: String?, reason: String) async throws -> Bool {
-        try await !rows("""
+        try await !written("""
             UPDATE file_uploads SET failure_reason = \(reason), updated_at = \(clock.nowMs())
             WHERE upload_id = \(uploadId) AND status = 'refunded' AND failure_reason IS NOT DISTINCT FROM \(expected)::text
             RETURNING upload_id
@@ -311,7 +325,7 @@ public final class PostgresStore: CreditStore {
     }
 
     public func saveGasTransaction(_ tx: GasTransaction) async throws {
-        _ = try await rows("""
+        _ = try await written("""
             INSERT INTO filecoin_gas_transactions (id, batch_id, message_cid, upload_ids, items, gas_limit, gas_used,
                 base_fee, premium, fee_cap, total_cost, individual_cost, immediate_cost, status, attempt, failure_reason,
                 created_at, updated_at)
@@ -403,7 +417,7 @@ public final class PostgresStore: CreditStore {
         let now = clock.nowMs()
         let setWallet = walletAddress != nil
         let wallet: String? = walletAddress ?? nil
-        let rows = try await rows("""
+        let rows = try await written("""
             INSERT INTO users (user_id, wallet_address, signed_up_at, created_at, updated_at)
             VALUES (\(userId), \(wallet), \(signedUpAtMs ?? now), \(now), \(now))
             ON CONFLICT (user_id) DO UPDATE SET

@@ -171,51 +171,79 @@ private func expectOutage<E: Error>(
         let database = try await PostgresTestDatabase.freshDatabase()
         let store = try await PostgresStore(url: database.url)
         _ = try await store.execute(adjust("u", 100, "grant"), idempotencyKey: nil)
-        let locker = try await PostgresTestDatabase.connect(id: 2, database: database.url)
-        let logger = Logger(label: "test")
-        let key: String, tried: Int
-        do {
-            try await locker.query("BEGIN", logger: logger)
-            try await locker.query("SELECT name FROM platform_accounts FOR UPDATE", logger: logger)
-            (key, tried) = try await abandonedOnTheLock(locker, database: database, logger: logger)
-            try await locker.query("ROLLBACK", logger: logger)
-        } catch {
-            try? await locker.close()
-            throw error
+        let tried = try await abandonedOnALock(
+            "SELECT name FROM platform_accounts FOR UPDATE", database: database
+        ) { impatient, attempt in
+            _ = try await impatient.execute(spend("u", 1, "s\(attempt)"), idempotencyKey: nil)
         }
-        try await locker.close()
-
         // Cancelled, so never committed: sent again, it applies now. Any spend tried before it
         // (its call ended before it reached the lock) is sent again too, and applies once.
-        #expect(try await store.execute(spend("u", 1, key), idempotencyKey: nil).replayed == false)
+        #expect(try await store.execute(spend("u", 1, "s\(tried)"), idempotencyKey: nil).replayed == false)
         for attempt in 1..<tried { _ = try await store.execute(spend("u", 1, "s\(attempt)"), idempotencyKey: nil) }
         #expect(try await store.balance(userId: "u").balance == 100 - Int64(tried))
         #expect(try await store.reconcile().ok)
         try await store.close()
     }
 
-    /// With the platform's rows locked on `locker`, spends through a store with a 3 s deadline
-    /// until one is seen waiting on the lock in the server (under load, a call can also reach its
-    /// deadline before its commit gets there: that one is tried again under another key). Checks
-    /// that it answers 503 at the deadline and that the server then stops it while the lock is
-    /// still held. Returns its key, and how many spends were tried.
-    private func abandonedOnTheLock(
-        _ locker: PostgresConnection, database: (name: String, url: String), logger: Logger
-    ) async throws -> (key: String, tried: Int) {
-        let impatient = try await PostgresStore(url: database.url, deadline: .seconds(3))
+    /// The gas manager's one-statement writes run under the same limit: a move of an upload whose
+    /// row another client has locked answers 503 at its deadline and stops waiting in the server.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil))
+    func aWorkerWriteAbandonedOnALockStopsWaitingInTheServer() async throws {
+        let database = try await PostgresTestDatabase.freshDatabase()
+        let store = try await PostgresStore(url: database.url)
+        _ = try await store.execute(adjust("u", 100, "grant"), idempotencyKey: nil)
+        _ = try await store.execute(.upload(UploadRequest(
+            uploadId: "up1", userId: "u", fileType: "audio", fileCount: 1, features: [], sizeBytes: 1_000, priority: .low)),
+            idempotencyKey: nil)
+        let tried = try await abandonedOnALock(
+            "SELECT upload_id FROM file_uploads WHERE upload_id = 'up1' FOR UPDATE", database: database
+        ) { impatient, attempt in
+            _ = try await impatient.transitionUploads(["up1"], from: [.queued], to: .batched, batchId: "b\(attempt)", reason: nil)
+        }
+        // Cancelled, so the upload is still queued (unless an earlier try, ended before it reached
+        // the lock, moved it once the lock went).
+        if tried == 1 { #expect(try await store.upload(uploadId: "up1")?.status == .queued) }
+        #expect(try await store.reconcile().ok)
+        try await store.close()
+    }
+
+    /// Locks rows on a connection of its own (`lock`, in a transaction), then makes `call`s
+    /// through a store with a 3 s deadline until one is seen waiting on the lock in the server
+    /// (under load, a call can also reach its deadline before its statement gets there: the next
+    /// try is numbered on). Checks that it answers 503 at the deadline and that the server then
+    /// stops it while the lock is still held; then lets the lock go. Returns the try's number.
+    private func abandonedOnALock(
+        _ lock: String, database: (name: String, url: String),
+        _ call: @escaping @Sendable (PostgresStore, Int) async throws -> Void
+    ) async throws -> Int {
+        let logger = Logger(label: "test")
+        let locker = try await PostgresTestDatabase.connect(id: 2, database: database.url)
+        let impatient: PostgresStore
         do {
-            let found = try await abandonedOnTheLock(locker, impatient: impatient, database: database.name, logger: logger)
+            impatient = try await PostgresStore(url: database.url, deadline: .seconds(3))
+        } catch {
+            try? await locker.close()
+            throw error
+        }
+        do {
+            try await locker.query("BEGIN", logger: logger)
+            try await locker.query(PostgresQuery(unsafeSQL: lock), logger: logger)
+            let tried = try await tryUntilOneWaits(locker, impatient: impatient, database: database.name, logger: logger, call)
+            try await locker.query("ROLLBACK", logger: logger)
             try await impatient.close()
-            return found
+            try await locker.close()
+            return tried
         } catch {
             try? await impatient.close()
+            try? await locker.close()
             throw error
         }
     }
 
-    private func abandonedOnTheLock(
-        _ locker: PostgresConnection, impatient: PostgresStore, database: String, logger: Logger
-    ) async throws -> (key: String, tried: Int) {
+    private func tryUntilOneWaits(
+        _ locker: PostgresConnection, impatient: PostgresStore, database: String, logger: Logger,
+        _ call: @escaping @Sendable (PostgresStore, Int) async throws -> Void
+    ) async throws -> Int {
         let waiting = PostgresQuery(unsafeSQL: """
             SELECT count(*) FROM pg_stat_activity
             WHERE datname = '\(database)' AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
@@ -226,11 +254,10 @@ private func expectOutage<E: Error>(
             return count
         }
         for attempt in 1...5 {
-            let key = "s\(attempt)"
             let outcome = Shared<Result<Int, any Error>?>(nil)
             Task {
                 do {
-                    _ = try await impatient.execute(spend("u", 1, key), idempotencyKey: nil)
+                    try await call(impatient, attempt)
                     outcome.update { $0 = .success(1) }
                 } catch {
                     outcome.update { $0 = .failure(error) }
@@ -250,10 +277,10 @@ private func expectOutage<E: Error>(
                 left = try await waits()
                 if left != 0 { try await Task.sleep(for: .milliseconds(100)) }
             }
-            #expect(left == 0, "the abandoned commit still waits on the lock in the server")
-            return (key, attempt)
+            #expect(left == 0, "the abandoned statement still waits on the lock in the server")
+            return attempt
         }
-        Issue.record("no spend reached the lock in 5 tries")
+        Issue.record("no call reached the lock in 5 tries")
         throw CancellationError()
     }
 
