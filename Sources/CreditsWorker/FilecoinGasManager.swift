@@ -714,7 +714,8 @@ public actor FilecoinGasManager {
                 claimed = try await store.transitionUploads(ids, from: [from], to: .batched, batchId: batchId, reason: nil)
             }
         } catch {
-            logger.warning("claiming a batch failed; its uploads go back", metadata: ["batch": "\(batchId)", "error": "\(error)"])
+            logger.warning("claiming a batch failed; its uploads go back",
+                           metadata: ["batch": "\(batchId)", "error": "\(DatabaseOutage.describe(error))"])
             return await unclaim(ids)
         }
         // An upload not claimed is not this manager's now: another instance claimed it first (or
@@ -772,10 +773,10 @@ public actor FilecoinGasManager {
             }
         } catch let error as RecordFailed {
             logger.warning("recording a message before sending it failed; nothing was sent",
-                           metadata: ["batch": "\(batchId)", "error": "\(error.underlying)"])
+                           metadata: ["batch": "\(batchId)", "error": "\(DatabaseOutage.describe(error.underlying))"])
             if let row = recorded.removeValue(forKey: tx.id) {
                 // Its row may have been written: closed, as never sent.
-                await owe([.save(closedUnsent(row, "not sent: \(error.underlying)"))])
+                await owe([.save(closedUnsent(row, "not sent: \(DatabaseOutage.describe(error.underlying))"))])
             }
             return false
         } catch let error as ChainError where error.pendingCid != nil {
