@@ -1,12 +1,12 @@
+import CreditsCore
 import Synchronization
 
 /// The database did not answer a store call in time. The API answers it 503 (`DatabaseOutage`).
 public struct DatabaseDeadlineError: Error, CustomStringConvertible {
     public let limit: Duration
     public var description: String {
-        let (seconds, attoseconds) = limit.components
-        if attoseconds == 0 { return "the database did not answer within \(seconds) s" }
-        return "the database did not answer within \(seconds * 1_000 + attoseconds / 1_000_000_000_000_000) ms"
+        if limit.components.attoseconds == 0 { return "the database did not answer within \(limit.components.seconds) s" }
+        return "the database did not answer within \(limit.wholeMilliseconds) ms"
     }
 }
 

@@ -163,10 +163,7 @@ public final class PostgresStore: CreditStore {
     /// A duration as whole milliseconds, as PostgreSQL's settings take them: at least 1 (0 would
     /// turn a limit off), at most the settings' largest, 2^31 − 1 (24.8 days).
     static func milliseconds(_ limit: Duration) -> String {
-        let largest = Int64(Int32.max)
-        let (seconds, attoseconds) = limit.components
-        if seconds > largest / 1_000 { return String(largest) }
-        return String(min(largest, max(1, seconds * 1_000 + attoseconds / 1_000_000_000_000_000)))
+        String(min(Int64(Int32.max), max(1, limit.wholeMilliseconds)))
     }
 
     /// Runs `body` on a pooled connection, within `deadline`.

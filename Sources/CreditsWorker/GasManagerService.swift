@@ -33,7 +33,7 @@ public struct GasManagerService: Service {
                 var scheduledMs: Int64 = 0
                 while !Task.isCancelled {
                     await manager.step()
-                    scheduledMs = Self.nextTickMs(after: scheduledMs, nowMs: Self.ms(start.duration(to: .now)), tickMs: tickMs)
+                    scheduledMs = Self.nextTickMs(after: scheduledMs, nowMs: start.duration(to: .now).wholeMilliseconds, tickMs: tickMs)
                     try await Task.sleep(until: start.advanced(by: .milliseconds(scheduledMs)), clock: .continuous)
                 }
             }
@@ -67,10 +67,5 @@ public struct GasManagerService: Service {
         let next = scheduledMs + tickMs
         guard nowMs > next else { return next }
         return next + (nowMs - next + tickMs - 1) / tickMs * tickMs
-    }
-
-    private static func ms(_ d: Duration) -> Int64 {
-        let (seconds, attoseconds) = d.components
-        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -146,6 +146,10 @@ private func expectOutage<E: Error>(
         #expect(PostgresStore.milliseconds(.seconds(2_147_483) + .milliseconds(999)) == "2147483647")
         #expect(PostgresStore.milliseconds(.seconds(2_147_484)) == "2147483647")
         #expect(PostgresStore.milliseconds(.seconds(Int64.max)) == "2147483647")
+        // The conversion under it saturates rather than trapping.
+        #expect(Duration.seconds(Int64.max).wholeMilliseconds == .max)
+        #expect(Duration.seconds(Int64.min).wholeMilliseconds == .min)
+        #expect((Duration.seconds(-1) - .milliseconds(500)).wholeMilliseconds == -1_500)
     }
 
     /// A ledger transaction whose client goes quiet in the middle of it is ended by the server
