@@ -263,7 +263,9 @@ public struct BatchPlanner {
             let plan = LedgerRules.plan(op, catalog: catalog, heldCredits: heldCredits, sponsored: sponsored)
             let available = current[op.userId] ?? 0
             let outcome: LedgerOutcome
-            if let refusal = refusal ?? LedgerRules.check(plan, available: available, catalog: catalog) {
+            var byCreator = true
+            if case .adjust = op { byCreator = false }
+            if let refusal = refusal ?? LedgerRules.check(plan, available: available, catalog: catalog, suggestPackage: byCreator) {
                 outcome = .rejected(refusal)
             } else {
                 if !sponsored {

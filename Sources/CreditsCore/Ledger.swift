@@ -174,11 +174,13 @@ public enum LedgerRules {
         }
     }
 
-    /// nil when `available` covers the plan; otherwise the 402 the user sees.
-    public static func check(_ plan: LedgerPlan, available: Int64, catalog: Catalog) -> CreditsError? {
+    /// nil when `available` covers the plan; otherwise the 402 the caller sees. A creator's
+    /// operation is answered with the package that covers the shortfall; an operator's negative
+    /// adjustment, which no purchase by the creator is asked for, with none.
+    public static func check(_ plan: LedgerPlan, available: Int64, catalog: Catalog, suggestPackage: Bool = true) -> CreditsError? {
         if plan.balanceDelta >= 0 || available + plan.balanceDelta >= 0 { return nil }
         if available < 0 { return arrears(owed: -available) }
-        return insufficient(required: -plan.balanceDelta, available: available, catalog: catalog)
+        return insufficient(required: -plan.balanceDelta, available: available, catalog: suggestPackage ? catalog : nil)
     }
 
     /// The 402 of a user whose balance a payment reversal left below zero.
@@ -187,10 +189,11 @@ public enum LedgerRules {
                      owed: owed)
     }
 
-    public static func insufficient(required: Int64, available: Int64, catalog: Catalog) -> CreditsError {
-        let suggestion = catalog.suggestedPackage(shortfall: required - max(available, 0))
+    /// The 402 of a shortfall, with the package that covers it when `catalog` is given.
+    public static func insufficient(required: Int64, available: Int64, catalog: Catalog?) -> CreditsError {
+        let suggestion = catalog?.suggestedPackage(shortfall: required - max(available, 0))
         return CreditsError(
             .insufficientCredits, "\(required) credits required, \(available) available",
-            required: required, available: available, suggestedPackage: suggestion.id)
+            required: required, available: available, suggestedPackage: suggestion?.id)
     }
 }

@@ -83,6 +83,10 @@ import Testing
         #expect(error?.available == 8)
         #expect(error?.suggestedPackage == "starter")
         #expect(LedgerRules.check(plan, available: 15, catalog: .default) == nil)
+        let operators = LedgerRules.check(plan, available: 8, catalog: .default, suggestPackage: false)
+        #expect(operators?.code == .insufficientCredits)
+        #expect(operators?.required == 15 && operators?.available == 8)
+        #expect(operators?.suggestedPackage == nil)
     }
 
     @Test func defaultCatalogIsValidAndBadOnesNameTheField() throws {

@@ -45,6 +45,16 @@ import Testing
             #expect(short.int("available") == 8)
             #expect(short.string("suggestedPackage") == "starter")
             #expect(short.string("message") != nil)
+            // An operator taking back more than the balance: the same 402, but no purchase is
+            // asked of the creator, so no package is suggested. Nothing changes.
+            let clawback = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"user_8","credits":-9,"adjustmentId":"clawback-8","reason":"support"}"#)
+            #expect(clawback.status == 402)
+            #expect(clawback.string("error") == "INSUFFICIENT_CREDITS")
+            #expect(clawback.int("required") == 9)
+            #expect(clawback.int("available") == 8)
+            #expect(clawback.json["suggestedPackage"] == nil)
+            #expect(try await client.call(.get, "/api/credits/balance?userId=user_8").int("balance") == 8)
 
             let balance = try await client.call(.get, "/api/credits/balance?userId=user_123")
             #expect(balance.status == 200)
