@@ -179,7 +179,7 @@ struct CreditsController {
         group.get("transactions") { request, _ in
             let userId = try request.uri.requiredQuery("userId")
             let limit = try request.uri.intQuery("limit") ?? Limits.pageSizeDefault
-            let page = try await manager.getTransactions(userId, limit: limit, cursor: request.uri.queryParameters.get("cursor"))
+            let page = try await manager.getTransactions(userId, limit: limit, cursor: try request.uri.singleQuery("cursor"))
             let body = PageBody(
                 data: page.data.map {
                     EntryBody(
@@ -194,7 +194,7 @@ struct CreditsController {
         group.get("lots") { request, _ in
             let userId = try request.uri.requiredQuery("userId")
             let limit = try request.uri.intQuery("limit") ?? Limits.pageSizeDefault
-            let page = try await manager.getLots(userId, limit: limit, cursor: request.uri.queryParameters.get("cursor"))
+            let page = try await manager.getLots(userId, limit: limit, cursor: try request.uri.singleQuery("cursor"))
             let now = clock.nowMs()
             return try JSONResponse.make(.ok, LotPageBody(userId: userId, data: page.data.map { LotBody($0, nowMs: now) },
                                                           nextCursor: page.nextCursor))

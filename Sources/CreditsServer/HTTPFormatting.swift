@@ -21,15 +21,23 @@ enum Timestamp {
 }
 
 extension URI {
+    /// The query parameter `name`, or nil when absent. Given twice (`?userId=a&userId=b`), it is
+    /// refused rather than one of the two taken, as a JSON body's field given twice is.
+    func singleQuery(_ name: String) throws(CreditsError) -> String? {
+        let values = queryParameters.getAll(name)
+        if values.count > 1 { throw .validation(name, "the query parameter '\(name)' is given more than once") }
+        return values.first
+    }
+
     func requiredQuery(_ name: String) throws(CreditsError) -> String {
-        guard let value = queryParameters.get(name), !value.isEmpty else {
+        guard let value = try singleQuery(name), !value.isEmpty else {
             throw .validation(name, "the query parameter '\(name)' is required")
         }
         return value
     }
 
     func intQuery(_ name: String) throws(CreditsError) -> Int? {
-        guard let raw = queryParameters.get(name) else { return nil }
+        guard let raw = try singleQuery(name) else { return nil }
         guard let value = Int(raw) else { throw .validation(name, "must be a whole number") }
         return value
     }

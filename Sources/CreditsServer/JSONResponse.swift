@@ -38,7 +38,11 @@ enum JSONResponse {
     /// Decodes a body already read; every failure is a `CreditsError` naming the field.
     static func decode<T: Decodable>(_ type: T.Type, data: Data) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            let value = try JSONDecoder().decode(T.self, from: data)
+            if let field = JSONDuplicateKeys.first(in: data) {
+                throw CreditsError.validation(field, "is given more than once; a body must name each field once")
+            }
+            return value
         } catch let error as DecodingError {
             if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty {
                 if let field = culprit(T.self, in: data) {

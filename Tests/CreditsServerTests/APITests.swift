@@ -137,6 +137,11 @@ import Testing
                 ("/api/credits/estimate", #"{"fileType":"hologram"}"#, 400, "fileType"),
                 ("/api/credits/estimate", #"{"fileType":"audio","fileCount":0}"#, 400, "fileCount"),
                 ("/api/credits/estimate", #"{"fileType":"audio","features":"premium_encryption"}"#, 400, "features"),
+                // A field given twice: refused, whichever of the two a decoder would take; also
+                // when one is written with escapes, and in an object or array nested anywhere.
+                ("/api/credits/spend", #"{"userId":"u","credits":5,"fileUploadId":"f","userId":"v"}"#, 400, "userId"),
+                ("/api/credits/spend", #"{"userId":"u","credits":5,"fileUploadId":"f","user\u0049d":"v"}"#, 400, "userId"),
+                ("/api/credits/estimate", #"{"fileType":"audio","extra":[{"b":1},{"a":[],"b":{},"a":null}]}"#, 400, "extra[1].a"),
             ]
             for (path, body, status, field) in cases {
                 let r = try await client.call(.post, path, body: body)
@@ -168,6 +173,14 @@ import Testing
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=101").string("field") == "limit")
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=ten").string("field") == "limit")
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&cursor=zzz").string("field") == "cursor")
+            // A query parameter given twice is refused too, rather than one of the two read.
+            #expect(try await client.call(.get, "/api/credits/balance?userId=u&userId=v").string("field") == "userId")
+            #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=2&limit=3").string("field") == "limit")
+            #expect(try await client.call(.get, "/api/credits/transactions?userId=u&cursor=txn_9&cursor=txn_8").string("field") == "cursor")
+            // The same key in two objects, or inside a string, is no duplicate.
+            let distinct = try await client.call(.post, "/api/credits/estimate",
+                body: #"{"fileType":"audio","x":{"k":1},"y":{"k":[{"k":2}]},"note":"\"fileType\":\"video\"","fileCount":3}"#)
+            #expect(distinct.status == 200 && distinct.int("credits") == 45, "\(distinct.text)")
             #expect(try await store.reconcile().journalRows == 0)
         }
     }

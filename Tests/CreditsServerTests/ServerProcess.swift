@@ -121,7 +121,7 @@ final class ServerProcess: @unchecked Sendable {
         env["CREDITS_ADMIN_KEY"] = adminKey
         env.merge(environment) { $1 }
         process.environment = env
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         process.standardOutput = log
         process.standardError = log
