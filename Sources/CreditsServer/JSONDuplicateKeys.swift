@@ -1,6 +1,7 @@
+import CreditsCore
 import Foundation
 
-/// Finds a key given twice in one JSON object: `{"userId":"a", ..., "userId":"b"}`.
+/// Refuses a body that gives a key twice in one JSON object: `{"userId":"a", ..., "userId":"b"}`.
 ///
 /// Foundation's decoder takes one of the two silently, and another reader of the same body (a
 /// proxy, a log pipeline, the client's own signing or audit code) may take the other: the request
@@ -8,22 +9,40 @@ import Foundation
 /// such a body is refused. Keys are compared as the decoder compares them: unescaped
 /// (`"user\u0049d"` is `userId`) and as Swift strings.
 ///
-/// Run on a body the decoder has accepted, so the scan may assume valid JSON (UTF-8, as RFC 8259
-/// requires between systems). It gives up (nil) past `depthMax` levels rather than recurse
-/// without bound, and on a body in UTF-16 or UTF-32, which the decoder also reads.
+/// Run on a body the decoder has accepted, so the scan may assume valid JSON. A body it cannot
+/// read through is refused too, rather than let through unchecked: one in UTF-16 or UTF-32 (the
+/// decoder reads those; RFC 8259 asks for UTF-8 between systems), or one nested deeper than
+/// `depthMax` (no request here nests more than two).
 enum JSONDuplicateKeys {
     static let depthMax = 64
 
-    /// The path of the first key given twice, as `CreditsError` names fields (`userId`,
-    /// `data.amount`, `items[1].id`); nil when every object's keys are distinct.
-    static func first(in data: Data) -> String? {
+    /// Throws `VALIDATION_ERROR` naming the first key given twice, as `CreditsError` names fields
+    /// (`userId`, `data.amount`, `items[1].id`), or naming `body` when the body cannot be read
+    /// through.
+    static func check(_ data: Data) throws(CreditsError) {
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte order mark
+        // JSON in UTF-8 holds no NUL byte (a control character in a string is escaped), and no
+        // UTF-8 text starts with 0xFE or 0xFF (UTF-16's and UTF-32's byte order marks).
+        if bytes.contains(0) || bytes.first == 0xFE || bytes.first == 0xFF {
+            throw .validation("body", "must be JSON in UTF-8")
+        }
         var scanner = Scanner(bytes: bytes)
-        return try? scanner.value(path: "", depth: 0)
+        let found: String?
+        do {
+            found = try scanner.value(path: "", depth: 0)
+        } catch .tooDeep {
+            throw .validation("body", "nests objects and arrays more than \(depthMax) deep")
+        } catch {
+            throw .validation("body", "is not valid JSON")
+        }
+        if let found { throw .validation(found, "is given more than once; a body must name each field once") }
     }
 
-    private struct GaveUp: Error {}
+    private enum GaveUp: Error {
+        case tooDeep
+        case unreadable
+    }
 
     private struct Scanner {
         let bytes: [UInt8]
@@ -34,10 +53,10 @@ enum JSONDuplicateKeys {
         }
 
         /// Scans one value; returns the path of a duplicate key inside it, if any.
-        mutating func value(path: String, depth: Int) throws -> String? {
-            guard depth < JSONDuplicateKeys.depthMax else { throw GaveUp() }
+        mutating func value(path: String, depth: Int) throws(GaveUp) -> String? {
+            guard depth < JSONDuplicateKeys.depthMax else { throw .tooDeep }
             skipSpace()
-            guard i < bytes.count else { throw GaveUp() }
+            guard i < bytes.count else { throw .unreadable }
             switch bytes[i] {
             case UInt8(ascii: "{"):
                 i += 1
@@ -87,7 +106,7 @@ enum JSONDuplicateKeys {
         }
 
         /// A string at `i`, unescaped.
-        mutating func string() throws -> String {
+        mutating func string() throws(GaveUp) -> String {
             try expect(UInt8(ascii: "\""))
             let start = i
             var escaped = false
@@ -95,12 +114,12 @@ enum JSONDuplicateKeys {
                 if bytes[i] == UInt8(ascii: "\\") { escaped = true; i += 1 }
                 i += 1
             }
-            guard i < bytes.count else { throw GaveUp() }
+            guard i < bytes.count else { throw .unreadable }
             let end = i
             i += 1
             if !escaped { return String(decoding: bytes[start..<end], as: UTF8.self) }
             // Let the decoder unescape it, so that keys compare as the decoder saw them.
-            guard let text = try? JSONDecoder().decode(String.self, from: Data(bytes[(start - 1)...end])) else { throw GaveUp() }
+            guard let text = try? JSONDecoder().decode(String.self, from: Data(bytes[(start - 1)...end])) else { throw .unreadable }
             return text
         }
 
@@ -110,8 +129,8 @@ enum JSONDuplicateKeys {
 
         func peek(_ byte: UInt8) -> Bool { i < bytes.count && bytes[i] == byte }
 
-        mutating func expect(_ byte: UInt8) throws {
-            guard peek(byte) else { throw GaveUp() }
+        mutating func expect(_ byte: UInt8) throws(GaveUp) {
+            guard peek(byte) else { throw .unreadable }
             i += 1
         }
     }

@@ -39,9 +39,7 @@ enum JSONResponse {
     static func decode<T: Decodable>(_ type: T.Type, data: Data) throws -> T {
         do {
             let value = try JSONDecoder().decode(T.self, from: data)
-            if let field = JSONDuplicateKeys.first(in: data) {
-                throw CreditsError.validation(field, "is given more than once; a body must name each field once")
-            }
+            try JSONDuplicateKeys.check(data)
             return value
         } catch let error as DecodingError {
             if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty {

@@ -177,6 +177,14 @@ import Testing
             #expect(try await client.call(.get, "/api/credits/balance?userId=u&userId=v").string("field") == "userId")
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&limit=2&limit=3").string("field") == "limit")
             #expect(try await client.call(.get, "/api/credits/transactions?userId=u&cursor=txn_9&cursor=txn_8").string("field") == "cursor")
+            // A body the check cannot read through is refused rather than let through: in UTF-16,
+            // which the decoder reads, the duplicate above would pass unseen; and past 64 levels.
+            let utf16 = #"{"userId":"u","credits":5,"fileUploadId":"f","userId":"v"}"#.data(using: .utf16LittleEndian)!
+            let wide = try await client.call(.post, "/api/credits/spend", bytes: Array(utf16))
+            #expect(wide.status == 400 && wide.string("field") == "body" && wide.string("message") == "must be JSON in UTF-8", "\(wide.text)")
+            let nested = String(repeating: "[", count: 70) + String(repeating: "]", count: 70)
+            let deep = try await client.call(.post, "/api/credits/estimate", body: #"{"fileType":"audio","x":"# + nested + "}")
+            #expect(deep.status == 400 && deep.string("field") == "body" && deep.string("message")?.contains("64 deep") == true, "\(deep.text)")
             // The same key in two objects, or inside a string, is no duplicate.
             let distinct = try await client.call(.post, "/api/credits/estimate",
                 body: #"{"fileType":"audio","x":{"k":1},"y":{"k":[{"k":2}]},"note":"\"fileType\":\"video\"","fileCount":3}"#)

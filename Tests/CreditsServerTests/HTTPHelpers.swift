@@ -33,10 +33,17 @@ extension TestClientProtocol {
         _ method: HTTPRequest.Method, _ uri: String, key: String? = serviceKey, body: String? = nil,
         idempotencyKey: String? = nil
     ) async throws -> Reply {
+        try await call(method, uri, key: key, bytes: body.map { Array($0.utf8) }, idempotencyKey: idempotencyKey)
+    }
+
+    /// The same with a body of any bytes (another encoding than UTF-8, say).
+    func call(
+        _ method: HTTPRequest.Method, _ uri: String, key: String? = serviceKey, bytes: [UInt8]?, idempotencyKey: String? = nil
+    ) async throws -> Reply {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let key { headers[.authorization] = "Bearer \(key)" }
         if let idempotencyKey { headers[HTTPField.Name("Idempotency-Key")!] = idempotencyKey }
-        return try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { r in
+        return try await execute(uri: uri, method: method, headers: headers, body: bytes.map { ByteBuffer(bytes: $0) }) { r in
             Reply(status: Int(r.status.code), headers: r.headers, text: String(buffer: r.body))
         }
     }
