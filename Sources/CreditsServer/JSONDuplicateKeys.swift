@@ -9,10 +9,11 @@ import Foundation
 /// such a body is refused. Keys are compared as the decoder compares them: unescaped
 /// (`"user\u0049d"` is `userId`) and as Swift strings.
 ///
-/// Run on a body the decoder has accepted, so the scan may assume valid JSON. A body it cannot
-/// read through is refused too, rather than let through unchecked: one in UTF-16 or UTF-32 (the
-/// decoder reads those; RFC 8259 asks for UTF-8 between systems), or one nested deeper than
-/// `depthMax` (no request here nests more than two).
+/// Run on a body the decoder has accepted. A body the scan cannot read through is refused too,
+/// rather than let through unchecked: one in UTF-16 or UTF-32 (the decoder reads those; RFC 8259
+/// asks for UTF-8 between systems), one nested deeper than `depthMax` (no request here nests
+/// more than two), and one with a trailing comma (`{"a":1,}`, `[1,]`: the decoder takes them,
+/// JSON does not allow them, and another reader may refuse them).
 enum JSONDuplicateKeys {
     static let depthMax = 64
 
@@ -93,8 +94,11 @@ enum JSONDuplicateKeys {
                 _ = try string()
                 return nil
             default:
-                // A number, true, false or null: up to the next delimiter.
+                // A number, true, false or null: up to the next delimiter. Nothing there is a
+                // trailing comma (`[1,]`), which the decoder takes and JSON does not allow.
+                let start = i
                 while i < bytes.count, !Self.endsScalar(bytes[i]) { i += 1 }
+                if i == start { throw .unreadable }
                 return nil
             }
         }

@@ -185,6 +185,11 @@ import Testing
             let nested = String(repeating: "[", count: 70) + String(repeating: "]", count: 70)
             let deep = try await client.call(.post, "/api/credits/estimate", body: #"{"fileType":"audio","x":"# + nested + "}")
             #expect(deep.status == 400 && deep.string("field") == "body" && deep.string("message")?.contains("64 deep") == true, "\(deep.text)")
+            // Trailing commas, which the decoder takes and JSON does not allow.
+            for body in [#"{"fileType":"audio",}"#, #"{"fileType":"audio","features":["quality_variants",]}"#] {
+                let r = try await client.call(.post, "/api/credits/estimate", body: body)
+                #expect(r.status == 400 && r.string("field") == "body" && r.string("message") == "is not valid JSON", "\(body) → \(r.text)")
+            }
             // The same key in two objects, or inside a string, is no duplicate.
             let distinct = try await client.call(.post, "/api/credits/estimate",
                 body: #"{"fileType":"audio","x":{"k":1},"y":{"k":[{"k":2}]},"note":"\"fileType\":\"video\"","fileCount":3}"#)
