@@ -15,6 +15,12 @@ public struct ConnectionLostError: Error, CustomStringConvertible {
     public var description: String { "the connection to PostgreSQL closed and its query was never answered" }
 }
 
+/// Each connection the pool lent, a few times over, had already been closed by the server
+/// (`PostgresStore.pooled`). The API answers it 503.
+struct ClosedConnectionLeased: Error, CustomStringConvertible {
+    var description: String { "the pool lent only connections that PostgreSQL had closed" }
+}
+
 /// Returns what `body` returns, or throws `DatabaseDeadlineError` once `limit` has passed, or
 /// `ConnectionLostError` once `lost()` has held for `grace` (polled every `lostPoll`).
 ///

@@ -577,8 +577,3 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }
 }
-
-/// Each connection the pool lent, a few times over, had already been closed by the server.
-struct ClosedConnectionLeased: Error, CustomStringConvertible {
-    var description: String { "the pool lent only connections that PostgreSQL had closed" }
-}
