@@ -66,8 +66,11 @@ struct AdminController {
         }
     }
 
-    struct ProcessBody: Decodable {
+    struct ProcessBody: Decodable, ClosedFields {
         var batchId: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case batchId }
+        static let fields: Set<String> = keyNames(CodingKeys.self)
     }
 
     /// API.md's gas-stats: USD as decimal strings (and exact cents beside them), attoFIL as
@@ -113,18 +116,21 @@ struct AdminController {
         }
     }
 
-    struct AdjustmentBody: Decodable {
+    struct AdjustmentBody: Decodable, ClosedFields {
         var userId: String
         var credits: Int64
         var adjustmentId: String
         var reason: String
         /// The lot a grant makes: promotional (default, expires) or paid (never expires).
         var category: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case userId, credits, adjustmentId, reason, category }
+        static let fields: Set<String> = keyNames(CodingKeys.self)
     }
 
     func addRoutes(to group: RouterGroup<BasicRequestContext>) {
         group.post("adjustments") { request, _ in
-            let body = try await JSONResponse.decode(AdjustmentBody.self, from: request)
+            let body = try await JSONResponse.decodeClosed(AdjustmentBody.self, from: request)
             guard let category = LotCategory(rawValue: body.category ?? "promotional") else {
                 throw CreditsError.validation("category", "must be paid or promotional")
             }
@@ -145,7 +151,7 @@ struct AdminController {
             let buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
             var batchId: String?
             if buffer.readableBytes > 0 {
-                let body = try JSONResponse.decode(ProcessBody.self, data: Data(buffer.readableBytesView))
+                let body = try JSONResponse.decodeClosed(ProcessBody.self, data: Data(buffer.readableBytesView))
                 batchId = body.batchId
                 if let batchId { try Identifier.check(batchId, field: "batchId") }
             }

@@ -25,6 +25,16 @@ enum JSONResponse {
     /// Reads at most `Limits.requestBodyBytesMax` bytes and decodes them; every failure is a
     /// `CreditsError` naming the field.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        try decode(T.self, data: try await body(of: request))
+    }
+
+    /// `decodeClosed` of a request's body.
+    static func decodeClosed<T: Decodable & ClosedFields>(_ type: T.Type, from request: Request) async throws -> T {
+        try decodeClosed(T.self, data: try await body(of: request))
+    }
+
+    /// A request's body, at most `Limits.requestBodyBytesMax` bytes and not empty.
+    private static func body(of request: Request) async throws -> Data {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: Limits.requestBodyBytesMax)
@@ -32,7 +42,22 @@ enum JSONResponse {
             throw CreditsError(.payloadTooLarge, "the request body is larger than \(Limits.requestBodyBytesMax) bytes")
         }
         if buffer.readableBytes == 0 { throw CreditsError.validation("body", "a JSON object is required") }
-        return try decode(type, data: Data(buffer.readableBytesView))
+        return Data(buffer.readableBytesView)
+    }
+
+    /// Decodes an operator's request, refusing any key that is not one of `T`'s fields. A
+    /// misspelt optional field (`"Category"` for `category`, `"batchid"` for `batchId`) would
+    /// otherwise be dropped in silence and its default taken: a grant that expires, or every
+    /// queued upload sent at once instead of one batch. Creators' requests stay open to fields
+    /// this service does not read, so that clients sending more than API.md lists keep working.
+    static func decodeClosed<T: Decodable & ClosedFields>(_ type: T.Type, data: Data) throws -> T {
+        let value = try decode(T.self, data: data)
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let unknown = object.keys.sorted().first(where: { !T.fields.contains($0) }) {
+            throw CreditsError.validation(
+                unknown, "is not a field of this request; its fields are \(T.fields.sorted().joined(separator: ", "))")
+        }
+        return value
     }
 
     /// Decodes a body already read; every failure is a `CreditsError` naming the field.
@@ -194,4 +219,14 @@ enum LedgerResponse {
         case .rejected(let error): JSONResponse.error(error, replayed: result.replayed)
         }
     }
+}
+
+/// A request body whose keys are all known: `JSONResponse.decodeClosed` refuses any other.
+protocol ClosedFields {
+    static var fields: Set<String> { get }
+}
+
+extension ClosedFields {
+    /// The field names of a body whose `CodingKeys` list them all.
+    static func keyNames<K: CodingKey & CaseIterable>(_ keys: K.Type) -> Set<String> { Set(K.allCases.map(\.stringValue)) }
 }

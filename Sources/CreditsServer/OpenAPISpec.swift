@@ -468,6 +468,7 @@ paths:
             schema:
               type: object
               required: [userId, credits, adjustmentId, reason]
+              additionalProperties: false
               properties:
                 userId: {$ref: "#/components/schemas/Identifier"}
                 credits: {type: integer, minimum: -1000000000, maximum: 1000000000, not: {const: 0}}
@@ -530,6 +531,7 @@ paths:
           application/json:
             schema:
               type: object
+              additionalProperties: false
               properties:
                 batchId: {$ref: "#/components/schemas/Identifier"}
       responses:

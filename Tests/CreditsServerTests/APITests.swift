@@ -438,6 +438,12 @@ extension APITests {
             let bad = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
                 body: #"{"userId":"lot_u","credits":5,"adjustmentId":"g-bad","reason":"x","category":"gold"}"#)
             #expect(bad.status == 400 && bad.string("field") == "category")
+            // A misspelt field in an operator's request is refused, not dropped: "Category" would
+            // have left the default, a promotional grant that expires. Nothing is written.
+            let misspelt = try await client.call(.post, "/api/admin/adjustments", key: adminKey,
+                body: #"{"userId":"lot_u","credits":5,"adjustmentId":"g-typo","reason":"x","Category":"paid"}"#)
+            #expect(misspelt.status == 400 && misspelt.string("field") == "Category", "\(misspelt.text)")
+            #expect(misspelt.string("message")?.contains("adjustmentId, category, credits, reason, userId") == true, "\(misspelt.text)")
             _ = try await client.call(.post, "/api/credits/spend", body: #"{"userId":"lot_u","credits":40,"fileUploadId":"lot_s1"}"#)
             let lots = try await store.creditLots(userId: "lot_u")
             #expect(lots.map(\.category) == [.paid, .promotional] && lots.map(\.remaining) == [90, 0])

@@ -31,6 +31,10 @@ import Testing
                     body: #"{"uploadId":"g\#(i)","userId":"u1","fileType":"audio","sizeBytes":1000,"priority":"low"}"#)
                 #expect(r.status == 202)
             }
+            // A misspelt batch id is refused, rather than taken as no id: that would send the
+            // whole queue at once. The queue is still whole for the forced batch below.
+            let misspelt = try await client.call(.post, "/api/admin/process-batch", key: adminKey, body: #"{"batchid":"batch_1"}"#)
+            #expect(misspelt.status == 400 && misspelt.string("field") == "batchid", "\(misspelt.text)")
             let forced = try await client.call(.post, "/api/admin/process-batch", key: adminKey, body: "{}")
             #expect(forced.status == 200)
             #expect((forced["batches"] as? [String])?.count == 1)
