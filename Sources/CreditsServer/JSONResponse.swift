@@ -60,11 +60,12 @@ enum JSONResponse {
         return value
     }
 
-    /// Decodes a body already read; every failure is a `CreditsError` naming the field.
+    /// Decodes a body already read, then holds it to `JSONBodyCheck` (no field given twice);
+    /// every failure is a `CreditsError` naming the field.
     static func decode<T: Decodable>(_ type: T.Type, data: Data) throws -> T {
         do {
             let value = try JSONDecoder().decode(T.self, from: data)
-            try JSONDuplicateKeys.check(data)
+            try JSONBodyCheck.check(data)
             return value
         } catch let error as DecodingError {
             if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty {

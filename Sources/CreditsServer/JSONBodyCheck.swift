@@ -1,7 +1,8 @@
 import CreditsCore
 import Foundation
 
-/// Refuses a body that gives a key twice in one JSON object: `{"userId":"a", ..., "userId":"b"}`.
+/// The checks on an API body beyond what the decoder makes. Above all it refuses a body that
+/// gives a key twice in one JSON object: `{"userId":"a", ..., "userId":"b"}`.
 ///
 /// Foundation's decoder takes one of the two silently, and another reader of the same body (a
 /// proxy, a log pipeline, the client's own signing or audit code) may take the other: the request
@@ -14,7 +15,7 @@ import Foundation
 /// asks for UTF-8 between systems), one nested deeper than `depthMax` (no request here nests
 /// more than two), and one with a trailing comma (`{"a":1,}`, `[1,]`: the decoder takes them,
 /// JSON does not allow them, and another reader may refuse them).
-enum JSONDuplicateKeys {
+enum JSONBodyCheck {
     static let depthMax = 64
 
     /// Throws `VALIDATION_ERROR` naming the first key given twice, as `CreditsError` names fields
@@ -55,7 +56,7 @@ enum JSONDuplicateKeys {
 
         /// Scans one value; returns the path of a duplicate key inside it, if any.
         mutating func value(path: String, depth: Int) throws(GaveUp) -> String? {
-            guard depth < JSONDuplicateKeys.depthMax else { throw .tooDeep }
+            guard depth < JSONBodyCheck.depthMax else { throw .tooDeep }
             skipSpace()
             guard i < bytes.count else { throw .unreadable }
             switch bytes[i] {
